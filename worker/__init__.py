@@ -1,0 +1,1 @@
+"""Gleaner's runtime: settings, the Celery app, storage, CLI and web."""

@@ -1,0 +1,96 @@
+"""The typed records that travel between stages and end up stored."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field, field_validator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # Naive datetimes are taken as UTC so every timestamp we emit carries a zone.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class Redirect(BaseModel):
+    url: str
+    status: int
+
+
+class Page(BaseModel):
+    """What fetch hands to parse (the body itself is stored next to it, compressed)."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    charset: str | None = None
+    redirects: list[Redirect] = Field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched_at: datetime = Field(default_factory=utcnow)
+
+
+class Article(BaseModel):
+    """What the extractor finds in one page."""
+
+    url: str | None = None
+    canonical_url: str | None = None
+    title: str = ""
+    body: list[str] = Field(default_factory=list)
+    published_at: datetime | None = None
+    modified_at: datetime | None = None
+    authors: list[str] = Field(default_factory=list)
+    language: str | None = None
+    site_name: str | None = None
+    image: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class Draft(BaseModel):
+    """An article on its way from parse to store, with what dedupe and summarize add."""
+
+    job_id: str
+    category_id: str
+    url: str
+    article: Article
+    canonical_url: str = ""
+    content_hash: str = ""
+    duplicate_of: uuid.UUID | None = None
+    summary: str = ""
+    word_count: int = 0
+
+
+class SimilarRef(BaseModel):
+    id: uuid.UUID
+    title: str
+
+
+class Record(BaseModel):
+    """The stored article, with exactly the field names downstream tools read."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    category_id: str
+    url: str
+    title: str
+    body: list[str]
+    published_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_read_at: datetime | None = None
+    summary: str = ""
+    word_count: int = 0
+    read_count: int = 0
+    similar: list[SimilarRef] = Field(default_factory=list)
+    duplicate_of: uuid.UUID | None = None
+
+    _aware_fields = field_validator("published_at", "created_at", "updated_at", "last_read_at")(
+        classmethod(lambda cls, v: _aware(v))
+    )

@@ -1,0 +1,98 @@
+"""The thin Celery task around each stage: idempotence, retries, dead letters.
+
+A stage is a function ``(job, runtime) -> None`` that does its work and hands the job id to the
+next stage. This wrapper turns its errors into outcomes: a retryable error is retried with
+exponential backoff and jitter, a permanent one (or retries exhausted, or an unexpected crash)
+ends the job in the dead-letter store with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+
+from worker import keys
+from worker.app import app
+from worker.errors import IngestError, PermanentError, RetryableError
+from worker.queues import Queue
+from worker.runtime import Runtime, get_runtime
+from worker.storage import TERMINAL_STATES
+
+log = logging.getLogger("gleaner.pipeline")
+
+MAX_DELIVERIES = 3  # a job whose stage killed its worker this often is poison, not bad luck
+
+StageFn = Callable[[dict[str, Any], Runtime], None]
+
+
+def backoff_seconds(retries: int, retry_after: float | None, cap: float) -> float:
+    """Exponential backoff with full jitter, or the server's Retry-After, never above cap."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), cap)
+    return min(cap, random.uniform(0, 2.0 ** (retries + 1)))
+
+
+def dead_letter(runtime: Runtime, job_id: str, stage: str, reason: str, *,
+                status: int | None = None, attempts: int = 1) -> None:
+    log.warning("job %s failed in %s: %s", job_id, stage, reason)
+    runtime.storage.fail_job(job_id, reason=reason, stage=stage, status=status, attempts=attempts)
+    runtime.pages.discard(job_id)
+
+
+def send(queue: Queue, job_id: str) -> None:
+    """Hand a job to a stage's queue (by task name; routing picks the queue)."""
+    app.send_task(f"gleaner.{queue.value}", args=[job_id])
+
+
+def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:
+    stage = queue.value
+
+    def decorate(fn: StageFn) -> Task:
+        @app.task(name=f"gleaner.{stage}", bind=True, max_retries=None)
+        def run(self: Task, job_id: str, **_: Any) -> None:
+            # **_ lets a newer producer add arguments without breaking older workers mid-deploy.
+            runtime = get_runtime()
+            job = runtime.storage.get_job(job_id)
+            if job is None:
+                log.error("job %s is unknown to the database; dropping its %s message", job_id, stage)
+                return
+            if job["state"] in TERMINAL_STATES:
+                log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
+                return
+            limit = runtime.settings.fetch_retries if max_retries is None else max_retries
+            attempts = self.request.retries + 1
+            started = runtime.redis.incr(keys.deliveries(job_id, stage))
+            runtime.redis.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
+            if started > MAX_DELIVERIES:
+                dead_letter(runtime, job_id, stage,
+                            f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
+                return
+            try:
+                fn(job, runtime)
+            except RetryableError as exc:
+                if self.request.retries >= limit:
+                    dead_letter(runtime, job_id, stage, f"{exc.reason} (gave up after {attempts} attempts)",
+                                status=exc.status, attempts=attempts)
+                    return
+                delay = backoff_seconds(self.request.retries, exc.retry_after, runtime.settings.retry_backoff_max)
+                log.info("job %s: %s; retry %d in %.1fs", job_id, exc.reason, attempts, delay)
+                runtime.redis.delete(keys.deliveries(job_id, stage))
+                raise self.retry(countdown=delay, exc=exc)
+            except PermanentError as exc:
+                dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
+            except IngestError as exc:  # a new subclass nobody classified: treat as permanent
+                dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
+            except Exception as exc:  # noqa: BLE001 - a crash must end somewhere visible
+                log.exception("job %s crashed in %s", job_id, stage)
+                dead_letter(runtime, job_id, stage, f"internal error in {stage}: {type(exc).__name__}: {exc}",
+                            attempts=attempts)
+            else:
+                runtime.redis.delete(keys.deliveries(job_id, stage))
+
+        return run
+
+    return decorate

@@ -1,0 +1,357 @@
+"""Records and jobs in SQL (SQLite by default, PostgreSQL for scale-out), through SQLAlchemy Core.
+
+Two tables: ``records`` (one row per article URL; a duplicate is a row whose ``duplicate_of`` names
+its canonical record) and ``jobs`` (one row per URL that entered, ending ``done``, ``duplicate`` or
+``failed`` — the dead-letter store is the failed jobs).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from worker.models import Draft, Record, SimilarRef, utcnow
+
+TERMINAL_STATES = ("done", "duplicate", "failed")
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as UTC and gives them back aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("category_id", String(200), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("canonical_url", String(2048), nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("published_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_read_at", UTCDateTime),
+    Column("summary", Text, nullable=False, default=""),
+    Column("word_count", Integer, nullable=False, default=0),
+    Column("read_count", Integer, nullable=False, default=0),
+    Column("similar", JSON, nullable=False, default=list),
+    Column("duplicate_of", String(36), index=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("authors", JSON, nullable=False, default=list),
+    Column("language", String(35)),
+)
+# At most one canonical (non-duplicate) record per text: the database, not a race between
+# workers, has the last word on exact duplicates.
+Index(
+    "uq_records_canonical_hash",
+    records.c.content_hash,
+    unique=True,
+    sqlite_where=records.c.duplicate_of.is_(None),
+    postgresql_where=records.c.duplicate_of.is_(None),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("category_id", String(200), nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # queued, done, duplicate, failed
+    Column("stage", String(16)),  # the stage it failed in, for dead letters
+    Column("record_id", String(36)),
+    Column("duplicate_of", String(36)),
+    Column("reason", Text),
+    Column("http_status", Integer),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (the CLI, the web UI) run while a worker writes; busy_timeout makes
+    # concurrent writers from several worker processes wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _record_from_row(row: Any) -> Record:
+    return Record(
+        id=row.id,
+        category_id=row.category_id,
+        url=row.url,
+        title=row.title,
+        body=row.body,
+        published_at=row.published_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_read_at=row.last_read_at,
+        summary=row.summary,
+        word_count=row.word_count,
+        read_count=row.read_count,
+        similar=[SimilarRef(**s) for s in (row.similar or [])],
+        duplicate_of=row.duplicate_of,
+    )
+
+
+class Storage:
+    """All SQL Gleaner runs. One per process; thread-safe through the engine's pool."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def create_jobs(self, urls: Sequence[str], category_id: str) -> list[str]:
+        now = utcnow()
+        rows = [
+            {"id": str(uuid.uuid4()), "url": u, "category_id": category_id, "state": "queued",
+             "attempts": 0, "created_at": now, "updated_at": now}
+            for u in urls
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(jobs), rows)
+        return [r["id"] for r in rows]
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        return dict(row) if row else None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(job_ids), 500):
+                chunk = list(job_ids[i : i + 500])
+                for row in conn.execute(select(jobs).where(jobs.c.id.in_(chunk))).mappings():
+                    out[row["id"]] = dict(row)
+        return out
+
+    def finish_job(self, job_id: str, *, record_id: str, duplicate_of: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(state="duplicate" if duplicate_of else "done", record_id=record_id,
+                        duplicate_of=duplicate_of, reason=None, updated_at=utcnow())
+            )
+
+    def fail_job(self, job_id: str, *, reason: str, stage: str, status: int | None = None,
+                 attempts: int = 1) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(state="failed", reason=reason, stage=stage, http_status=status,
+                        attempts=attempts, updated_at=utcnow())
+            )
+
+    def requeue_job(self, job_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id)
+                         .values(state="queued", reason=None, stage=None, updated_at=utcnow()))
+
+    def failed_jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs).where(jobs.c.state == "failed").order_by(jobs.c.updated_at.desc()).limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def count_jobs(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+            return {state: n for state, n in rows}
+
+    # --- records ----------------------------------------------------------------------------
+
+    def find_canonical_by_hash(self, content_hash: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(records.c.id).where(records.c.content_hash == content_hash,
+                                           records.c.duplicate_of.is_(None))
+            ).scalar()
+
+    def upsert_record(self, draft: Draft) -> tuple[str, str | None]:
+        """Store a draft; return (record id, canonical id if it is a duplicate).
+
+        Upsert on canonical URL: the same page stored twice (a redelivered task) changes nothing;
+        a changed page keeps its id and created_at and bumps updated_at.
+        """
+        for _ in range(5):
+            try:
+                return self._upsert_once(draft)
+            except IntegrityError:
+                # Another worker stored the same URL or text a moment ago; look again.
+                continue
+        raise RuntimeError(f"could not store {draft.canonical_url}: conflicting writers kept winning")
+
+    def _upsert_once(self, draft: Draft) -> tuple[str, str | None]:
+        article = draft.article
+        now = utcnow()
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                select(records).where(records.c.canonical_url == draft.canonical_url)
+            ).first()
+            if existing is not None and existing.content_hash == draft.content_hash:
+                return existing.id, existing.duplicate_of
+            canonical = str(draft.duplicate_of) if draft.duplicate_of else None
+            if canonical is None:
+                canonical = conn.execute(
+                    select(records.c.id).where(
+                        records.c.content_hash == draft.content_hash,
+                        records.c.duplicate_of.is_(None),
+                        records.c.canonical_url != draft.canonical_url,
+                    )
+                ).scalar()
+            values = {
+                "category_id": draft.category_id,
+                "url": draft.url,
+                "title": article.title,
+                "body": article.body,
+                "published_at": article.published_at,
+                "summary": draft.summary,
+                "word_count": draft.word_count,
+                "content_hash": draft.content_hash,
+                "duplicate_of": canonical,
+                "authors": article.authors,
+                "language": article.language,
+                "updated_at": now,
+            }
+            if existing is not None:
+                if existing.id == canonical:
+                    canonical = values["duplicate_of"] = None
+                conn.execute(update(records).where(records.c.id == existing.id).values(**values))
+                return existing.id, canonical
+            record_id = str(uuid.uuid4())
+            conn.execute(
+                insert(records).values(id=record_id, canonical_url=draft.canonical_url, created_at=now,
+                                       read_count=0, similar=[], **values)
+            )
+            return record_id, canonical
+
+    def get_record(self, record_id: str) -> Record | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(records).where(records.c.id == str(record_id))).first()
+        return _record_from_row(row) if row else None
+
+    def find_record(self, prefix: str) -> Record | None:
+        """A record by full id or by an unambiguous id prefix, as `git` takes commits."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(records).where(records.c.id.like(f"{prefix}%")).limit(2)).all()
+        return _record_from_row(rows[0]) if len(rows) == 1 else None
+
+    def mark_read(self, record_id: str) -> Record | None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(records).where(records.c.id == str(record_id))
+                .values(read_count=records.c.read_count + 1, last_read_at=utcnow())
+            )
+        return self.get_record(record_id)
+
+    def set_similar(self, record_id: str, similar: Sequence[SimilarRef]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(records).where(records.c.id == str(record_id))
+                .values(similar=[{"id": str(s.id), "title": s.title} for s in similar])
+            )
+
+    def alternate_urls(self, record_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(records.c.url).where(records.c.duplicate_of == str(record_id))).scalars())
+
+    def list_records(self, *, limit: int = 50, offset: int = 0, category: str | None = None,
+                     query: str | None = None, include_duplicates: bool = True) -> list[Record]:
+        stmt = select(records).order_by(records.c.created_at.desc(), records.c.id).limit(limit).offset(offset)
+        if category:
+            stmt = stmt.where(records.c.category_id == category)
+        if not include_duplicates:
+            stmt = stmt.where(records.c.duplicate_of.is_(None))
+        if query:
+            like = f"%{query}%"
+            stmt = stmt.where(or_(records.c.title.like(like), records.c.summary.like(like)))
+        with self.engine.connect() as conn:
+            return [_record_from_row(r) for r in conn.execute(stmt)]
+
+    def iter_records(self, batch: int = 500) -> Iterator[Record]:
+        offset = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(records).order_by(records.c.created_at, records.c.id).limit(batch).offset(offset)
+                ).all()
+            if not rows:
+                return
+            yield from (_record_from_row(r) for r in rows)
+            offset += len(rows)
+
+    def count_records(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(records)).scalar_one()
