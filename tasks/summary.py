@@ -1,0 +1,188 @@
+"""Extractive summaries: the article's own whole sentences, within a character budget.
+
+How sentences are chosen (news-shaped text, about a millisecond an article):
+
+1. Split every paragraph into sentences (``tasks.sentences``) and drop repeats.
+2. Score each sentence by *centrality* — TF-IDF cosine with the centroid of all the
+   other sentences, i.e. how much of what the article keeps talking about it carries —
+   plus its similarity to the title when there is one, plus a *lead bias* that fades
+   with position (news puts the essentials first).
+3. The lead rule: the first informative sentence is taken first whenever it fits,
+   because a news story's lead is written to be its summary.
+4. Fill the rest of the budget greedily by score, skipping a sentence that does not
+   fit (a shorter one further down may) or that repeats one already taken.
+5. Print the chosen sentences in document order.
+
+Whole sentences only. If no informative sentence fits the budget at all, and only
+then, the best one is cut at the last word boundary before the budget and ends in
+``…`` — the one case where the summary is not made of whole sentences.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from tasks.sentences import join_sentences, split_sentences
+
+__all__ = ["ELLIPSIS", "summarize_extractive"]
+
+ELLIPSIS = "…"
+
+# How much being early counts next to centrality (both roughly 0..1).
+LEAD_WEIGHT = 0.6
+TITLE_WEIGHT = 0.5
+# A sentence this similar (cosine) to one already chosen says the same thing.
+REDUNDANT_ABOVE = 0.6
+# Fewer words than this is a byline, a caption or a fragment, not a summary sentence.
+MIN_WORDS = 5
+MIN_CJK_CHARS = 10
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_STOPWORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as into about over after
+    before than then that this these those it its it's is are was were be been being has
+    have had do does did not no so such he she they we you i his her their our your my
+    him them us me who whom which what when where why how all any each also can could
+    would should will may might must said says say just more most some there here very""".split()
+)
+
+
+@dataclass
+class _Sentence:
+    index: int
+    text: str
+    terms: dict[str, float] = field(default_factory=dict)
+    informative: bool = True
+    score: float = 0.0
+
+
+def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | None = None) -> str:
+    """A summary of at most ``budget`` characters made of the paragraphs' whole sentences.
+
+    Empty input (or a budget below one character) gives ``""``.
+    """
+    if budget < 1:
+        return ""
+    sentences = _unique_sentences(paragraphs)
+    if not sentences:
+        return ""
+    _score(sentences, title)
+
+    informative = [s for s in sentences if s.informative] or sentences
+    chosen: list[_Sentence] = []
+    lead = informative[0]
+    if len(lead.text) <= budget:
+        chosen.append(lead)
+    for candidate in sorted(informative, key=lambda s: (-s.score, s.index)):
+        if candidate in chosen or any(_cosine(candidate.terms, c.terms) > REDUNDANT_ABOVE for c in chosen):
+            continue
+        trial = sorted([*chosen, candidate], key=lambda s: s.index)
+        if len(join_sentences([s.text for s in trial])) <= budget:
+            chosen = trial
+    if chosen:
+        return join_sentences([s.text for s in sorted(chosen, key=lambda s: s.index)])
+    best = max(informative, key=lambda s: (s.score, -s.index))
+    return _cut(best.text, budget)
+
+
+def _unique_sentences(paragraphs: list[str]) -> list[_Sentence]:
+    seen: set[str] = set()
+    out: list[_Sentence] = []
+    for paragraph in paragraphs:
+        for text in split_sentences(paragraph):
+            key = " ".join(text.casefold().split())
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(_Sentence(index=len(out), text=text))
+    return out
+
+
+def _terms(text: str) -> list[str]:
+    """Content terms: lowercased words without stopwords, and CJK character bigrams."""
+    lowered = text.casefold()
+    terms: list[str] = []
+    for run in _CJK_RUN.findall(lowered):
+        # No spaces to split on: overlapping character pairs stand in for words.
+        terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+    for word in _WORD.findall(_CJK_RUN.sub(" ", lowered)):
+        if word in _STOPWORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]  # a crude plural fold: "patients" meets "patient"
+        terms.append(word)
+    return terms
+
+
+def _is_informative(text: str) -> bool:
+    cjk = sum(len(run) for run in _CJK_RUN.findall(text))
+    words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
+    if cjk >= MIN_CJK_CHARS or words >= MIN_WORDS:
+        # A line ending in ":" introduces something else; alone it says nothing.
+        return not text.rstrip().endswith((":", "："))
+    return False
+
+
+def _score(sentences: list[_Sentence], title: str | None) -> None:
+    counts = [_count(_terms(s.text)) for s in sentences]
+    n = len(sentences)
+    df: dict[str, int] = {}
+    for tf in counts:
+        for term in tf:
+            df[term] = df.get(term, 0) + 1
+    idf = {term: math.log((n + 1) / (d + 0.5)) for term, d in df.items()}
+    centroid: dict[str, float] = {}
+    for sentence, tf in zip(sentences, counts):
+        sentence.terms = {t: (1 + math.log(c)) * idf[t] for t, c in tf.items()}
+        sentence.informative = _is_informative(sentence.text)
+        for term, weight in sentence.terms.items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+    title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
+    centroid_sq = sum(w * w for w in centroid.values())
+    for sentence in sentences:
+        # Cosine with the centroid of the *other* sentences (C - s), or long sentences would
+        # mostly match themselves; expanded so it costs O(terms of s), not O(terms of C).
+        dot = sum(w * centroid[t] for t, w in sentence.terms.items())
+        self_sq = sum(w * w for w in sentence.terms.values())
+        others_sq = centroid_sq - 2 * dot + self_sq
+        denom = math.sqrt(self_sq * others_sq) if self_sq > 0 and others_sq > 1e-12 else 0.0
+        centrality = max(0.0, (dot - self_sq) / denom) if denom else 0.0
+        lead = 1.0 / math.sqrt(1 + sentence.index)
+        title_sim = _cosine(sentence.terms, title_terms) if title_terms else 0.0
+        sentence.score = centrality + TITLE_WEIGHT * title_sim + LEAD_WEIGHT * lead
+
+
+def _count(terms: list[str]) -> dict[str, int]:
+    tf: dict[str, int] = {}
+    for term in terms:
+        tf[term] = tf.get(term, 0) + 1
+    return tf
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if not a or not b:
+        return 0.0
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+    if dot <= 0.0:
+        return 0.0
+    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    return dot / norm if norm else 0.0
+
+
+def _cut(text: str, budget: int) -> str:
+    """The last resort: ``text`` cut at a word boundary, ending in an ellipsis, within ``budget``."""
+    if len(text) <= budget:
+        return text
+    room = budget - len(ELLIPSIS)
+    if room <= 0:
+        return ""
+    head = text[: room + 1]
+    space = head.rfind(" ")
+    # Text without spaces (CJK) or one huge word: cut at the character instead.
+    head = head[:space] if space > 0 else text[:room]
+    return head.rstrip(" ,;:—–-") + ELLIPSIS
