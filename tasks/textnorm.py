@@ -1,0 +1,116 @@
+"""Text normalization for dedupe: one form of a text for hashing, and repeats removed within a page.
+
+``content_hash`` is the exact-duplicate key (same words in the same order, whatever the
+case, punctuation, typography or paragraph breaks); ``dedupe_paragraphs`` drops paragraphs a
+page prints twice, as extractors often pick up a repeated block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+
+__all__ = ["content_hash", "dedupe_paragraphs", "normalize_text", "paragraph_key", "tokens"]
+
+_WORD = re.compile(r"\w+")
+_SPACE = re.compile(r"\s+")
+# Typographic variants that NFKC leaves alone but copy-pasted or re-typeset copies change.
+_TYPOGRAPHY = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00ab": '"', "\u00bb": '"',
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+        "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
+    }
+)
+
+# Within-page near-repeats: a later paragraph is dropped when it is a copy of an earlier one up
+# to case and punctuation, when it sits wholly inside an earlier longer paragraph (a pull quote,
+# a repeated lede), or when its word 3-shingles overlap an earlier paragraph's this much. The
+# last two only apply from this many words up, so short lines ("Yes.", "Photo: AP") survive.
+CONTAINED_MIN_WORDS = 8
+NEAR_MIN_WORDS = 15
+NEAR_JACCARD = 0.8
+
+
+def normalize_text(text: str) -> str:
+    """``text`` in NFKC, case-folded, with uniform quotes and dashes and single spaces."""
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY).casefold()
+    return _SPACE.sub(" ", text).strip()
+
+
+def tokens(text: str) -> list[str]:
+    """The words of ``text`` after ``normalize_text``; punctuation and spacing are ignored."""
+    return _WORD.findall(normalize_text(text))
+
+
+def paragraph_key(paragraph: str) -> str:
+    """The words of a paragraph joined by single spaces: equal keys mean the same paragraph."""
+    return " ".join(tokens(paragraph))
+
+
+def content_hash(paragraphs: Iterable[str]) -> str:
+    """SHA-256 (hex) of the body's words in order: the exact-duplicate key.
+
+    Case, punctuation, typography, whitespace and how the text is cut into paragraphs do
+    not change it; any changed, added or missing word does.
+    """
+    digest = hashlib.sha256()
+    first = True
+    for paragraph in paragraphs:
+        key = paragraph_key(paragraph)
+        if not key:
+            continue
+        if not first:
+            digest.update(b" ")
+        digest.update(key.encode("utf-8"))
+        first = False
+    return digest.hexdigest()
+
+
+def _shingles(words: list[str]) -> set[tuple[str, ...]]:
+    if len(words) < 3:
+        return {tuple(words)}
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
+    """``paragraphs`` without repeats, first occurrences kept in their order.
+
+    A paragraph is dropped when an earlier kept one has the same words (case, punctuation
+    and spacing aside), when it is contained word for word in an earlier kept paragraph and
+    has at least ``CONTAINED_MIN_WORDS`` words, or when it has at least ``NEAR_MIN_WORDS``
+    words and its word 3-shingles have Jaccard similarity ``NEAR_JACCARD`` or more with an
+    earlier kept paragraph (a repeat with a word or two changed). Empty paragraphs go too.
+    """
+    kept: list[str] = []
+    seen_keys: set[str] = set()
+    # Earlier kept paragraphs long enough to contain or nearly equal another: (" key ", shingles).
+    long_ones: list[tuple[str, set[tuple[str, ...]]]] = []
+    for paragraph in paragraphs:
+        words = tokens(paragraph)
+        if not words:
+            continue
+        key = " ".join(words)
+        if key in seen_keys:
+            continue
+        if len(words) >= CONTAINED_MIN_WORDS:
+            padded = f" {key} "
+            if any(padded in other for other, _ in long_ones):
+                continue
+        shingles = _shingles(words)
+        if len(words) >= NEAR_MIN_WORDS:
+            if any(
+                len(shingles & other) >= NEAR_JACCARD * len(shingles | other)
+                for _, other in long_ones
+                if other
+            ):
+                continue
+        kept.append(paragraph)
+        seen_keys.add(key)
+        if len(words) >= CONTAINED_MIN_WORDS:
+            long_ones.append((f" {key} ", shingles))
+    return kept
