@@ -33,7 +33,7 @@ _TYPOGRAPHY = str.maketrans(
 # last two only apply from this many words up, so short lines ("Yes.", "Photo: AP") survive.
 CONTAINED_MIN_WORDS = 8
 NEAR_MIN_WORDS = 15
-NEAR_JACCARD = 0.8
+NEAR_JACCARD = 0.7
 
 
 def normalize_text(text: str) -> str:

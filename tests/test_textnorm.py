@@ -1,0 +1,68 @@
+"""content_hash is the exact-duplicate key; dedupe_paragraphs drops a page's repeated paragraphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.textnorm import content_hash, dedupe_paragraphs, normalize_text, tokens
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "example-record.txt"
+
+
+def test_normalize_text_folds_case_width_typography_and_space() -> None:
+    assert normalize_text("  Ｆｏｏ\u2014“Bar’s”\u00ad\u200b  baz\n") == "foo-\"bar's\" baz"
+
+
+def test_tokens_ignore_punctuation() -> None:
+    assert tokens("It's 5,000 — “new” cases!") == ["it", "s", "5", "000", "new", "cases"]
+
+
+def test_content_hash_ignores_form_not_words() -> None:
+    a = content_hash(["Hello, World!", "It’s a “test”."])
+    assert a == content_hash(["hello world it's", "", "a TEST"])
+    assert a == content_hash(["Hello World It's a test"])
+    assert a != content_hash(["Hello World It's a test too"])
+    assert a != content_hash(["World Hello It's a test"])
+    assert len(a) == 64 and int(a, 16) >= 0
+
+
+def test_content_hash_of_nothing_is_stable() -> None:
+    assert content_hash([]) == content_hash(["", "  ", "!!"])
+
+
+def test_dedupe_keeps_first_occurrences_in_order() -> None:
+    paras = ["One two three.", "Four five six.", "one, two THREE", "Seven.", "Four five six."]
+    assert dedupe_paragraphs(paras) == ["One two three.", "Four five six.", "Seven."]
+
+
+def test_dedupe_drops_contained_repeat_but_not_short_lines() -> None:
+    long = "The council voted on Tuesday to close the old bridge for repairs, the mayor said in a statement."
+    quote = "“The council voted on Tuesday to close the old bridge for repairs”"
+    short = "The mayor said"  # inside `long` too, but too short to call a repeat
+    assert dedupe_paragraphs([long, quote, short]) == [long, short]
+
+
+def test_dedupe_drops_near_repeat_with_a_word_changed() -> None:
+    first = (
+        "Researchers said the four patients did not develop any serious health problems during the year "
+        "after the transplant, and two of them regained some motor function."
+    )
+    edited = first.replace("serious", "major")
+    other = "An entirely different paragraph about the weather in the northern provinces this winter season."
+    assert dedupe_paragraphs([first, other, edited]) == [first, other]
+
+
+def test_dedupe_keeps_similar_but_different_paragraphs() -> None:
+    a = "Shares of the company rose 5 percent on Monday after it reported strong quarterly earnings results."
+    b = "Shares of the company fell 7 percent on Friday after it missed analysts' quarterly revenue forecasts badly."
+    assert dedupe_paragraphs([a, b]) == [a, b]
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="seed record not present")
+def test_seed_record_block_printed_twice_is_removed() -> None:
+    lines = SEED.read_text(encoding="utf-8").split("\n")
+    body = lines[:19]  # paragraphs 1-10, then 2-10 again
+    assert body[10] == body[1] and body[18] == body[9]
+    assert dedupe_paragraphs(body) == body[:10]
