@@ -1,0 +1,152 @@
+"""Dates from the strings pages put them in: ISO 8601, RFC 2822, URL paths and prose."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january", "janv", "janvier", "januar", "enero", "gennaio"),
+            ("feb", "february", "fev", "fevr", "février", "februar", "febrero", "febbraio"),
+            ("mar", "march", "mars", "märz", "marzo"),
+            ("apr", "april", "avr", "avril", "abril", "aprile"),
+            ("may", "mai", "mayo", "maggio"),
+            ("jun", "june", "juin", "juni", "junio", "giugno"),
+            ("jul", "july", "juil", "juillet", "juli", "julio", "luglio"),
+            ("aug", "august", "aout", "août", "agosto"),
+            ("sep", "sept", "september", "septembre", "septiembre", "settembre"),
+            ("oct", "october", "octobre", "oktober", "octubre", "ottobre"),
+            ("nov", "november", "novembre", "noviembre"),
+            ("dec", "december", "décembre", "dezember", "diciembre", "dicembre"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_MONTH_RE = "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True))
+
+# 2019-11-20, 2019-11-20T10:31, 2019-11-20 10:31:05.123+01:00, 20191120T103105Z
+_ISO = re.compile(
+    r"(\d{4})-?(\d{2})-?(\d{2})"
+    r"(?:[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,]\d+)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+# "November 20, 2019", "Nov. 20th 2019 10:31 am"
+_MDY = re.compile(
+    rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})"
+    r"(?:\D{0,6}?(\d{1,2}):(\d{2})\s*([ap]\.?m\.?)?)?",
+    re.I,
+)
+# "20 November 2019", "20. Nov. 2019"
+_DMY = re.compile(
+    rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\.?\s+(?:de\s+)?({_MONTH_RE})\.?,?\s+(?:de\s+)?(\d{{4}})"
+    r"(?:\D{0,6}?(\d{1,2}):(\d{2})\s*([ap]\.?m\.?)?)?",
+    re.I,
+)
+# 20/11/2019 or 11/20/2019 (day first unless impossible), 20.11.2019
+_NUMERIC = re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
+# /2019/11/20/ or /2019-11-20- or /20191120/ in a URL path
+_URL = re.compile(r"(?<!\d)((?:19|20)\d{2})[/_-]?(0[1-9]|1[0-2])[/_-]?(0[1-9]|[12]\d|3[01])(?!\d)")
+_EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
+
+_EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+
+
+def _zone(text: str | None) -> timezone | None:
+    if not text:
+        return None
+    if text == "Z":
+        return timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 14 or minutes > 59:
+        return None
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _build(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+           zone: timezone | None = None) -> datetime | None:
+    try:
+        value = datetime(year, month, day, hour, minute, second, tzinfo=zone or timezone.utc)
+    except ValueError:
+        return None
+    # Dates before the web or far in the future are noise (IDs, phone numbers, prices).
+    if value < _EARLIEST or value > datetime.now(timezone.utc) + timedelta(days=2):
+        return None
+    return value
+
+
+def _clock(hour: str | None, minute: str | None, meridiem: str | None) -> tuple[int, int]:
+    if hour is None:
+        return 0, 0
+    h, m = int(hour), int(minute or 0)
+    if meridiem:
+        pm = meridiem[0].lower() == "p"
+        h = h % 12 + (12 if pm else 0)
+    return (h, m) if h < 24 and m < 60 else (0, 0)
+
+
+def parse_date(text: str | None) -> datetime | None:
+    """A timezone-aware datetime from a machine-readable or prose date string, or None.
+
+    A string without a zone is taken as UTC; a stated offset is kept as given.
+    """
+    if not text:
+        return None
+    text = text.strip()[:200]
+    if not text:
+        return None
+    if _EPOCH.match(text):
+        seconds = int(text[:10])
+        value = datetime.fromtimestamp(seconds, timezone.utc)
+        return value if value >= _EARLIEST else None
+    match = _ISO.search(text)
+    if match:
+        y, mo, d, h, mi, s, z = match.groups()
+        value = _build(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), _zone(z))
+        if value is not None:
+            return value
+    if "," in text and ":" in text and text[:3].isalpha():
+        try:  # RFC 2822, as in "Wed, 20 Nov 2019 10:31:05 GMT"
+            value = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            value = None
+        if value is not None:
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return parse_prose_date(text)
+
+
+def parse_prose_date(text: str) -> datetime | None:
+    """A date written for people: "November 20, 2019", "20 Nov 2019 10:31", "20.11.2019"."""
+    match = _MDY.search(text)
+    if match:
+        month, day, year, hour, minute, meridiem = match.groups()
+        h, m = _clock(hour, minute, meridiem)
+        value = _build(int(year), _MONTHS[month.lower()], int(day), h, m)
+        if value:
+            return value
+    match = _DMY.search(text)
+    if match:
+        day, month, year, hour, minute, meridiem = match.groups()
+        h, m = _clock(hour, minute, meridiem)
+        value = _build(int(year), _MONTHS[month.lower()], int(day), h, m)
+        if value:
+            return value
+    match = _NUMERIC.search(text)
+    if match:
+        first, second, year = map(int, match.groups())
+        day, month = (first, second) if second <= 12 else (second, first)
+        return _build(year, month, day)
+    return None
+
+
+def date_from_url(url: str | None) -> datetime | None:
+    """The date in a URL path such as /2019/11/20/slug, or None."""
+    if not url:
+        return None
+    match = _URL.search(url)
+    return _build(*map(int, match.groups())) if match else None
