@@ -24,6 +24,11 @@ _CJK_STOPS = "。！？｡"
 
 # A candidate end: western terminators, or CJK ones, then any closers.
 _END = re.compile(rf"(?:[.!?…]+|[{_CJK_STOPS}]+[.!?…]*)[{re.escape(_CLOSERS)}]*")
+# Quotation marks that can hold several sentences, and how far ahead a closing one may be
+# (characters) before we stop waiting for it: a stray inch mark must not glue a paragraph.
+_QUOTE_PAIRS = (("“", "”"), ('"', '"'), ("「", "」"), ("『", "』"), ("«", "»"))
+QUOTE_LOOKAHEAD = 300
+_STRAIGHT_QUOTE = re.compile(r'(?<!\d)"')
 _QUOTING_PARTICLES = frozenset("とっ")  # "…」と言った", "…」って"
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 
@@ -40,6 +45,11 @@ _NUMBER_ABBREVIATIONS = frozenset({"no", "nos"})
 _SOMETIMES_FINAL = frozenset(
     """etc inc ltd co corp llc plc bros jr sr dept est al u.s u.k u.n e.u a.m p.m
     d.c ph.d b.a m.a""".split()
+)
+# US state abbreviations in AP style, as in datelines: "ST. JOSEPH, Mich. (AP) —".
+_STATES = frozenset(
+    """ala ariz ark calif colo conn del fla ga ill ind kan kans ky la md mass mich minn
+    miss mo mont neb nev okla ore pa tenn tex va vt wash wis wyo""".split()
 )
 # Words that open a new sentence far more often than they follow an abbreviation.
 _OPENERS = frozenset(
@@ -105,6 +115,26 @@ def _split_block(block: str) -> list[str]:
 
 
 def _ends_sentence(block: str, start: int, match: re.Match[str]) -> bool:
+    return _looks_final(block, start, match) and not _inside_quote(block, start, match.end())
+
+
+def _inside_quote(block: str, start: int, end: int) -> bool:
+    # '"Meth. We're on it."' is one sentence: a quotation that closes soon after is kept whole,
+    # so a summary never shows a quote mark without its partner.
+    head = block[start:end]
+    ahead = block[end : end + QUOTE_LOOKAHEAD]
+    for opener, closer in _QUOTE_PAIRS:
+        if opener == closer:
+            # A straight quote after a digit is an inch mark (5'10"), not a quotation.
+            unbalanced = len(_STRAIGHT_QUOTE.findall(head)) % 2 == 1
+        else:
+            unbalanced = head.count(opener) > head.count(closer)
+        if unbalanced and closer in ahead:
+            return True
+    return False
+
+
+def _looks_final(block: str, start: int, match: re.Match[str]) -> bool:
     mark = match.group()
     if mark[0] in _CJK_STOPS:
         # 「…。」と言った: a closed quote followed by a quoting particle goes on.
@@ -136,8 +166,10 @@ def _ends_sentence(block: str, start: int, match: re.Match[str]) -> bool:
     if lowered in _NEVER_FINAL:
         return False
     if len(word) == 1 and word.isalpha() and word.isupper():
-        return False  # an initial: "J. K. Rowling", "George W. Bush"
-    if lowered in _SOMETIMES_FINAL or _DOTTED.match(word):
+        # An initial ("J. K. Rowling", "George W. Bush") unless a sentence plainly
+        # starts next ("... up two ranks to C. The patient ...").
+        return next_token in _OPENERS
+    if lowered in _SOMETIMES_FINAL or _DOTTED.match(word) or (word[0].isupper() and lowered in _STATES):
         return next_token in _OPENERS
     return True
 

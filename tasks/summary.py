@@ -35,18 +35,34 @@ LEAD_WEIGHT = 0.6
 TITLE_WEIGHT = 0.5
 # A sentence this similar (cosine) to one already chosen says the same thing.
 REDUNDANT_ABOVE = 0.6
+# Score taken off per unit of cosine overlap with what is already chosen.
+REDUNDANCY_WEIGHT = 0.5
+# Score taken off a sentence that leans on the one before it ("She noted...", "But...")
+# when that one is not in the summary: out of context it reads as a non sequitur.
+DANGLING_PENALTY = 0.2
+# Score taken off a question: in a summary it teases rather than tells.
+QUESTION_PENALTY = 0.1
 # Fewer words than this is a byline, a caption or a fragment, not a summary sentence.
 MIN_WORDS = 5
 MIN_CJK_CHARS = 10
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CLOSING = "\"'”’»)]」』）"
+_FINAL_MARK = re.compile(rf"[.!?…。！？｡][{re.escape(_CLOSING)}]*$")
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as into about over after
     before than then that this these those it its it's is are was were be been being has
     have had do does did not no so such he she they we you i his her their our your my
     him them us me who whom which what when where why how all any each also can could
     would should will may might must said says say just more most some there here very""".split()
+)
+
+# Openers that point back at an earlier sentence.
+_DANGLING_OPENERS = frozenset(
+    """he she they it its his her their them this that these those such but however also
+    and so still yet meanwhile instead moreover furthermore besides then thus therefore
+    hence likewise similarly otherwise nevertheless nonetheless later""".split()
 )
 
 
@@ -56,6 +72,8 @@ class _Sentence:
     text: str
     terms: dict[str, float] = field(default_factory=dict)
     informative: bool = True
+    dangling: bool = False
+    question: bool = False
     score: float = 0.0
 
 
@@ -76,16 +94,43 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
     lead = informative[0]
     if len(lead.text) <= budget:
         chosen.append(lead)
-    for candidate in sorted(informative, key=lambda s: (-s.score, s.index)):
-        if candidate in chosen or any(_cosine(candidate.terms, c.terms) > REDUNDANT_ABOVE for c in chosen):
-            continue
-        trial = sorted([*chosen, candidate], key=lambda s: s.index)
-        if len(join_sentences([s.text for s in trial])) <= budget:
-            chosen = trial
+    pool = [s for s in informative if s is not lead]
+    while True:
+        pick = _next_pick(pool, chosen, budget)
+        if pick is None:
+            break
+        chosen = sorted([*chosen, pick], key=lambda s: s.index)
+        pool.remove(pick)
     if chosen:
-        return join_sentences([s.text for s in sorted(chosen, key=lambda s: s.index)])
+        return _join(chosen)
     best = max(informative, key=lambda s: (s.score, -s.index))
     return _cut(best.text, budget)
+
+
+def _join(sentences: list[_Sentence]) -> str:
+    return join_sentences([s.text for s in sentences])
+
+
+def _next_pick(pool: list[_Sentence], chosen: list[_Sentence], budget: int) -> _Sentence | None:
+    """The best sentence that still fits, scored less what it repeats (maximal marginal relevance)."""
+    room = budget - len(_join(chosen))
+    taken = {s.index for s in chosen}
+    best: _Sentence | None = None
+    best_value = -math.inf
+    for candidate in pool:
+        if len(candidate.text) > room:
+            continue
+        overlap = max((_cosine(candidate.terms, c.terms) for c in chosen), default=0.0)
+        if overlap > REDUNDANT_ABOVE:
+            continue
+        value = candidate.score - REDUNDANCY_WEIGHT * overlap
+        if candidate.dangling and candidate.index - 1 not in taken:
+            value -= DANGLING_PENALTY
+        if candidate.question:
+            value -= QUESTION_PENALTY
+        if value > best_value and len(_join(sorted([*chosen, candidate], key=lambda s: s.index))) <= budget:
+            best, best_value = candidate, value
+    return best
 
 
 def _unique_sentences(paragraphs: list[str]) -> list[_Sentence]:
@@ -118,12 +163,18 @@ def _terms(text: str) -> list[str]:
 
 
 def _is_informative(text: str) -> bool:
+    # Headings, captions, credits and text cut by a stray paragraph break carry no
+    # full stop; a line ending in ":" introduces something else. Neither stands alone.
+    if not _FINAL_MARK.search(text):
+        return False
     cjk = sum(len(run) for run in _CJK_RUN.findall(text))
     words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
-    if cjk >= MIN_CJK_CHARS or words >= MIN_WORDS:
-        # A line ending in ":" introduces something else; alone it says nothing.
-        return not text.rstrip().endswith((":", "："))
-    return False
+    return cjk >= MIN_CJK_CHARS or words >= MIN_WORDS
+
+
+def _is_dangling(text: str) -> bool:
+    first = _WORD.match(text.lstrip("\"'“‘(["))
+    return bool(first) and first.group().casefold() in _DANGLING_OPENERS
 
 
 def _score(sentences: list[_Sentence], title: str | None) -> None:
@@ -138,6 +189,8 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
     for sentence, tf in zip(sentences, counts):
         sentence.terms = {t: (1 + math.log(c)) * idf[t] for t, c in tf.items()}
         sentence.informative = _is_informative(sentence.text)
+        sentence.dangling = _is_dangling(sentence.text)
+        sentence.question = sentence.text.rstrip(_CLOSING).endswith(("?", "？"))
         for term, weight in sentence.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
