@@ -18,10 +18,11 @@ BLOCK_TAGS = frozenset(
 )
 # Elements whose text is never article text.
 SKIP_TAGS = frozenset(
-    "nav footer aside form button figcaption figure header input label menu dialog head title meta link "
-    "img picture video audio source map area embed script style noscript template svg iframe select "
-    "textarea option".split()
+    "button figcaption figure input label menu dialog head title meta link img picture video audio source "
+    "map area embed script style noscript template svg iframe select textarea option".split()
 )
+# Elements that usually hold page furniture, but that some sites wrap around the whole page.
+FURNITURE_TAGS = frozenset("nav footer aside form header".split())
 HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
 _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
 
@@ -44,21 +45,28 @@ class Block:
     tag: str
     link_chars: int
     path: tuple[int, ...]  # ids of every element from the root down to the block's owner
+    furniture: tuple[int, ...]  # ids of the elements in path that look like page furniture
 
 
 def _skipped(tag: Tag) -> bool:
+    attrs = tag.attrs
+    return tag.name in SKIP_TAGS or (
+        bool(attrs) and (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true")
+    )
+
+
+def _furniture(tag: Tag) -> bool:
+    """Whether the element's tag or class/id says navigation, comments, sharing, ads..."""
     name = tag.name
-    if name in SKIP_TAGS:
+    if name in FURNITURE_TAGS:
         return True
     attrs = tag.attrs
     if not attrs or name in ("html", "body", "article", "main"):
         return False
     hint = attrs.get("class") or ""
-    ident = attrs.get("id") or ""
+    ident = attrs.get("id")
     if ident:
         hint = f"{hint} {ident}"
-    if attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true":
-        return True
     return bool(hint) and _NEGATIVE.search(hint) is not None
 
 
@@ -68,6 +76,7 @@ def read_blocks(root: Tag) -> list[Block]:
     parts: list[str] = []
     link_chars = 0
     path: list[int] = []
+    furniture: list[int] = []
     owners: list[str] = []
     link_depth = 0
 
@@ -76,7 +85,7 @@ def read_blocks(root: Tag) -> list[Block]:
         if parts:
             text = _SPACES.sub(" ", "".join(parts)).strip()
             if text:
-                blocks.append(Block(text, owners[-1] if owners else "", link_chars, tuple(path)))
+                blocks.append(Block(text, owners[-1] if owners else "", link_chars, tuple(path), tuple(furniture)))
             parts.clear()
         link_chars = 0
 
@@ -85,8 +94,10 @@ def read_blocks(root: Tag) -> list[Block]:
     while stack:
         node = stack.pop()
         if isinstance(node, tuple):
-            name = node[0]
+            name, element = node
             path.pop()
+            if furniture and furniture[-1] == element:
+                furniture.pop()
             if name == "a":
                 link_depth -= 1
             if name in BLOCK_TAGS:
@@ -107,8 +118,11 @@ def read_blocks(root: Tag) -> list[Block]:
             owners.append(name)
         elif name == "a":
             link_depth += 1
-        path.append(id(node))
-        stack.append((name,))
+        key = id(node)
+        path.append(key)
+        if _furniture(node):
+            furniture.append(key)
+        stack.append((name, key))
         stack.extend(reversed(node.contents))
     flush()
     return blocks
@@ -120,12 +134,20 @@ def _is_good(block: Block) -> bool:
 
 
 def article_blocks(soup: BeautifulSoup, title: str = "") -> list[Block]:
-    """The blocks of the element that holds the article, minus link lists and the repeated title."""
+    """The blocks of the element that holds the article, minus furniture, link lists and the title."""
     root = soup.body or soup
     blocks = read_blocks(root)
+    good = [block for block in blocks if _is_good(block)]
+    raw: dict[int, int] = {}
+    for block in good:
+        for element in block.furniture:
+            raw[element] = raw.get(element, 0) + len(block.text)
+    total = sum(len(block.text) for block in good)
+    # Furniture-looking elements that hold most of the page's text are wrappers, not furniture.
+    furniture = {element for element, weight in raw.items() if weight * 2 < total}
     weight: dict[int, int] = {}
-    for block in blocks:
-        if _is_good(block):
+    for block in good:
+        if furniture.isdisjoint(block.furniture):
             for element in block.path:
                 weight[element] = weight.get(element, 0) + len(block.text)
     if not weight:
@@ -145,7 +167,7 @@ def article_blocks(soup: BeautifulSoup, title: str = "") -> list[Block]:
     key = id(container)
     chosen = []
     for block in blocks:
-        if key not in block.path:
+        if key not in block.path or not furniture.isdisjoint(block.furniture):
             continue
         if block.link_chars * 2 > len(block.text):
             continue
