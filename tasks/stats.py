@@ -8,7 +8,8 @@ The counting rule, so numbers mean the same thing across languages:
 - Chinese and Japanese (Han ideographs, hiragana, katakana): every character is
   one word, since the scripts do not mark word boundaries and their readers and
   publishers count length in characters (字数). Word processors count East Asian
-  text the same way. Latin tokens inside such text ("iPS細胞") still count once.
+  text the same way. Latin tokens inside such text ("iPS細胞") still count once; punctuation
+  there (。、「」“”) counts as nothing.
 
 Reading time uses per-language silent-reading rates in those same units, so a
 Japanese character count is divided by characters per minute, not words.
@@ -19,11 +20,12 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["READING_RATES", "count_words", "reading_minutes"]
+__all__ = ["DEFAULT_RATE", "READING_RATES", "count_words", "reading_minutes"]
 
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_CJK_CHAR = re.compile(r"[\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 # CJK and full-width punctuation separates words and is not one.
 _CJK_PUNCT = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+_HAS_WORD_CHAR = re.compile(r"[^\W_]")
 
 # Rough adult silent-reading rates, per minute, in count_words' units.
 # English 238 words (Brysbaert 2019's meta-analysis for non-fiction); Chinese and
@@ -45,8 +47,9 @@ def count_words(paragraphs: list[str]) -> int:
             total += len(paragraph.split())
             continue
         # A run of CJK characters counts per character; what remains splits on spaces.
+        # Quote marks and dashes left between CJK runs are not words there.
         rest = _CJK_PUNCT.sub(" ", _CJK_CHAR.sub(" ", paragraph))
-        total += cjk + len(rest.split())
+        total += cjk + sum(1 for token in rest.split() if _HAS_WORD_CHAR.search(token))
     return total
 
 
