@@ -5,14 +5,13 @@ from __future__ import annotations
 from celery import Celery
 
 from worker.celeryconfig import CeleryConfig
-from worker.settings import get_settings
 
 TASK_MODULES = ["tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store"]
 
 
 def create_app() -> Celery:
     app = Celery("gleaner", include=TASK_MODULES)
-    app.config_from_object(CeleryConfig(get_settings()))
+    app.config_from_object(CeleryConfig())
     return app
 
 

@@ -6,7 +6,7 @@ from kombu import Queue as KombuQueue
 
 from worker.queues import Queue
 from worker.redis_server import resolve_redis_url
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
 
 STAGE_TASKS = {q: f"gleaner.{q.value}" for q in Queue}
 
@@ -39,8 +39,9 @@ class CeleryConfig:
 
     worker_send_task_events = False  # Flower users turn them on with -E; they cost ~40% throughput
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    @property
+    def _settings(self) -> Settings:
+        return get_settings()
 
     @property
     def broker_url(self) -> str:

@@ -1,0 +1,26 @@
+"""Parse stage: turn a fetched page into an Article (title, paragraphs, dates, authors...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.extraction import SiteRules, extract_article
+from worker.models import Article, Draft, Page
+from worker.pipeline import send, stage_task
+from worker.queues import Queue
+from worker.runtime import Runtime
+
+
+def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Article:
+    """Extract the article; the page's final URL (after redirects) is its address."""
+    article = extract_article(body, page.final_url, charset=page.charset, rules=rules)
+    article.url = page.final_url
+    return article
+
+
+@stage_task(Queue.PARSE)
+def parse(job: dict[str, Any], rt: Runtime) -> None:
+    page, body = rt.pages.get_page(job["id"])
+    article = parse_page(page, body)
+    rt.pages.put_draft(Draft(job_id=job["id"], category_id=job["category_id"], url=page.final_url, article=article))
+    send(Queue.DEDUPE, job["id"])

@@ -1,0 +1,18 @@
+"""Store stage: upsert the record on its canonical URL and close the job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.pipeline import stage_task
+from worker.queues import Queue
+from worker.runtime import Runtime
+
+
+@stage_task(Queue.STORE)
+def store(job: dict[str, Any], rt: Runtime) -> None:
+    draft = rt.pages.get_draft(job["id"])
+    # The upsert is idempotent, so a redelivered store (worker killed after the write) is harmless.
+    record_id, duplicate_of = rt.storage.upsert_record(draft)
+    rt.storage.finish_job(job["id"], record_id=record_id, duplicate_of=duplicate_of)
+    rt.pages.discard(job["id"])

