@@ -95,12 +95,18 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
     if len(lead.text) <= budget:
         chosen.append(lead)
     pool = [s for s in informative if s is not lead]
-    while True:
-        pick = _next_pick(pool, chosen, budget)
+    # Each candidate's highest cosine with anything chosen, updated as picks are made.
+    overlap = {s.index: max((_cosine(s.terms, c.terms) for c in chosen), default=0.0) for s in pool}
+    while pool:
+        room = budget - len(_join(chosen))
+        pool = [s for s in pool if len(s.text) <= room and overlap[s.index] <= REDUNDANT_ABOVE]
+        pick = _next_pick(pool, chosen, overlap, budget)
         if pick is None:
             break
         chosen = sorted([*chosen, pick], key=lambda s: s.index)
         pool.remove(pick)
+        for s in pool:
+            overlap[s.index] = max(overlap[s.index], _cosine(s.terms, pick.terms))
     if chosen:
         return _join(chosen)
     best = max(informative, key=lambda s: (s.score, -s.index))
@@ -111,23 +117,20 @@ def _join(sentences: list[_Sentence]) -> str:
     return join_sentences([s.text for s in sentences])
 
 
-def _next_pick(pool: list[_Sentence], chosen: list[_Sentence], budget: int) -> _Sentence | None:
+def _next_pick(
+    pool: list[_Sentence], chosen: list[_Sentence], overlap: dict[int, float], budget: int
+) -> _Sentence | None:
     """The best sentence that still fits, scored less what it repeats (maximal marginal relevance)."""
-    room = budget - len(_join(chosen))
     taken = {s.index for s in chosen}
     best: _Sentence | None = None
     best_value = -math.inf
     for candidate in pool:
-        if len(candidate.text) > room:
-            continue
-        overlap = max((_cosine(candidate.terms, c.terms) for c in chosen), default=0.0)
-        if overlap > REDUNDANT_ABOVE:
-            continue
-        value = candidate.score - REDUNDANCY_WEIGHT * overlap
+        value = candidate.score - REDUNDANCY_WEIGHT * overlap[candidate.index]
         if candidate.dangling and candidate.index - 1 not in taken:
             value -= DANGLING_PENALTY
         if candidate.question:
             value -= QUESTION_PENALTY
+        # Joining can add a space on either side of the newcomer, so check the real length.
         if value > best_value and len(_join(sorted([*chosen, candidate], key=lambda s: s.index))) <= budget:
             best, best_value = candidate, value
     return best
