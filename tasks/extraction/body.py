@@ -1,174 +1,134 @@
-"""The article's body: find the element that holds its text, then read that text block by block."""
+"""The article's body: the densest run of prose on the page, narrowed to the element holding it.
+
+Blocks are scored by their length beyond a fixed cost, with linked text counting against
+them; the best contiguous run of blocks (a maximum-sum segment) marks where the article is,
+and the run's deepest common element, clipped to an element that declares itself the article
+when one holds most of the run, is the container whose text is returned.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from bs4 import BeautifulSoup
 
-from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import Comment, Doctype, Declaration, ProcessingInstruction, CData
+from tasks.extraction.blocks import Block, read_blocks
 
-_SPACES = re.compile(r"\s+")
-
-# Elements that end the current line of text: a paragraph never spans one of their edges.
-BLOCK_TAGS = frozenset(
-    "address article aside blockquote body center dd details dialog div dl dt fieldset figcaption figure "
-    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr html li main menu nav ol p pre section summary table "
-    "tbody td tfoot th thead tr ul br".split()
-)
-# Elements whose text is never article text.
-SKIP_TAGS = frozenset(
-    "button figcaption figure input label menu dialog head title meta link img picture video audio source "
-    "map area embed script style noscript template svg iframe select textarea option".split()
-)
-# Elements that usually hold page furniture, but that some sites wrap around the whole page.
-FURNITURE_TAGS = frozenset("nav footer aside form header".split())
-HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
-_NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
-
-# class/id words of page furniture; matched on word boundaries within the attribute.
-_NEGATIVE = re.compile(
-    r"(?:^|[\s_-])(?:comments?|share|sharing|social|related|recommend\w*|newsletter|subscribe|promo\w*|"
-    r"sponsor\w*|advert\w*|ads?|sidebar|breadcrumbs?|nav|navigation|menu|footer|masthead|cookie\w*|"
-    r"popup|modal|widget|tags?|byline|author|caption|credit|disclaimer|outbrain|taboola|signup|"
-    r"most-?popular|trending|more-stories|read-?more|pagination|toolbar)(?:$|[\s_-])",
-    re.I,
-)
-
-_GOOD_MIN_CHARS = 60  # a block this long, with few links, counts toward its container's weight
-_DOMINANT = 0.8  # descend into a child holding this share of its parent's good text
+_FIXED_COST = 25  # characters a block must exceed to add to a run: short lines are navigation
+_LINK_COST = 3  # each linked character counts against the run this many times over
+_HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
+_TEASER_ITEM_BLOCKS = 6  # a linked heading with at most this many blocks around it is a teaser
+_TEASER_ITEM_CHARS = 700
 
 
-@dataclass(slots=True)
-class Block:
-    text: str
-    tag: str
-    link_chars: int
-    path: tuple[int, ...]  # ids of every element from the root down to the block's owner
-    furniture: tuple[int, ...]  # ids of the elements in path that look like page furniture
+def _score(block: Block) -> int:
+    plain = len(block.text) - block.link_chars
+    return plain - _LINK_COST * block.link_chars - _FIXED_COST
 
 
-def _skipped(tag: Tag) -> bool:
-    attrs = tag.attrs
-    return tag.name in SKIP_TAGS or (
-        bool(attrs) and (attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true")
-    )
+def _best_run(scores: list[int]) -> tuple[int, int, int]:
+    """(first, last, sum) of the contiguous run of blocks with the largest sum of scores."""
+    best, best_span = 0, (0, -1)
+    total, start = 0, 0
+    for i, score in enumerate(scores):
+        if total <= 0:
+            total, start = 0, i
+        total += score
+        if total > best:
+            best, best_span = total, (start, i)
+    return best_span[0], best_span[1], best
 
 
-def _furniture(tag: Tag) -> bool:
-    """Whether the element's tag or class/id says navigation, comments, sharing, ads..."""
-    name = tag.name
-    if name in FURNITURE_TAGS:
-        return True
-    attrs = tag.attrs
-    if not attrs or name in ("html", "body", "article", "main"):
-        return False
-    hint = attrs.get("class") or ""
-    ident = attrs.get("id")
-    if ident:
-        hint = f"{hint} {ident}"
-    return bool(hint) and _NEGATIVE.search(hint) is not None
-
-
-def read_blocks(root: Tag) -> list[Block]:
-    """Every line of visible text under root, in document order, with where it sits in the tree."""
-    blocks: list[Block] = []
-    parts: list[str] = []
-    link_chars = 0
-    path: list[int] = []
-    furniture: list[int] = []
-    owners: list[str] = []
-    link_depth = 0
-
-    def flush() -> None:
-        nonlocal link_chars
-        if parts:
-            text = _SPACES.sub(" ", "".join(parts)).strip()
-            if text:
-                blocks.append(Block(text, owners[-1] if owners else "", link_chars, tuple(path), tuple(furniture)))
-            parts.clear()
-        link_chars = 0
-
-    # An explicit stack instead of recursion: pages nest thousands of elements deep.
-    stack: list[object] = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, tuple):
-            name, element = node
-            path.pop()
-            if furniture and furniture[-1] == element:
-                furniture.pop()
-            if name == "a":
-                link_depth -= 1
-            if name in BLOCK_TAGS:
-                flush()
-                owners.pop()
+def _teasers(blocks: list[Block]) -> set[int]:
+    """Indexes of blocks that sit in a small item under a linked headline: lists of other articles."""
+    marked: set[int] = set()
+    for i, block in enumerate(blocks):
+        if block.tag not in _HEADINGS or block.link_chars * 2 < len(block.text):
             continue
-        if isinstance(node, NavigableString):
-            if not isinstance(node, _NOT_TEXT):
-                parts.append(node)
-                if link_depth:
-                    link_chars += len(node.strip())
-            continue
-        if not isinstance(node, Tag) or _skipped(node):
-            continue
-        name = node.name
-        if name in BLOCK_TAGS:
-            flush()
-            owners.append(name)
-        elif name == "a":
-            link_depth += 1
-        key = id(node)
-        path.append(key)
-        if _furniture(node):
-            furniture.append(key)
-        stack.append((name, key))
-        stack.extend(reversed(node.contents))
-    flush()
-    return blocks
+        for up in (2, 3):
+            if len(block.path) <= up:
+                break
+            depth = len(block.path) - up
+            item = block.path[depth]
+            first = last = i
+            while first > 0 and len(blocks[first - 1].path) > depth and blocks[first - 1].path[depth] == item:
+                first -= 1
+            while last + 1 < len(blocks) and len(blocks[last + 1].path) > depth \
+                    and blocks[last + 1].path[depth] == item:
+                last += 1
+            if last - first + 1 > _TEASER_ITEM_BLOCKS:
+                break
+            if last > first and sum(len(b.text) for b in blocks[first:last + 1]) <= _TEASER_ITEM_CHARS:
+                marked.update(range(first, last + 1))
+                break
+    return marked
 
 
-def _is_good(block: Block) -> bool:
-    length = len(block.text)
-    return length >= _GOOD_MIN_CHARS and block.link_chars * 3 < length
+def _container(blocks: list[Block], first: int, last: int, scores: list[int]) -> tuple[int, int]:
+    """(depth, id) of the element holding the run: common ancestor, clipped to a semantic element."""
+    head, tail = blocks[first].path, blocks[last].path
+    common = 0
+    for a, b in zip(head, tail):
+        if a != b:
+            break
+        common += 1
+    # A run of one block: its container is the block's parent, not the block itself.
+    depth = max(0, min(common, len(head) - 1) - 1)
+    # The run may spill over the article's own element into teasers or comments after it: an
+    # element that declares itself the article and holds most of the run is the container.
+    mass: dict[tuple[int, int], int] = {}
+    total = 0
+    for block, score in zip(blocks[first:last + 1], scores[first:last + 1]):
+        if score > 0:
+            total += score
+            for d in block.semantic:
+                if d > depth:
+                    key = (d, block.path[d])
+                    mass[key] = mass.get(key, 0) + score
+    inside = [key for key, held in mass.items() if held * 2 >= total]
+    return max(inside) if inside else (depth, head[depth])
+
+
+def _wrappers(blocks: list[Block], first: int, last: int, scores: list[int]) -> set[tuple[int, int]]:
+    """(depth, id) of furniture-looking elements that hold most of the run: wrappers, not furniture."""
+    mass: dict[tuple[int, int], int] = {}
+    total = 0
+    for block, score in zip(blocks[first:last + 1], scores[first:last + 1]):
+        if score > 0:
+            total += score
+            for d in block.furniture:
+                key = (d, block.path[d])
+                mass[key] = mass.get(key, 0) + score
+    return {key for key, held in mass.items() if held * 2 >= total}
 
 
 def article_blocks(soup: BeautifulSoup, title: str = "") -> list[Block]:
     """The blocks of the element that holds the article, minus furniture, link lists and the title."""
-    root = soup.body or soup
-    blocks = read_blocks(root)
-    good = [block for block in blocks if _is_good(block)]
-    raw: dict[int, int] = {}
-    for block in good:
-        for element in block.furniture:
-            raw[element] = raw.get(element, 0) + len(block.text)
-    total = sum(len(block.text) for block in good)
-    # Furniture-looking elements that hold most of the page's text are wrappers, not furniture.
-    furniture = {element for element, weight in raw.items() if weight * 2 < total}
-    weight: dict[int, int] = {}
-    for block in good:
-        if furniture.isdisjoint(block.furniture):
-            for element in block.path:
-                weight[element] = weight.get(element, 0) + len(block.text)
-    if not weight:
+    blocks = read_blocks(soup.body or soup)
+    if not blocks:
         return []
-    container = root
-    while True:
-        total = weight.get(id(container), 0)
-        best, best_weight = None, 0
-        for child in container.contents:
-            if isinstance(child, Tag):
-                w = weight.get(id(child), 0)
-                if w > best_weight:
-                    best, best_weight = child, w
-        if best is None or best_weight < _DOMINANT * total:
-            break
-        container = best
-    key = id(container)
+    teasers = _teasers(blocks)
+    plain = [(-len(b.text) if i in teasers else _score(b)) for i, b in enumerate(blocks)]
+    honoured = [(-len(b.text) if b.furniture else score) for b, score in zip(blocks, plain)]
+    first, last, best = _best_run(honoured)
+    # Furniture hints on elements that wrap the whole article (class="content-with-sidebar")
+    # leave only a weak run once honoured: then the run is found without them.
+    first_u, last_u, best_u = _best_run(plain)
+    if best * 2 < best_u:
+        first, last, scores = first_u, last_u, plain
+    else:
+        scores = honoured
+    if last < first:
+        return []
+    depth, container = _container(blocks, first, last, scores)
+    wrappers = _wrappers(blocks, first, last, scores)
     chosen = []
-    for block in blocks:
-        if key not in block.path or not furniture.isdisjoint(block.furniture):
+    for i, block in enumerate(blocks):
+        path = block.path
+        if len(path) <= depth or path[depth] != container or i in teasers:
             continue
+        if block.furniture and block.furniture[-1] > depth and any(
+            d > depth and (d, path[d]) not in wrappers for d in block.furniture
+        ):
+            continue  # furniture inside the article: share bars, captions, related links
         if block.link_chars * 2 > len(block.text):
             continue
         if block.tag == "h1" and title and block.text == title:

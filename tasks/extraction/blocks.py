@@ -1,0 +1,170 @@
+"""A page as a flat list of text blocks (paragraphs, headings, list items) in document order.
+
+Each block remembers the elements above it, so the body finder can reason about containers
+without walking the tree again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bs4 import NavigableString, Tag
+from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
+
+_SPACES = re.compile(r"\s+")
+
+# Elements that end the current line of text: a paragraph never spans one of their edges.
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote body center dd details dialog div dl dt fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr html li main menu nav ol p pre section summary table "
+    "tbody td tfoot th thead tr ul br".split()
+)
+# Elements whose text is never article text.
+SKIP_TAGS = frozenset(
+    "button figcaption figure input label menu dialog head title meta link img picture video audio source "
+    "map area embed script style noscript template svg iframe select textarea option time".split()
+)
+# Elements that usually hold page furniture, but that some sites wrap around the whole page.
+FURNITURE_TAGS = frozenset("nav footer aside form header".split())
+_NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
+
+# class/id hints of page furniture: distinctive words anywhere, short ones as whole words.
+_FURNITURE_HINT = re.compile(
+    r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
+    r"navigation|footer|cookie|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
+    r"signup|screen-?reader|sr-only|d-none|toolbar|pagination|masthead|widget|"
+    r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags?|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])",
+    re.I,
+)
+# class/id hints of the element that holds the article's text.
+_ARTICLE_HINT = re.compile(
+    r"(?:article|story|post|entry|news|blog)[_-]?(?:body|content|text)|articlebody|main-?content|"
+    r"(?:^|\s)(?:content|article|story|post|entry)(?:$|\s)",
+    re.I,
+)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+@dataclass(slots=True)
+class Block:
+    text: str
+    tag: str  # the element that owns the line: p, h2, li, div...
+    link_chars: int  # characters of the text inside <a>
+    path: tuple[int, ...]  # ids of every element from the root down to the owner
+    furniture: tuple[int, ...]  # depths (indexes into path) of the elements that look like furniture
+    semantic: tuple[int, ...]  # depths of the elements that say "the article's text is here"
+
+
+def _skipped(tag: Tag) -> bool:
+    if tag.name in SKIP_TAGS:
+        return True
+    attrs = tag.attrs
+    if not attrs:
+        return False
+    style = attrs.get("style")
+    return (
+        attrs.get("hidden") is not None
+        or attrs.get("aria-hidden") == "true"
+        or (isinstance(style, str) and _HIDDEN_STYLE.search(style) is not None)
+    )
+
+
+def _furniture(tag: Tag) -> bool:
+    """Whether the element's tag or class/id says navigation, comments, sharing, ads..."""
+    name = tag.name
+    if name in FURNITURE_TAGS:
+        return True
+    attrs = tag.attrs
+    if not attrs or name in ("html", "body", "article", "main"):
+        return False
+    hint = attrs.get("class") or ""
+    ident = attrs.get("id")
+    if ident:
+        hint = f"{hint} {ident}"
+    return bool(hint) and isinstance(hint, str) and _FURNITURE_HINT.search(hint) is not None
+
+
+def _semantic(tag: Tag) -> bool:
+    """Whether the element declares itself the article: <article>, <main>, articleBody, post-content..."""
+    name = tag.name
+    if name in ("article", "main"):
+        return True
+    attrs = tag.attrs
+    if not attrs:
+        return False
+    prop = attrs.get("itemprop")
+    if isinstance(prop, str) and prop in ("articleBody", "text", "reviewBody"):
+        return True
+    hint = attrs.get("class") or ""
+    ident = attrs.get("id")
+    if ident:
+        hint = f"{hint} {ident}"
+    return bool(hint) and isinstance(hint, str) and _ARTICLE_HINT.search(hint) is not None
+
+
+def read_blocks(root: Tag) -> list[Block]:
+    """Every line of visible text under root, in document order, with where it sits in the tree."""
+    blocks: list[Block] = []
+    parts: list[str] = []
+    link_chars = 0
+    path: list[int] = []
+    furniture: list[int] = []
+    semantic: list[int] = []
+    owners: list[str] = []
+    link_depth = 0
+
+    def flush() -> None:
+        nonlocal link_chars
+        if parts:
+            text = _SPACES.sub(" ", "".join(parts)).strip()
+            if text:
+                owner = owners[-1] if owners else ""
+                blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
+                                    tuple(semantic)))
+            parts.clear()
+        link_chars = 0
+
+    # An explicit stack instead of recursion: pages nest thousands of elements deep.
+    stack: list[object] = [root]
+    while stack:
+        node = stack.pop()
+        if type(node) is tuple:  # leaving an element
+            name, is_block = node
+            depth = len(path) - 1
+            path.pop()
+            if furniture and furniture[-1] == depth:
+                furniture.pop()
+            if semantic and semantic[-1] == depth:
+                semantic.pop()
+            if name == "a":
+                link_depth -= 1
+            if is_block:
+                flush()
+                owners.pop()
+            continue
+        if isinstance(node, NavigableString):
+            if not isinstance(node, _NOT_TEXT):
+                parts.append(node)
+                if link_depth:
+                    link_chars += len(node.strip())
+            continue
+        if not isinstance(node, Tag) or _skipped(node):
+            continue
+        name = node.name
+        is_block = name in BLOCK_TAGS
+        if is_block:
+            flush()
+            owners.append(name)
+        elif name == "a":
+            link_depth += 1
+        depth = len(path)
+        path.append(id(node))
+        if _furniture(node):
+            furniture.append(depth)
+        elif _semantic(node):
+            semantic.append(depth)
+        stack.append((name, is_block))
+        stack.extend(reversed(node.contents))
+    flush()
+    return blocks
