@@ -1,0 +1,82 @@
+"""The stage wrapper run in-process (Celery's apply) against real Redis and SQLite."""
+
+import pytest
+import redis
+
+from tasks.fetch import fetch
+from tasks.parse import parse
+from worker import keys
+from worker.pipeline import MAX_DELIVERIES, backoff_seconds
+from worker.queues import Queue
+from worker.runtime import get_runtime
+
+
+@pytest.fixture
+def rt(redis_url):
+    runtime = get_runtime()
+    yield runtime
+    redis.Redis.from_url(redis_url).delete(*Queue.names())  # drop messages sent to the next stage
+
+
+def job_for(rt, url: str) -> str:
+    return rt.storage.create_jobs([url], "test")[0]
+
+
+def test_backoff_is_bounded_and_honours_retry_after():
+    assert all(0 <= backoff_seconds(n, None, 30) <= min(30, 2 ** (n + 1)) for n in range(10) for _ in range(20))
+    assert backoff_seconds(0, 7.5, 30) == 7.5
+    assert backoff_seconds(0, 3600, 30) == 30
+
+
+def test_permanent_error_goes_to_the_dead_letter_store(rt, site):
+    job = job_for(rt, site.url("/gone.html"))
+    fetch.apply(args=[job])
+    row = rt.storage.get_job(job)
+    assert (row["state"], row["stage"], row["reason"], row["http_status"]) == ("failed", "fetch", "HTTP 404 Not Found", 404)
+
+
+def test_retryable_error_retries_then_dead_letters(rt, site, monkeypatch):
+    monkeypatch.setattr(rt.settings, "fetch_retries", 2)
+    site.routes["/busy.html"] = (503, {"Content-Type": "text/html"}, b"busy")
+    job = job_for(rt, site.url("/busy.html"))
+    fetch.apply(args=[job])
+    row = rt.storage.get_job(job)
+    assert row["state"] == "failed" and row["attempts"] == 3 and row["http_status"] == 503
+    assert row["reason"] == "HTTP 503 Service Unavailable (gave up after 3 attempts)"
+    assert site.hits["/busy.html"] == 3
+
+
+def test_finished_jobs_are_not_run_again(rt, site):
+    url = site.page("/done.html", "<html><body><p>x</p></body></html>")
+    job = job_for(rt, url)
+    rt.storage.finish_job(job, record_id="r", duplicate_of=None)
+    fetch.apply(args=[job])
+    assert "/done.html" not in site.hits
+    assert rt.storage.get_job(job)["state"] == "done"
+
+
+def test_a_crash_ends_as_an_internal_error(rt, site, monkeypatch):
+    url = site.page("/crash.html", "<html><head><title>T</title></head><body><p>Some words here.</p></body></html>")
+    job = job_for(rt, url)
+    fetch.apply(args=[job])
+    assert rt.redis.exists(keys.page(job))
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("tasks.parse.parse_page", boom)
+    parse.apply(args=[job])
+    row = rt.storage.get_job(job)
+    assert row["state"] == "failed" and row["stage"] == "parse"
+    assert row["reason"] == "internal error in parse: ZeroDivisionError: division by zero"
+    assert not rt.redis.exists(keys.page(job))  # the dead letter drops the in-flight page
+
+
+def test_a_page_that_keeps_killing_workers_is_dead_lettered(rt, site):
+    job = job_for(rt, site.page("/poison.html", "<p>x</p>"))
+    rt.redis.set(keys.deliveries(job, "fetch"), MAX_DELIVERIES)  # three earlier starts never finished
+    fetch.apply(args=[job])
+    row = rt.storage.get_job(job)
+    assert row["state"] == "failed"
+    assert row["reason"] == f"fetch stage started {MAX_DELIVERIES} times without finishing (a crash or kill each time)"
+    assert "/poison.html" not in site.hits

@@ -1,0 +1,83 @@
+import threading
+import uuid
+
+import pytest
+
+from worker.models import Article, Draft
+from worker.storage import Storage
+
+
+@pytest.fixture
+def storage(tmp_path):
+    s = Storage(f"sqlite:///{tmp_path / 'g.db'}")
+    yield s
+    s.close()
+
+
+def draft(url: str, body: list[str], *, title: str = "Title", digest: str | None = None) -> Draft:
+    return Draft(job_id=str(uuid.uuid4()), category_id="news", url=url,
+                 article=Article(title=title, body=body), canonical_url=url,
+                 content_hash=digest or str(abs(hash(tuple(body)))), summary="S.", word_count=len(body))
+
+
+def test_upsert_is_idempotent_and_updates_keep_identity(storage):
+    first_id, dup = storage.upsert_record(draft("https://a.test/1", ["one"], digest="h1"))
+    assert dup is None
+    before = storage.get_record(first_id)
+    again_id, _ = storage.upsert_record(draft("https://a.test/1", ["one"], digest="h1"))
+    assert again_id == first_id
+    assert storage.get_record(first_id) == before  # nothing changed, not even updated_at
+    changed_id, _ = storage.upsert_record(draft("https://a.test/1", ["one", "two"], digest="h2"))
+    after = storage.get_record(changed_id)
+    assert changed_id == first_id
+    assert after.created_at == before.created_at and after.updated_at > before.updated_at
+    assert after.body == ["one", "two"]
+    assert storage.count_records() == 1
+
+
+def test_same_text_elsewhere_is_stored_as_a_link(storage):
+    canonical, _ = storage.upsert_record(draft("https://a.test/story", ["text"], digest="same"))
+    copy, dup = storage.upsert_record(draft("https://b.test/copy", ["text"], digest="same"))
+    assert copy != canonical and dup == canonical
+    assert str(storage.get_record(copy).duplicate_of) == canonical
+    assert storage.alternate_urls(canonical) == ["https://b.test/copy"]
+
+
+def test_concurrent_copies_end_with_one_canonical(storage):
+    results: list[tuple[str, str | None]] = []
+    barrier = threading.Barrier(6)
+
+    def store(n: int) -> None:
+        barrier.wait()
+        results.append(storage.upsert_record(draft(f"https://site{n}.test/x", ["same words"], digest="race")))
+
+    threads = [threading.Thread(target=store, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    canonicals = [rid for rid, dup in results if dup is None]
+    assert len(canonicals) == 1
+    assert all(dup == canonicals[0] for rid, dup in results if rid != canonicals[0])
+
+
+def test_jobs_move_to_a_terminal_state(storage):
+    ok, bad = storage.create_jobs(["https://a.test/1", "https://a.test/2"], "news")
+    assert storage.get_job(ok)["state"] == "queued"
+    storage.finish_job(ok, record_id="r1", duplicate_of=None)
+    storage.fail_job(bad, reason="HTTP 404 Not Found", stage="fetch", status=404, attempts=1)
+    assert storage.get_job(ok)["state"] == "done"
+    failed = storage.failed_jobs()
+    assert [(j["id"], j["http_status"], j["reason"]) for j in failed] == [(bad, 404, "HTTP 404 Not Found")]
+    storage.requeue_job(bad)
+    assert storage.get_job(bad)["state"] == "queued" and storage.failed_jobs() == []
+    assert storage.count_jobs() == {"done": 1, "queued": 1}
+
+
+def test_read_bumps_count_and_time(storage):
+    rid, _ = storage.upsert_record(draft("https://a.test/r", ["x"]))
+    assert storage.get_record(rid).last_read_at is None
+    record = storage.mark_read(rid)
+    record = storage.mark_read(rid)
+    assert record.read_count == 2 and record.last_read_at is not None
+    assert storage.find_record(rid[:8]).id == record.id
