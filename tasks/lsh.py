@@ -1,0 +1,421 @@
+"""The near-duplicate index: MinHash LSH in Redis, shared by every worker on every machine.
+
+``LSHIndex.check_and_insert`` finds the canonical record a body duplicates (exactly, by its
+content hash, or nearly, by estimated Jaccard similarity at least ``threshold``) or, finding
+none, inserts it as a new canonical, all in one Lua script: Redis runs scripts one at a time,
+so of two near-copies arriving at once, exactly one becomes canonical and the other links to it.
+
+Layout under the prefix (``worker.keys.lsh_index``), shaped to keep per-key overhead low:
+
+    meta              hash: the layout parameters; a worker built differently is refused
+    n                 string: the last internal doc number handed out (INCR)
+    d:<bucket>        hash: "u"+uuid(16 bytes) -> doc number, "h"+content hash(8 bytes) -> doc number
+    b<band>:<bucket>  hash: band hash (32 bits) -> doc numbers "12,907" sharing that band
+    s:<block>         string: fixed-size records of BLOCK docs, at (number % BLOCK) * record size:
+                      uuid(16) | content hash(8) | signature (2 bytes a slot); a zeroed uuid = removed
+
+Buckets are sized (``bucket_bits``) so each hash keeps well under Redis's default
+``hash-max-ziplist-entries`` (128) up to ``2**bucket_bits * 90`` documents and stays listpack-encoded.
+Scripts touch record keys they compute themselves, so the index needs a standalone Redis
+(not Cluster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid as uuidlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from tasks.minhash import DEFAULT_NUM_PERM, _mix64
+from worker import keys
+
+__all__ = ["IndexLayoutError", "LSHIndex", "Verdict", "choose_bands"]
+
+DEFAULT_THRESHOLD = 0.8  # estimated Jaccard of word 5-shingles
+DEFAULT_BUCKET_BITS = 14  # 16384 buckets per band: listpack-sized up to about 1.5M documents
+MAX_BANDS = 32
+BLOCK = 1024  # records per signature string
+_UUID_BYTES = 16
+_HASH_BYTES = 8
+
+# Shared by both scripts: arguments, then (_GATHER) gather the docs sharing a band with the query, score them by
+# matching signature slots. ARGV layout: see LSHIndex._args.
+_PRELUDE = r"""
+local uid, rec, chash = ARGV[1], ARGV[2], ARGV[3]
+local min_match, sigp = tonumber(ARGV[4]), ARGV[5]
+local block, rsize, nb = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local FB, KB = 8, 3  -- band fields start after ARGV[FB], band keys after KEYS[KB]
+local ZERO = string.rep('\0', 16)
+
+local function record(id)
+  local n = tonumber(id)
+  local off = (n % block) * rsize
+  return redis.call('GETRANGE', sigp .. math.floor(n / block), off, off + rsize - 1)
+end
+"""
+
+_GATHER = r"""
+
+local mine = {string.byte(rec, 25, -1)}
+local nslots = #mine / 2
+local dead, values, best, best_m = {}, {}, nil, -1
+local scored = {}
+for i = 1, nb do
+  local v = redis.call('HGET', KEYS[KB + i], ARGV[FB + i])
+  values[i] = v
+  if v then
+    for id in string.gmatch(v, '%d+') do
+      if scored[id] == nil then
+        local r = record(id)
+        if string.len(r) < rsize or string.sub(r, 1, 16) == ZERO then
+          dead[id] = true
+          scored[id] = -1
+        else
+          local other = {string.byte(r, 25, -1)}
+          local m = 0
+          for j = 1, 2 * nslots, 2 do
+            if mine[j] == other[j] and mine[j + 1] == other[j + 1] then m = m + 1 end
+          end
+          scored[id] = m
+          if m > best_m or (m == best_m and tonumber(id) < tonumber(best)) then best, best_m = id, m end
+        end
+      end
+    end
+  end
+end
+"""
+
+# KEYS: n, doc-map bucket of the uuid, doc-map bucket of the content hash, band buckets...
+# Returns {0, own number} already indexed | {1, uuid} exact copy | {2, uuid, matches} near copy
+# | {3, new number} inserted as canonical.
+_CHECK_AND_INSERT = _PRELUDE + r"""
+local known = redis.call('HGET', KEYS[2], 'u' .. uid)
+if known then return {0, known} end
+if chash ~= '' then
+  local id = redis.call('HGET', KEYS[3], 'h' .. chash)
+  if id then
+    local r = record(id)
+    if string.len(r) == rsize and string.sub(r, 1, 16) ~= ZERO and string.sub(r, 17, 24) == chash then
+      return {1, string.sub(r, 1, 16)}
+    end
+  end
+end
+""" + _GATHER + r"""
+if best and best_m >= min_match then
+  return {2, string.sub(record(best), 1, 16), best_m}
+end
+local id = redis.call('INCR', KEYS[1])
+local key = sigp .. math.floor(id / block)
+if redis.call('EXISTS', key) == 0 then
+  -- Allocate the whole block once: growing a string by SETRANGE over-allocates up to 2x.
+  redis.call('SETRANGE', key, block * rsize - 1, '\0')
+end
+redis.call('SETRANGE', key, (id % block) * rsize, rec)
+redis.call('HSET', KEYS[2], 'u' .. uid, id)
+if chash ~= '' then redis.call('HSET', KEYS[3], 'h' .. chash, id) end
+local sid = tostring(id)
+for i = 1, nb do
+  local v = values[i]
+  if v then
+    local kept = {}
+    for other in string.gmatch(v, '%d+') do
+      if not dead[other] then kept[#kept + 1] = other end
+    end
+    kept[#kept + 1] = sid
+    v = table.concat(kept, ',')
+  else
+    v = sid
+  end
+  redis.call('HSET', KEYS[KB + i], ARGV[FB + i], v)
+end
+return {3, id}
+"""
+
+# Read-only: every live doc sharing a band with the query, with at least min_match slots.
+# Returns {uuid, matches, uuid, matches, ...}.
+_SIMILAR = _PRELUDE + _GATHER + r"""
+local out = {}
+for id, m in pairs(scored) do
+  if m >= min_match then
+    out[#out + 1] = string.sub(record(id), 1, 16)
+    out[#out + 1] = m
+  end
+end
+return out
+"""
+
+# KEYS: doc-map bucket of the uuid, doc-map bucket of the content hash, band buckets...
+# ARGV: uuid, expected number, content hash, sig prefix, block, record size, band count, band fields...
+_REMOVE = r"""
+local uid, want, chash, sigp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local block, rsize, nb = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('HGET', KEYS[1], 'u' .. uid) ~= want then return 0 end
+redis.call('HDEL', KEYS[1], 'u' .. uid)
+if chash ~= '' and redis.call('HGET', KEYS[2], 'h' .. chash) == want then
+  redis.call('HDEL', KEYS[2], 'h' .. chash)
+end
+local n = tonumber(want)
+redis.call('SETRANGE', sigp .. math.floor(n / block), (n % block) * rsize, string.rep('\0', rsize))
+for i = 1, nb do
+  local k, f = KEYS[2 + i], ARGV[7 + i]
+  local v = redis.call('HGET', k, f)
+  if v then
+    local kept = {}
+    for other in string.gmatch(v, '%d+') do
+      if other ~= want then kept[#kept + 1] = other end
+    end
+    if #kept == 0 then redis.call('HDEL', k, f) else redis.call('HSET', k, f, table.concat(kept, ',')) end
+  end
+end
+return 1
+"""
+
+
+class IndexLayoutError(RuntimeError):
+    """The index in Redis was built with other parameters than this worker's."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``LSHIndex.check`` decided for one document."""
+
+    duplicate_of: str | None  # the canonical's doc id, or None when this doc is (now) canonical
+    similarity: float  # estimated Jaccard with the canonical (1.0 for an exact copy); 0.0 if none
+    exact: bool = False  # matched by content hash
+    already_indexed: bool = False  # this doc id was indexed before (a task running twice)
+
+
+def choose_bands(threshold: float, num_perm: int, max_bands: int = MAX_BANDS) -> tuple[int, int]:
+    """(bands, rows) for candidate search: the most rows per band (fewest spurious candidates)
+    that still makes a doc at ``threshold - 0.05`` a candidate with probability at least 0.99.
+    Candidates are then verified against ``threshold`` on the full signature."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    target = max(threshold - 0.05, 0.01)
+    best = (min(max_bands, num_perm), 1)
+    for rows in range(1, num_perm + 1):
+        bands = min(max_bands, num_perm // rows)
+        if bands == 0:
+            break
+        if 1.0 - (1.0 - target**rows) ** bands >= 0.99:
+            best = (bands, rows)
+    return best
+
+
+def _uuid_bytes(doc_id: str) -> bytes:
+    try:
+        return uuidlib.UUID(str(doc_id)).bytes
+    except ValueError as exc:
+        raise ValueError(f"doc id must be a UUID string, got {doc_id!r}") from exc
+
+
+def _hash_bytes(content_hash: str | None) -> bytes:
+    if not content_hash:
+        return b""
+    return bytes.fromhex(content_hash[: 2 * _HASH_BYTES])
+
+
+def _bucket_of(data: bytes, bits: int) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=4).digest(), "little") >> (32 - bits)
+
+
+class LSHIndex:
+    """A MinHash LSH index in Redis (see module docstring for layout and guarantees)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        threshold: float = DEFAULT_THRESHOLD,
+        prefix: str | None = None,
+        *,
+        num_perm: int = DEFAULT_NUM_PERM,
+        bands: int | None = None,
+        rows: int | None = None,
+        bucket_bits: int = DEFAULT_BUCKET_BITS,
+        fingerprint: str = "",
+    ) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if (bands is None) != (rows is None):
+            raise ValueError("give both bands and rows, or neither")
+        if bands is None or rows is None:
+            bands, rows = choose_bands(threshold, num_perm)
+        if bands * rows > num_perm:
+            raise ValueError(f"{bands} bands x {rows} rows need more than {num_perm} slots")
+        if not 4 <= bucket_bits <= 24:
+            raise ValueError(f"bucket_bits must be between 4 and 24, got {bucket_bits}")
+        self.redis = client
+        self.threshold = threshold
+        self.prefix = prefix or keys.lsh_index()
+        self.num_perm, self.bands, self.rows, self.bucket_bits = num_perm, bands, rows, bucket_bits
+        self.min_match = math.ceil(threshold * num_perm - 1e-9)
+        self.record_size = _UUID_BYTES + _HASH_BYTES + 2 * num_perm
+        rng = np.random.default_rng(0xBA4D5)
+        self._row_weights = (rng.integers(0, 2**63, size=rows, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
+        self._band_salt = rng.integers(0, 2**63, size=bands, dtype=np.uint64)
+        self._check = client.register_script(_CHECK_AND_INSERT)
+        self._similar = client.register_script(_SIMILAR)
+        self._remove = client.register_script(_REMOVE)
+        self._check_layout(fingerprint)
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _check_layout(self, fingerprint: str) -> None:
+        layout = {
+            "version": "1",
+            "num_perm": str(self.num_perm),
+            "bands": str(self.bands),
+            "rows": str(self.rows),
+            "bucket_bits": str(self.bucket_bits),
+            "block": str(BLOCK),
+            "minhash": fingerprint,
+        }
+        meta = self.prefix + "meta"
+        pipe = self.redis.pipeline(transaction=True)
+        for field, value in layout.items():
+            pipe.hsetnx(meta, field, value)
+        pipe.hgetall(meta)
+        stored = {k.decode(): v.decode() for k, v in pipe.execute()[-1].items()}
+        wrong = {k: (stored.get(k), v) for k, v in layout.items() if stored.get(k) != v}
+        if wrong:
+            detail = ", ".join(f"{k}: index has {have!r}, worker has {want!r}" for k, (have, want) in wrong.items())
+            raise IndexLayoutError(f"LSH index at {self.prefix!r} was built differently ({detail})")
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def _doc_bucket(self, field: bytes) -> str:
+        # Two fields per doc (uuid, content hash), so one more bit than the bands.
+        return f"{self.prefix}d:{_bucket_of(field, self.bucket_bits + 1):x}"
+
+    def band_keys(self, signature: np.ndarray) -> tuple[list[str], list[int]]:
+        """The bucket key and field of each band of ``signature``."""
+        sig = self._validate(signature)
+        cols = sig[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            h = _mix64((cols * self._row_weights).sum(axis=1, dtype=np.uint64) ^ self._band_salt)
+        buckets = (h >> np.uint64(64 - self.bucket_bits)).tolist()
+        fields = (h & np.uint64(0xFFFFFFFF)).tolist()
+        p = self.prefix
+        return [f"{p}b{i}:{b:x}" for i, b in enumerate(buckets)], fields
+
+    def _validate(self, signature: np.ndarray) -> np.ndarray:
+        sig = np.asarray(signature)
+        if sig.shape != (self.num_perm,):
+            raise ValueError(f"signature must have {self.num_perm} slots, got shape {sig.shape}")
+        return sig.astype("<u2", copy=False)
+
+    def _args(self, doc_id: str, signature: np.ndarray | None, content_hash: str | None):
+        uid = _uuid_bytes(doc_id)
+        chash = _hash_bytes(content_hash)
+        if signature is None:
+            sig_bytes, band_keys, fields = b"\0" * (2 * self.num_perm), [], []
+        else:
+            band_keys, fields = self.band_keys(signature)
+            sig_bytes = self._validate(signature).tobytes()
+        rec = uid + chash.ljust(_HASH_BYTES, b"\0") + sig_bytes
+        keys_ = [self.prefix + "n", self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash), *band_keys]
+        args = [uid, rec, chash, self.min_match, self.prefix + "s:", BLOCK, self.record_size, len(fields), *fields]
+        return keys_, args
+
+    def _verdict(self, reply) -> Verdict:
+        code = int(reply[0])
+        if code == 0:
+            return Verdict(None, 1.0, already_indexed=True)
+        if code == 1:
+            return Verdict(str(uuidlib.UUID(bytes=reply[1])), 1.0, exact=True)
+        if code == 2:
+            return Verdict(str(uuidlib.UUID(bytes=reply[1])), int(reply[2]) / self.num_perm)
+        return Verdict(None, 0.0)
+
+    # -- the API ----------------------------------------------------------------------------
+
+    def check(self, doc_id: str, signature: np.ndarray | None, content_hash: str | None = None) -> Verdict:
+        """Atomically: the canonical this doc duplicates, or insert it as a new canonical.
+
+        ``signature`` is ``MinHasher.signature(body)`` (None for a body without words: only
+        the exact check applies); ``content_hash`` is ``textnorm.content_hash(body)`` or None.
+        Checking a doc id that is already indexed changes nothing and says it is canonical,
+        so a task that runs twice gets the same answer.
+        """
+        keys_, args = self._args(doc_id, signature, content_hash)
+        return self._verdict(self._check(keys=keys_, args=args))
+
+    def check_and_insert(self, doc_id: str, signature: np.ndarray | None, content_hash: str | None = None) -> str | None:
+        """The canonical doc id this doc duplicates, or None after inserting it as a canonical."""
+        return self.check(doc_id, signature, content_hash).duplicate_of
+
+    def check_many(self, items: Iterable[tuple[str, np.ndarray | None, str | None]], batch: int = 500) -> list[Verdict]:
+        """``check`` for many docs in pipelined batches; same answers as checking them in order."""
+        out: list[Verdict] = []
+        pending: list[tuple[list[str], list]] = []
+
+        def flush() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for keys_, args in pending:
+                self._check(keys=keys_, args=args, client=pipe)
+            out.extend(self._verdict(r) for r in pipe.execute())
+            pending.clear()
+
+        for doc_id, signature, content_hash in items:
+            pending.append(self._args(doc_id, signature, content_hash))
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+        return out
+
+    def similar(self, signature: np.ndarray, min_similarity: float | None = None) -> list[tuple[str, float]]:
+        """Indexed docs whose estimated similarity to ``signature`` is at least ``min_similarity``
+        (default: the threshold), best first. Read-only; only docs sharing a band are seen."""
+        floor = self.threshold if min_similarity is None else min_similarity
+        keys_, args = self._args(str(uuidlib.UUID(int=0)), signature, None)
+        args[3] = math.ceil(floor * self.num_perm - 1e-9)
+        reply = self._similar(keys=keys_, args=args)
+        pairs = [
+            (str(uuidlib.UUID(bytes=reply[i])), int(reply[i + 1]) / self.num_perm) for i in range(0, len(reply), 2)
+        ]
+        return sorted(pairs, key=lambda p: -p[1])
+
+    def _locate(self, doc_id: str) -> tuple[bytes, int, bytes] | None:
+        uid = _uuid_bytes(doc_id)
+        number = self.redis.hget(self._doc_bucket(b"u" + uid), b"u" + uid)
+        if number is None:
+            return None
+        n = int(number)
+        off = (n % BLOCK) * self.record_size
+        rec = self.redis.getrange(f"{self.prefix}s:{n // BLOCK}", off, off + self.record_size - 1)
+        return uid, n, rec
+
+    def contains(self, doc_id: str) -> bool:
+        return self._locate(doc_id) is not None
+
+    def remove(self, doc_id: str) -> bool:
+        """Take a canonical out of the index (its record was deleted); False if it was not in it."""
+        found = self._locate(doc_id)
+        if found is None:
+            return False
+        uid, n, rec = found
+        chash = rec[_UUID_BYTES : _UUID_BYTES + _HASH_BYTES]
+        chash = b"" if chash == b"\0" * _HASH_BYTES else chash
+        sig = np.frombuffer(rec[_UUID_BYTES + _HASH_BYTES :], dtype="<u2")
+        if sig.any():
+            band_keys, fields = self.band_keys(sig)
+        else:  # indexed without a signature (a body with no words)
+            band_keys, fields = [], []
+        keys_ = [self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash), *band_keys]
+        args = [uid, n, chash, self.prefix + "s:", BLOCK, self.record_size, len(fields), *fields]
+        return bool(self._remove(keys=keys_, args=args))
+
+    def count(self) -> int:
+        """Internal numbers handed out so far (inserted docs, removed ones included)."""
+        return int(self.redis.get(self.prefix + "n") or 0)
+
+    def clear(self) -> None:
+        """Delete every key of this index (tests and benchmarks)."""
+        for key in self.redis.scan_iter(match=self.prefix + "*", count=10_000):
+            self.redis.unlink(key)
