@@ -3,19 +3,25 @@
 How sentences are chosen (news-shaped text, about a millisecond an article):
 
 1. Split every paragraph into sentences (``tasks.sentences``) and drop repeats.
+   Fragments without a full stop (headings, captions, credits) and sentences under
+   five words are not *informative*; they are used only if nothing else is.
 2. Score each sentence by *centrality* — TF-IDF cosine with the centroid of all the
    other sentences, i.e. how much of what the article keeps talking about it carries —
    plus its similarity to the title when there is one, plus a *lead bias* that fades
    with position (news puts the essentials first).
 3. The lead rule: the first informative sentence is taken first whenever it fits,
    because a news story's lead is written to be its summary.
-4. Fill the rest of the budget greedily by score, skipping a sentence that does not
-   fit (a shorter one further down may) or that repeats one already taken.
-5. Print the chosen sentences in document order.
+4. Fill the rest of the budget greedily (maximal marginal relevance): the best score,
+   less the overlap with what is already taken, among the sentences that still fit —
+   a sentence that does not fit is skipped, since a shorter one further down may.
+   Near-repeats are never taken; a sentence that leans on its predecessor ("But...",
+   "She said...") or asks a question is marked down.
+5. Output the chosen sentences in document order.
 
-Whole sentences only. If no informative sentence fits the budget at all, and only
-then, the best one is cut at the last word boundary before the budget and ends in
-``…`` — the one case where the summary is not made of whole sentences.
+Whole sentences only. If the lead is over budget the best-scoring sentences that fit
+are used instead. If no informative sentence fits at all, and only then, the best one
+is cut at the last word boundary within the budget (at a character, for text without
+spaces) and ends in ``…`` — the one case where the summary is not whole sentences.
 """
 
 from __future__ import annotations
