@@ -32,19 +32,21 @@ _STRAIGHT_QUOTE = re.compile(r'(?<!\d)"')
 _QUOTING_PARTICLES = frozenset("とっ")  # "…」と言った", "…」って"
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 
-# Never end a sentence: they precede a name or a number, or sit mid-sentence.
-_NEVER_FINAL = frozenset(
-    """mr mrs ms mx dr prof rev hon fr sr sra srta st mt ft gen lt col maj capt cmdr
-    sgt cpl pvt adm gov sen rep pres supt insp det messrs mme mlle
-    e.g i.e cf vs v viz approx ca fig figs eq no nos vol vols art sec ch pp p op
+# Never end a sentence when capitalized: titles and labels before a name or a number.
+# Lowercase they are ordinary words ("modern art. The ..."), so case matters here.
+_TITLES = frozenset(
+    """mr mrs ms mx dr prof rev hon fr sra srta mt ft gen lt col maj capt cmdr sgt cpl pvt
+    adm gov sen rep pres supt insp det messrs mme mlle fig figs eq vol vols art sec ch
     jan feb mar apr jun jul aug sep sept oct nov dec""".split()
 )
+# Never end a sentence in any case: they only ever sit mid-sentence.
+_INLINE = frozenset("e.g i.e cf vs v viz approx ca pp p op".split())
 # After these, "No." means "number" only when a digit follows ("No. 5").
 _NUMBER_ABBREVIATIONS = frozenset({"no", "nos"})
 # Abbreviations that often close a sentence too ("... based in the U.S. The ...").
 _SOMETIMES_FINAL = frozenset(
-    """etc inc ltd co corp llc plc bros jr sr dept est al u.s u.k u.n e.u a.m p.m
-    d.c ph.d b.a m.a""".split()
+    """etc inc ltd co corp llc plc bros jr sr dept est al st ave blvd rd
+    u.s u.k u.n e.u a.m p.m d.c ph.d b.a m.a""".split()
 )
 # US state abbreviations in AP style, as in datelines: "ST. JOSEPH, Mich. (AP) —".
 _STATES = frozenset(
@@ -163,7 +165,7 @@ def _looks_final(block: str, start: int, match: re.Match[str]) -> bool:
     next_token = next_word.group().lower() if next_word else ""
     if lowered in _NUMBER_ABBREVIATIONS:
         return not first.isdigit()
-    if lowered in _NEVER_FINAL:
+    if lowered in _INLINE or (word[0].isupper() and lowered in _TITLES):
         return False
     if len(word) == 1 and word.isalpha() and word.isupper():
         # An initial ("J. K. Rowling", "George W. Bush") unless a sentence plainly

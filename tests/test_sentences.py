@@ -36,6 +36,11 @@ from tasks.sentences import join_sentences, split_sentences
         ("Apple Inc. said so. Apple Inc. The firm agreed.", ["Apple Inc. said so.", "Apple Inc.", "The firm agreed."]),
         ("We met at 9 a.m. on Monday. Fine.", ["We met at 9 a.m. on Monday.", "Fine."]),
         ("Visit example.com today. Or not.", ["Visit example.com today.", "Or not."]),
+        # Titles hold only when capitalized; lowercase they are ordinary words.
+        ("I love modern art. The museum is big.", ["I love modern art.", "The museum is big."]),
+        ("See Art. 5 of the law. Sen. Warren agreed.", ["See Art. 5 of the law.", "Sen. Warren agreed."]),
+        ("St. Louis is near Main St. The shop is open.", ["St. Louis is near Main St.", "The shop is open."]),
+        ("Roe v. Wade stands. He met John Smith Sr. The end.", ["Roe v. Wade stands.", "He met John Smith Sr.", "The end."]),
         ("Wait... what? Oh no... The end.", ["Wait... what?", "Oh no...", "The end."]),
         ("Yahoo! is a company. It is old.", ["Yahoo! is a company.", "It is old."]),
         (
