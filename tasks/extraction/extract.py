@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from bs4 import BeautifulSoup
 
 from tasks.extraction.body import article_blocks
@@ -16,6 +20,23 @@ from worker.models import Article
 def parse(markup: str) -> BeautifulSoup:
     # multi_valued_attributes=None keeps class as one string: cheaper to build and to match.
     return BeautifulSoup(markup, "lxml", multi_valued_attributes=None)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a tree is built and read.
+
+    A soup is tens of thousands of young objects linked in cycles; the collector would scan
+    them again and again while they are being created (a fifth of the parse time). One
+    collection after the page, when the collector resumes, does the same work once.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def extract_article(
@@ -40,6 +61,11 @@ def extract_article(
     if not markup.strip():
         raise ExtractionError("empty page: no HTML to extract from")
     markup, documents = prepare(markup.replace("\x00", ""))
+    with _collector_paused():
+        return _extract(markup, documents, url)
+
+
+def _extract(markup: str, documents: list, url: str | None) -> Article:
     soup = parse(markup)
     meta = PageMeta(soup, documents)
     titles = meta.title_candidates()
