@@ -18,12 +18,14 @@ _SPACES = re.compile(r"\s+")
 BLOCK_TAGS = frozenset(
     "address article aside blockquote body center dd details dialog div dl dt fieldset figcaption figure "
     "footer form h1 h2 h3 h4 h5 h6 header hgroup hr html li main menu nav ol p pre section summary table "
-    "tbody td tfoot th thead tr ul br".split()
+    "tbody tfoot thead tr ul br".split()
 )
+# Elements whose edges separate words but not lines: the cells of a table row read as one line.
+_SPACED_TAGS = frozenset(("td", "th"))
 # Elements whose text is never article text.
 SKIP_TAGS = frozenset(
-    "button figcaption figure input label menu dialog head title meta link img picture video audio source "
-    "map area embed script style noscript template svg iframe select textarea option time".split()
+    "button figcaption figure input label menu dialog title meta link img picture video audio source "
+    "map area embed script style noscript template svg iframe select textarea option".split()
 )
 # Elements that usually hold page furniture, but that some sites wrap around the whole page.
 FURNITURE_TAGS = frozenset("nav footer aside form header".split())
@@ -103,8 +105,16 @@ def _semantic(tag: Tag) -> bool:
     return bool(hint) and isinstance(hint, str) and _ARTICLE_HINT.search(hint) is not None
 
 
-def read_blocks(root: Tag) -> list[Block]:
-    """Every line of visible text under root, in document order, with where it sits in the tree."""
+# Elements the metadata reader wants; handed over as the walk meets them.
+COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
+
+
+def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
+    """Every line of visible text under root, in document order, with where it sits in the tree.
+
+    Elements named in COLLECT_TAGS are appended to ``collect`` on the way, so metadata needs no
+    second walk over the tree.
+    """
     blocks: list[Block] = []
     parts: list[str] = []
     link_chars = 0
@@ -149,15 +159,21 @@ def read_blocks(root: Tag) -> list[Block]:
                 if link_depth:
                     link_chars += len(node.strip())
             continue
-        if not isinstance(node, Tag) or _skipped(node):
+        if not isinstance(node, Tag):
             continue
         name = node.name
+        if name in COLLECT_TAGS and collect is not None:
+            collect.append(node)
+        if _skipped(node):
+            continue
         is_block = name in BLOCK_TAGS
         if is_block:
             flush()
             owners.append(name)
         elif name == "a":
             link_depth += 1
+        elif name in _SPACED_TAGS:
+            parts.append(" ")
         depth = len(path)
         path.append(id(node))
         if _furniture(node):

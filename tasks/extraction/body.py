@@ -8,9 +8,7 @@ when one holds most of the run, is the container whose text is returned.
 
 from __future__ import annotations
 
-from bs4 import BeautifulSoup
-
-from tasks.extraction.blocks import Block, read_blocks
+from tasks.extraction.blocks import Block
 
 _FIXED_COST = 25  # characters a block must exceed to add to a run: short lines are navigation
 _LINK_COST = 3  # each linked character counts against the run this many times over
@@ -100,9 +98,8 @@ def _wrappers(blocks: list[Block], first: int, last: int, scores: list[int]) -> 
     return {key for key, held in mass.items() if held * 2 >= total}
 
 
-def article_blocks(soup: BeautifulSoup, title: str = "") -> list[Block]:
+def article_blocks(blocks: list[Block], title: str = "") -> list[Block]:
     """The blocks of the element that holds the article, minus furniture, link lists and the title."""
-    blocks = read_blocks(soup.body or soup)
     if not blocks:
         return []
     teasers = _teasers(blocks)

@@ -10,18 +10,18 @@ _MONTHS = {
     name: number
     for number, names in enumerate(
         (
-            ("jan", "january", "janv", "janvier", "januar", "enero", "gennaio"),
-            ("feb", "february", "fev", "fevr", "février", "februar", "febrero", "febbraio"),
-            ("mar", "march", "mars", "märz", "marzo"),
+            ("jan", "january", "janv", "janvier", "januar", "januari", "enero", "gennaio", "janeiro"),
+            ("feb", "february", "fev", "fevr", "février", "februar", "februari", "febrero", "febbraio", "fevereiro"),
+            ("mar", "march", "mars", "märz", "maart", "marzo", "março"),
             ("apr", "april", "avr", "avril", "abril", "aprile"),
-            ("may", "mai", "mayo", "maggio"),
-            ("jun", "june", "juin", "juni", "junio", "giugno"),
-            ("jul", "july", "juil", "juillet", "juli", "julio", "luglio"),
-            ("aug", "august", "aout", "août", "agosto"),
-            ("sep", "sept", "september", "septembre", "septiembre", "settembre"),
-            ("oct", "october", "octobre", "oktober", "octubre", "ottobre"),
-            ("nov", "november", "novembre", "noviembre"),
-            ("dec", "december", "décembre", "dezember", "diciembre", "dicembre"),
+            ("may", "mai", "mei", "mayo", "maggio", "maio"),
+            ("jun", "june", "juin", "juni", "junio", "giugno", "junho"),
+            ("jul", "july", "juil", "juillet", "juli", "julio", "luglio", "julho"),
+            ("aug", "august", "augustus", "aout", "août", "agosto"),
+            ("sep", "sept", "september", "septembre", "septiembre", "settembre", "setembro"),
+            ("oct", "october", "octobre", "oktober", "octubre", "ottobre", "outubro"),
+            ("nov", "november", "novembre", "noviembre", "novembro"),
+            ("dec", "december", "décembre", "dezember", "diciembre", "dicembre", "dezembro"),
         ),
         start=1,
     )
@@ -150,3 +150,20 @@ def date_from_url(url: str | None) -> datetime | None:
         return None
     match = _URL.search(url)
     return _build(*map(int, match.groups())) if match else None
+
+
+_WORDS = re.compile(r"[^\W\d_]{2,}")
+_DATELINE_MAX_CHARS = 80
+_DATELINE_MAX_WORDS = 5  # words left once the date is taken out: "Updated", weekday, "at", zone...
+
+
+def is_dateline(text: str) -> bool:
+    """Whether a short line is a date stamp ("Updated Nov. 20, 2019 10:43 am ET"), not prose."""
+    if len(text) > _DATELINE_MAX_CHARS:
+        return False
+    for pattern in (_MDY, _DMY, _ISO, _NUMERIC):
+        match = pattern.search(text)
+        if match and (pattern is not _ISO or match.group(2) is not None):
+            rest = text[:match.start()] + " " + text[match.end():]
+            return len(_WORDS.findall(rest)) <= _DATELINE_MAX_WORDS
+    return False

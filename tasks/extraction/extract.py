@@ -1,20 +1,27 @@
-"""The extractor's entry point: decode, parse once, then read metadata and body from the tree."""
+"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
+from tasks.extraction import rules as site_rules
+from tasks.extraction.blocks import Block, read_blocks
 from tasks.extraction.body import article_blocks
+from tasks.extraction.dates import is_dateline, parse_date
 from tasks.extraction.decode import decode_html
-from tasks.extraction.metadata import PageMeta, clean
+from tasks.extraction.metadata import PageMeta
 from tasks.extraction.prepare import prepare
 from tasks.extraction.rules import SiteRules
+from tasks.extraction.title import choose_title
 from worker.errors import ExtractionError
 from worker.models import Article
+
+_MAX_HEADINGS = 5
 
 
 def parse(markup: str) -> BeautifulSoup:
@@ -50,7 +57,7 @@ def extract_article(
 
     ``charset`` is the one the HTTP response declared, if any; it wins over the page's own.
     ``rules`` override the generic extractor where their selectors match.
-    Raises :class:`ExtractionError` when the page holds no title and body.
+    Raises :class:`ExtractionError` when the input is not HTML text or holds no article body.
     """
     if isinstance(html, (bytes, bytearray, memoryview)):
         markup = decode_html(bytes(html), charset)
@@ -62,30 +69,50 @@ def extract_article(
         raise ExtractionError("empty page: no HTML to extract from")
     markup, documents = prepare(markup.replace("\x00", ""))
     with _collector_paused():
-        return _extract(markup, documents, url)
+        try:
+            return _extract(markup, documents, url, rules)
+        except RecursionError:
+            # BeautifulSoup recurses over some structures (deep nesting while building).
+            raise ExtractionError("page nested too deeply to read") from None
 
 
-def _extract(markup: str, documents: list, url: str | None) -> Article:
+def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRules | None) -> Article:
     soup = parse(markup)
-    meta = PageMeta(soup, documents)
-    titles = meta.title_candidates()
-    h1 = soup.find("h1")
-    title = clean(h1.get_text()) if h1 is not None else ""
-    if not title and titles:
-        title = titles[0]
-    body = [block.text for block in article_blocks(soup, title)]
+    if rules is not None:
+        site_rules.apply_drop(rules, soup)
+    collected: list[Tag] = []
+    blocks = read_blocks(soup, collected)
+    meta = PageMeta(soup, documents, collected)
+    site_name = meta.site_name()
+    headings = [block.text for block in blocks if block.tag == "h1"][:_MAX_HEADINGS]
+    title = (rules and site_rules.rule_title(rules, soup)) or choose_title(
+        headings, meta.declared_titles(), meta.title_tag, site_name
+    )
+    chosen = _rule_body(rules, soup) if rules is not None else []
+    if not chosen:
+        chosen = article_blocks(blocks, title)
+    body = [block.text for block in chosen if not is_dateline(block.text) and block.text != title]
     if not body:
-        raise ExtractionError("no article text found: no block of paragraphs stands out on the page")
+        raise ExtractionError("no article text found: no run of paragraphs stands out on the page")
+    published = parse_date(site_rules.rule_date_text(rules, soup)) if rules is not None else None
     return Article(
         url=url,
         canonical_url=meta.canonical(url),
-        title=title or (titles[0] if titles else ""),
+        title=title,
         body=body,
-        published_at=meta.published(url),
+        published_at=published or meta.published(url),
         modified_at=meta.modified(),
         authors=meta.authors(),
         language=meta.language(),
-        site_name=meta.site_name(),
+        site_name=site_name,
         image=meta.image(url),
         tags=meta.tags(),
     )
+
+
+def _rule_body(rules: SiteRules, soup: BeautifulSoup) -> list[Block]:
+    """The blocks under a site's body selector, link lists excepted."""
+    found: list[Block] = []
+    for element in site_rules.rule_bodies(rules, soup):
+        found.extend(b for b in read_blocks(element) if b.link_chars * 2 <= len(b.text))
+    return found

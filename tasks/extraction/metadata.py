@@ -37,12 +37,12 @@ def clean(text: str | None) -> str:
 class PageMeta:
     """The page's <meta>, <link> and JSON-LD facts, read once and queried by the extractor."""
 
-    def __init__(self, soup: BeautifulSoup, documents: list[Any]) -> None:
+    def __init__(self, soup: BeautifulSoup, documents: list[Any], tags: list[Tag]) -> None:
         self.meta: dict[str, list[str]] = {}
         self.links: dict[str, str] = {}
         self.title_tag = ""
         self.times: list[Tag] = []
-        for tag in soup.find_all(("meta", "link", "title", "time")):
+        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them
             name = tag.name
             if name == "meta":
                 key = tag.get("property") or tag.get("name") or tag.get("itemprop") or tag.get("http-equiv")
@@ -62,7 +62,7 @@ class PageMeta:
                 self.times.append(tag)
         self.documents = documents
         self.article = jsonld.article_object(documents)
-        html = soup.find("html")
+        html = soup.html
         self.html_lang = html.get("lang") or html.get("xml:lang") if isinstance(html, Tag) else None
 
     def first(self, *keys: str) -> str | None:
@@ -74,11 +74,11 @@ class PageMeta:
 
     # -- the fields --------------------------------------------------------------------------
 
-    def title_candidates(self) -> list[str]:
+    def declared_titles(self) -> list[str]:
+        """Titles the page declares for its article: JSON-LD headline, Open Graph, Twitter, Dublin Core."""
         found = [
-            jsonld.text(self.article.get("headline")),
+            jsonld.text(self.article.get("headline")) or jsonld.text(self.article.get("name")),
             self.first("og:title", "twitter:title", "dc.title", "headline", "title"),
-            self.title_tag,
         ]
         return [clean(t) for t in found if t and clean(t)]
 

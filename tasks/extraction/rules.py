@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bs4 import Tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from soupsieve import SelectorSyntaxError, compile as compile_css
 
@@ -10,7 +11,8 @@ class SiteRules(BaseModel):
     """Selectors that override the generic extractor for one source.
 
     Each selector is optional; a rule that is unset, or that matches nothing on a page,
-    leaves that part to the generic extractor.
+    leaves that part to the generic extractor. Selectors run on the page after its scripts,
+    styles, <nav>, <aside> and <footer> are gone: those never need selecting.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,3 +45,40 @@ def _check(selector: str) -> None:
         compile_css(selector)
     except SelectorSyntaxError as exc:
         raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from None
+
+
+def apply_drop(rules: SiteRules, soup: Tag) -> None:
+    """Remove every element a drop selector matches, before anything else reads the tree."""
+    for selector in rules.drop:
+        for element in soup.select(selector):
+            element.decompose()
+
+
+def rule_title(rules: SiteRules, soup: Tag) -> str | None:
+    if rules.title:
+        element = soup.select_one(rules.title)
+        if element is not None:
+            return element.get_text(" ", strip=True) or None
+    return None
+
+
+def rule_date_text(rules: SiteRules, soup: Tag) -> str | None:
+    """The raw date string the date selector points at: a datetime/content attribute, else the text."""
+    if rules.date:
+        element = soup.select_one(rules.date)
+        if element is not None:
+            for attribute in ("datetime", "content", "data-timestamp", "title"):
+                value = element.get(attribute)
+                if isinstance(value, str) and value.strip():
+                    return value
+            return element.get_text(" ", strip=True) or None
+    return None
+
+
+def rule_bodies(rules: SiteRules, soup: Tag) -> list[Tag]:
+    """The elements the body selector matches, outermost only, in document order."""
+    if not rules.body:
+        return []
+    found = soup.select(rules.body)
+    chosen = set(map(id, found))
+    return [element for element in found if not any(id(parent) in chosen for parent in element.parents)]
