@@ -1,0 +1,124 @@
+"""Builds the web app: pages for people, ``/api`` for programs, ``/metrics`` for Prometheus.
+
+Everything the app touches comes in through :class:`Services`, so tests hand it their own
+database, Redis and worker list, and ``python -m worker.web`` hands it the configured ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import redis
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from worker.settings import Settings, get_settings
+from worker.storage import Storage
+from worker.web import auth
+from worker.web.stats import CachedWorkers, WorkersFn, celery_workers
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_FLOWER_URL = "http://127.0.0.1:5555"
+
+SubmitFn = Callable[[Storage, Sequence[str], str], list[str]]
+RetryFn = Callable[[str], None]
+# Sources come from a later feature; until then the table is empty. A provider returns one
+# mapping per source with: name, url, category, last_run, next_run, last_error.
+SourcesFn = Callable[[], Iterable[Mapping[str, Any]]]
+
+
+def _default_submit(storage: Storage, urls: Sequence[str], category: str) -> list[str]:
+    from worker.submit import submit
+
+    return submit(storage, urls, category)
+
+
+def _default_retry(job_id: str) -> None:
+    from worker.pipeline import send
+    from worker.queues import Queue
+
+    send(Queue.FETCH, job_id)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    storage: Storage
+    redis: redis.Redis  # the broker's Redis, where the metrics live too
+    workers: CachedWorkers
+    submit: SubmitFn = _default_submit
+    retry: RetryFn = _default_retry
+    sources: SourcesFn = field(default=lambda: [])
+    flower_url: str = DEFAULT_FLOWER_URL
+
+
+def make_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every value from a record or a request is escaped, in every template
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    from worker.web import pages
+
+    env.filters.update(when=pages.when, day=pages.day, ago=pages.ago)
+    return Jinja2Templates(env=env)
+
+
+def create_app(storage: Storage | None = None, *, settings: Settings | None = None,
+               redis_client: redis.Redis | None = None, workers: WorkersFn | None = None,
+               submit: SubmitFn | None = None, retry: RetryFn | None = None, sources: SourcesFn | None = None,
+               allowed_hosts: Iterable[str] | None = None, token: str | None = ...,  # type: ignore[assignment]
+               ) -> FastAPI:
+    """The ASGI app. Unset arguments come from the settings (``GLEANER_*``).
+
+    ``token`` defaults to ``settings.web_token``; pass None to serve without one. ``allowed_hosts``
+    defaults to loopback names when there is no token (see ``worker.web.auth``).
+    """
+    settings = settings or get_settings()
+    if storage is None:
+        storage = Storage(settings.effective_database_url)
+    if redis_client is None:
+        from worker.redis_server import resolve_redis_url
+
+        redis_client = redis.Redis.from_url(resolve_redis_url(settings), socket_timeout=10)
+    if token is ...:
+        token = settings.web_token
+    services = Services(
+        settings=settings,
+        storage=storage,
+        redis=redis_client,
+        workers=CachedWorkers(workers or celery_workers),
+        submit=submit or _default_submit,
+        retry=retry or _default_retry,
+        sources=sources or (lambda: []),
+        flower_url=getattr(settings, "flower_url", None) or DEFAULT_FLOWER_URL,
+    )
+
+    from worker.web import api, pages
+
+    app = FastAPI(
+        title="Gleaner",
+        version="0.1.0",
+        description="Records, queued URLs, failures, sources and pipeline statistics of a Gleaner deployment. "
+                    "When a token is configured, send it as `Authorization: Bearer <token>`.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.templates = make_templates()
+    app.state.token = token
+    hosts = (frozenset(h.lower() for h in allowed_hosts) if allowed_hosts is not None
+             else auth.allowed_hosts_for(settings.web_host, token))
+    app.add_middleware(auth.AccessMiddleware, token=token, allowed_hosts=hosts)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    pages.install_error_pages(app)
+    return app
