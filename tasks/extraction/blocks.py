@@ -141,6 +141,9 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
         node = stack.pop()
         if type(node) is tuple:  # leaving an element
             name, is_block = node
+            if is_block:  # the element's own last line belongs to it: flush before leaving
+                flush()
+                owners.pop()
             depth = len(path) - 1
             path.pop()
             if furniture and furniture[-1] == depth:
@@ -149,9 +152,6 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
                 semantic.pop()
             if name == "a":
                 link_depth -= 1
-            if is_block:
-                flush()
-                owners.pop()
             continue
         if isinstance(node, NavigableString):
             if not isinstance(node, _NOT_TEXT):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,21 @@ from worker.errors import ExtractionError
 from worker.models import Article
 
 _MAX_HEADINGS = 5
+
+
+_TAG = re.compile(r"<[a-zA-Z!/]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_SNIFF_CHARS = 4096
+_MAX_CONTROL_SHARE = 0.05
+
+
+def _check_markup(markup: str) -> None:
+    """Refuse input that is not HTML at all, with a reason a person can act on."""
+    head = markup[:_SNIFF_CHARS]
+    if len(_CONTROL.findall(head)) > _MAX_CONTROL_SHARE * len(head):
+        raise ExtractionError("binary data, not HTML: control characters throughout the first bytes")
+    if _TAG.search(markup) is None:
+        raise ExtractionError("not HTML: no markup tags in the document")
 
 
 def parse(markup: str) -> BeautifulSoup:
@@ -67,6 +83,7 @@ def extract_article(
         raise ExtractionError(f"cannot extract from {type(html).__name__}: expected HTML as bytes or str")
     if not markup.strip():
         raise ExtractionError("empty page: no HTML to extract from")
+    _check_markup(markup)
     markup, documents = prepare(markup.replace("\x00", ""))
     with _collector_paused():
         try:

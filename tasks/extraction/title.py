@@ -18,7 +18,8 @@ def _agree(a: str, b: str) -> bool:
     wa, wb = _words(a), _words(b)
     if not wa or not wb:
         return False
-    return len(wa & wb) >= 0.7 * min(len(wa), len(wb)) and len(wa & wb) >= 0.4 * max(len(wa), len(wb))
+    shared = len(wa & wb)
+    return shared >= 0.6 * min(len(wa), len(wb)) and (shared >= 2 or wa == wb)
 
 
 def strip_site_name(title: str, site_name: str | None = None) -> str:
@@ -41,7 +42,8 @@ def choose_title(headings: list[str], declared: list[str], title_tag: str, site_
     otherwise the declared title (JSON-LD headline, og:title), then <title> without the site
     name, then the first <h1>.
     """
-    references = [t for t in (*declared, title_tag) if t]
+    # Compared without the site name, or a logo <h1> would agree with every "Story | Site" title.
+    references = [strip_site_name(t, site_name) for t in (*declared, title_tag) if t]
     for heading in headings:
         if any(_agree(heading, reference) for reference in references):
             return heading
