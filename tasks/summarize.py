@@ -1,22 +1,25 @@
-"""Summarize stage: an extractive summary of whole sentences, and the body's statistics."""
+"""Summarize stage: a summary of whole sentences (extractive, or an LLM's with extractive
+fallback) and the body's statistics."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tasks.llm import SummarizerConfig, summarize as summarize_text
 from tasks.stats import count_words
-from tasks.summary import summarize_extractive
 from worker.models import Draft
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
 
 
-def summarize_draft(draft: Draft, budget: int) -> Draft:
+def summarize_draft(draft: Draft, budget: int, config: SummarizerConfig | None = None) -> Draft:
     body = draft.article.body
+    if config is None:
+        config = SummarizerConfig()
     return draft.model_copy(
         update={
-            "summary": summarize_extractive(body, budget=budget, title=draft.article.title),
+            "summary": summarize_text(body, budget, config, title=draft.article.title),
             "word_count": count_words(body),
         }
     )
@@ -24,6 +27,7 @@ def summarize_draft(draft: Draft, budget: int) -> Draft:
 
 @stage_task(Queue.SUMMARIZE)
 def summarize(job: dict[str, Any], rt: Runtime) -> None:
-    draft = summarize_draft(rt.pages.get_draft(job["id"]), rt.settings.summary_chars)
+    config = SummarizerConfig.from_settings(rt.settings)
+    draft = summarize_draft(rt.pages.get_draft(job["id"]), rt.settings.summary_chars, config)
     rt.pages.put_draft(draft)
     send(Queue.STORE, job["id"])

@@ -58,17 +58,25 @@ def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
     click.echo(f"Database: {settings.effective_database_url}", err=True)
 
     site = _start_site(port)
-    worker = subprocess.Popen(worker_argv(Queue.names(), pool="threads", concurrency=8, loglevel="WARNING",
-                                          name="demo"),
-                              env=env, start_new_session=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker_log = settings.data_dir / "demo-worker.log"
+    click.echo(f"Worker log: {worker_log}", err=True)
+    with open(worker_log, "ab") as logfile:
+        argv = worker_argv(Queue.names(), pool="threads", concurrency=8, loglevel="INFO", name="demo")
+        argv.insert(argv.index("worker"), "--quiet")  # no banner: the log file is for problems
+        worker = subprocess.Popen(argv, env=env, start_new_session=True,
+                                  stdout=logfile, stderr=subprocess.STDOUT)
     try:
         click.echo(f"Demo site: {site.base_url} (sitemap {site.sitemap_url}, feed {site.feed_url})", err=True)
         urls = discover_site(site.sitemap_url, site.feed_url)
         storage = Storage(settings.effective_database_url)
         job_ids = submit.submit(storage, urls, "demo")
         with click.progressbar(length=len(job_ids), label=f"ingesting {len(job_ids)} URLs", file=sys.stderr) as bar:
-            results = submit.wait(storage, job_ids, timeout=timeout, progress=bar.update)
+            results = submit.wait(storage, job_ids, timeout=timeout, progress=bar.update,
+                                  give_up=lambda: worker.poll() is not None)
         code = 0
+        if worker.poll() is not None:
+            click.echo(f"the demo's worker exited with status {worker.returncode}; see {worker_log}", err=True)
         for outcome in results:
             if outcome.state == "done":
                 record = storage.get_record(outcome.record_id)

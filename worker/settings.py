@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     allow_private_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Fetching
-    user_agent: str = "GleanerBot/0.1 (+https://github.com/gleaner; operator unset)"
+    operator: str = ""  # who runs this crawler (URL or email), put in the User-Agent; empty: "operator unset"
+    user_agent: str = "GleanerBot/0.1 (+{operator})"  # "{operator}" is replaced by the operator setting
     connect_timeout: float = 10.0  # seconds
     read_timeout: float = 20.0  # seconds between two bytes
     total_timeout: float = 60.0  # seconds for a whole fetch, redirects included
@@ -36,11 +37,31 @@ class Settings(BaseSettings):
     max_redirects: int = 10
     fetch_retries: int = 4  # attempts after the first, for retryable failures
     retry_backoff_max: float = 300.0  # seconds; kept well under visibility_timeout
+    retry_backoff_base: float = 2.0  # seconds; retry n waits a random 0..base*2**(n-1), capped
+    validators_ttl: int = 30 * 24 * 3600  # seconds an ETag/Last-Modified is kept for conditional requests
+
+    # Politeness (per host, shared by every worker through Redis)
+    robots_obey: bool = True  # fetch and obey robots.txt, Crawl-delay included
+    robots_ttl: int = 3600  # seconds a robots.txt stays cached
+    robots_max_bytes: int = 512 * 1024  # bytes of robots.txt read; the rest is ignored
+    max_crawl_delay: float = 60.0  # seconds; a larger robots Crawl-delay is honoured only up to this
+    host_rate: float = 1.0  # fetches per second started per host; 0 = no rate limit
+    host_concurrency: int = 2  # fetches in flight per host at once; 0 = no limit
+    host_wait_inline: float = 2.0  # seconds a worker thread may sleep for a host slot before re-queueing
+    host_busy_max_wait: float = 30.0  # seconds; cap on one busy-host re-queue countdown
+    host_busy_timeout: float = 3600.0  # seconds a URL may wait in total for a busy host before dead-lettering
 
     # Pipeline
     page_ttl: int = 24 * 3600  # seconds an in-flight page or draft stays in Redis
     visibility_timeout: int = 3600  # seconds before Redis redelivers an unacked task
     summary_chars: int = 300
+
+    # Summaries
+    summarizer: Literal["extractive", "llm"] = "extractive"
+    llm_base_url: str | None = None  # OpenAI-compatible, ending in /v1; unset: LLM off
+    llm_model: str | None = None
+    llm_api_key: str | None = None  # sent as "Authorization: Bearer ..." when set
+    llm_timeout: float = 20.0  # seconds for the whole request
 
     # Web
     web_host: str = "127.0.0.1"

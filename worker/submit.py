@@ -59,8 +59,10 @@ def outcomes(storage: Storage, job_ids: Sequence[str]) -> list[Outcome]:
 
 
 def wait(storage: Storage, job_ids: Sequence[str], *, timeout: float,
-         progress: Callable[[int], None] | None = None, poll: float = 0.2) -> list[Outcome]:
-    """Poll until every job is finished (or timeout); progress gets the number newly finished."""
+         progress: Callable[[int], None] | None = None, poll: float = 0.2,
+         give_up: Callable[[], bool] | None = None) -> list[Outcome]:
+    """Poll until every job is finished, the timeout passes or give_up() says so; progress gets
+    the number of jobs newly finished."""
     deadline = time.monotonic() + timeout
     done: set[str] = set()
     while True:
@@ -69,6 +71,6 @@ def wait(storage: Storage, job_ids: Sequence[str], *, timeout: float,
         done.update(finished)
         if progress and finished:
             progress(len(finished))
-        if len(done) == len(job_ids) or time.monotonic() > deadline:
+        if len(done) == len(job_ids) or time.monotonic() > deadline or (give_up and give_up()):
             return outcomes(storage, job_ids)
         time.sleep(poll)
