@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bs4 import BeautifulSoup, Tag
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 
 from tasks.extraction import rules as site_rules
 from tasks.extraction.blocks import Block, read_blocks
@@ -24,6 +25,11 @@ from worker.models import Article
 
 _MAX_HEADINGS = 5
 
+
+# XHTML pages start with an XML prolog and are still read as HTML, on purpose; a page that looks
+# like a file name is still a page. Neither warning helps anyone reading Gleaner's logs.
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 
 _TAG = re.compile(r"<[a-zA-Z!/]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")

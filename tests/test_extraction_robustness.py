@@ -1,0 +1,116 @@
+"""Mangled and generated HTML: the extractor returns an article or raises ExtractionError, nothing else."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tasks.extraction import extract_article
+from worker.errors import ExtractionError
+from worker.models import Article
+
+STORY = (
+    "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Storm | Daily</title>"
+    "<script type='application/ld+json'>{\"@type\": \"NewsArticle\", \"headline\": \"Storm\"}</script>"
+    "</head><body><nav><a href='/'>Home</a></nav><article><h1>Storm closes the coast road</h1>"
+    + "".join(f"<p>Paragraph {i}: the storm closed the coast road for most of the day, the police said.</p>"
+              for i in range(8))
+    + "</article><footer>Daily News</footer></body></html>"
+)
+
+TOKENS = st.sampled_from([
+    "<p>", "</p>", "<div>", "</div>", "<div class='comments'>", "<article>", "</article>", "<a href='/x'>",
+    "</a>", "<script>", "</script>", "<style>", "<!--", "-->", "<br>", "<h1>", "</h1>", "<li>", "<ul>",
+    "<table><tr><td>", "<nav>", "</nav>", "<meta property='og:title' content='T'>", "<time datetime='2019'>",
+    "<![CDATA[", "<?xml ?>", "<!DOCTYPE html>", "&amp;", "&#0;", "&#xD800;", "\x00", "\ufffd", "<", ">", "\"", "'",
+    "The storm closed the coast road for most of the day. ", "word ", "\n",
+])
+
+
+def _check(html: bytes | str) -> None:
+    try:
+        article = extract_article(html, "https://news.example/2019/11/20/storm")
+    except ExtractionError as exc:
+        assert str(exc)  # a reason a person can read
+    else:
+        assert isinstance(article, Article)
+        assert all(isinstance(p, str) and p for p in article.body)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TOKENS, max_size=120).map("".join))
+def test_generated_tag_soup(html: str) -> None:
+    _check(html)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes(data: bytes) -> None:
+    _check(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=500))
+def test_arbitrary_text(text: str) -> None:
+    _check(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, len(STORY)), st.integers(0, len(STORY)), st.integers(0, 3))
+def test_mangled_page(cut: int, splice: int, how: int) -> None:
+    # Truncated, spliced, re-encoded: the ways real fetches come back broken.
+    if how == 0:
+        html: bytes | str = STORY[:cut]
+    elif how == 1:
+        html = STORY[:min(cut, splice)] + STORY[max(cut, splice):]
+    elif how == 2:
+        html = STORY.encode("utf-8")[:cut] + b"\xff\xfe\x80" + STORY.encode("utf-8")[cut:]
+    else:
+        html = STORY.encode("utf-16")
+    _check(html)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "",
+        "   \n ",
+        "x" * 100_000,
+        "<p>" + "word " * 200_000,  # a megabyte on one line
+        "<script>" * 20_000,  # scripts never closed
+        "<nav>" * 20_000 + "<p>" + "The storm closed the road. " * 20,
+        "<!--" * 20_000,
+        "<div>" * 20_000 + "<p>" + "The storm closed the coast road for the day. " * 5,
+        "<b><i>" * 10_000 + "The storm closed the coast road for the day. " * 5,
+        "<table><tr><td>" * 5_000 + "The storm closed the coast road for the day. " * 5,
+        "<script type='application/ld+json'>" + "[" * 50_000 + "</script><p>" + "Storm news today. " * 10,
+        "<html><head><title>Only a head</title></head></html>",
+        "<html><body></body></html>",
+        STORY.replace("<body>", "").replace("</body>", ""),  # no body element at all
+        b"\x1f\x8b" + b"\x00" * 100,
+        gzip.compress(STORY.encode()),  # still compressed: bytes, not HTML
+        bytes(range(256)) * 100,
+    ],
+    ids=lambda h: repr(h[:24]),
+)
+def test_pathological_inputs(html: bytes | str) -> None:
+    _check(html)
+
+
+def test_wrong_type_is_an_extraction_error() -> None:
+    with pytest.raises(ExtractionError, match="expected HTML"):
+        extract_article(12345)  # type: ignore[arg-type]
+
+
+def test_declared_charset_decodes_the_bytes() -> None:
+    page = ("<html><head><meta charset='windows-1252'></head><body><article>"
+            + "<p>Caf\u00e9 owners say the storm closed the coast road for most of the day.</p>" * 3
+            + "</article></body></html>").encode("cp1252")
+    assert extract_article(page).body[0].startswith("Caf\u00e9 owners")
+    # The HTTP header's charset wins over the page's own declaration.
+    assert extract_article(page, charset="iso-8859-1").body[0].startswith("Caf\u00e9")
+    utf8 = page.decode("cp1252").replace("windows-1252", "utf-8").encode("utf-8")
+    assert extract_article(utf8).body[0].startswith("Caf\u00e9 owners")
