@@ -83,11 +83,11 @@ def test_output_file_with_progress_bar_on_many_files(pages: list[Path], tmp_path
 
 def test_site_rules_file(pages: list[Path], tmp_path: Path) -> None:
     rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps({"title": "article p", "body": "article", "drop": ["h1"]}), encoding="utf-8")
+    rules.write_text(json.dumps({"title": "article p:last-of-type", "body": "article", "drop": ["h1"]}), encoding="utf-8")
     result = CliRunner().invoke(extract_command, ["--rules", str(rules), str(pages[0])])
     record = json.loads(result.stdout)
-    assert record["title"] == f"{PROSE} Paragraph 0."
-    assert record["body"][0] == f"{PROSE} Paragraph 0."
+    assert record["title"] == f"{PROSE} Paragraph 3."
+    assert record["body"] == [f"{PROSE} Paragraph {i}." for i in range(3)]  # the title line is not body
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"body": "div["}), encoding="utf-8")
     result = CliRunner().invoke(extract_command, ["--rules", str(bad), str(pages[0])])
