@@ -147,7 +147,8 @@ def read_record(request: Request, record_id: Annotated[str, RECORD_ID]) -> Recor
     return services.storage.mark_read(str(record.id))
 
 
-@router.post("/urls", status_code=202, response_model=QueuedOut, summary="Queue URLs for ingestion")
+@router.post("/urls", status_code=202, response_model=QueuedOut, summary="Queue URLs for ingestion",
+             responses={400: {"description": "The body is not JSON.", "model": ErrorOut}})
 def queue_urls(request: Request, body: Annotated[UrlsIn, Body()]) -> QueuedOut:
     """One job per URL. A malformed URL is accepted as a job that failed at once, with its reason."""
     services = _services(request)

@@ -1,0 +1,132 @@
+"""worker.metrics against a real redis-server, and /metrics parsed back with prometheus_client's parser."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from worker import metrics
+from worker.redis_server import free_port
+
+METRICS_DB = 7  # a database of its own: the integration tests' workers write metrics to db 0
+
+
+@pytest.fixture
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{METRICS_DB}")
+    c.flushdb()
+    yield c
+    c.flushdb()
+    c.close()
+
+
+def test_record_stage_counts_outcomes_per_stage(client):
+    for _ in range(3):
+        assert metrics.record_stage(client, "fetch", "success", 0.2)
+    metrics.record_stage(client, "fetch", "failure", 0.1)
+    metrics.record_stage(client, "parse", "retry", 0.01)
+    counts = metrics.stage_counts(client)
+    assert counts["fetch"] == {"success": 3, "failure": 1, "retry": 0}
+    assert counts["parse"] == {"success": 0, "failure": 0, "retry": 1}
+    assert counts["store"] == {"success": 0, "failure": 0, "retry": 0}  # every stage present
+
+
+def test_latency_histogram_is_cumulative_with_sum_and_count(client):
+    for seconds in (0.003, 0.02, 0.02, 0.7, 500.0):
+        metrics.record_stage(client, "summarize", "success", seconds)
+    hist = metrics.latency(client, ["summarize"])["summarize"]
+    buckets = dict(hist.buckets)
+    assert buckets["0.005"] == 1
+    assert buckets["0.01"] == 1
+    assert buckets["0.025"] == 3
+    assert buckets["0.5"] == 3
+    assert buckets["1.0"] == 4
+    assert buckets["120.0"] == 4
+    assert buckets["+Inf"] == 5 == hist.count
+    assert hist.total == pytest.approx(0.003 + 0.02 + 0.02 + 0.7 + 500.0)
+    values = [n for _, n in hist.buckets]
+    assert values == sorted(values)
+
+
+def test_bucket_bounds_are_inclusive():
+    assert metrics.bucket_for(0.005) == "0.005"
+    assert metrics.bucket_for(0.0051) == "0.01"
+    assert metrics.bucket_for(1e9) == "+Inf"
+    assert metrics.bucket_for(math.nan) == "+Inf"
+
+
+def test_per_minute_counters_fill_the_window_and_expire(client):
+    now = 1_700_000_000.0  # fixed clock: minute boundaries do not depend on when the test runs
+    minute = int(now // 60) * 60
+    metrics.record_stage(client, "store", "success", 0.01, now=now)
+    metrics.record_stage(client, "store", "success", 0.01, now=now + 1)
+    metrics.record_stage(client, "fetch", "failure", 0.01, now=now - 120)
+    rows = metrics.throughput(client, minutes=5, now=now)
+    assert [r["minute"] for r in rows] == [minute - 240, minute - 180, minute - 120, minute - 60, minute]
+    assert rows[-1]["stages"] == {"store": {"success": 2}}
+    assert rows[2]["stages"] == {"fetch": {"failure": 1}}
+    assert rows[0]["stages"] == {} and rows[3]["stages"] == {}
+    ttl = client.ttl(metrics.minute_key(int(now // 60)))
+    assert 0 < ttl <= metrics.MINUTE_TTL
+
+
+def test_queue_depth_reads_the_broker_lists_including_priority_lists(client):
+    client.lpush("fetch", "m1", "m2", "m3")
+    client.lpush("fetch\x06\x163", "m4")
+    client.lpush("store", "m5")
+    client.hset("unacked", mapping={"tag1": "x", "tag2": "y"})
+    depths = metrics.queue_depths(client)
+    assert depths == {"fetch": 4, "parse": 0, "dedupe": 0, "summarize": 0, "store": 1}
+    assert metrics.unacked(client) == 2
+
+
+def test_bad_outcome_or_stage_is_refused(client):
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        metrics.record_stage(client, "fetch", "ok", 0.1)
+    with pytest.raises(ValueError, match="stage name"):
+        metrics.record_stage(client, "fetch:evil", "success", 0.1)
+    assert client.dbsize() == 0
+
+
+def test_unreachable_redis_loses_the_metric_not_the_task():
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    assert metrics.record_stage(dead, "fetch", "success", 0.1) is False
+
+
+def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from worker.storage import Storage
+    from worker.web.app import create_app
+
+    for _ in range(4):
+        metrics.record_stage(client, "fetch", "success", 0.3)
+    metrics.record_stage(client, "fetch", "failure", 2.0)
+    metrics.record_stage(client, "store", "success", 0.004)
+    client.lpush("parse", "a", "b")
+    storage = Storage(f"sqlite:///{tmp_path / 'm.db'}")
+    storage.create_jobs(["http://example.invalid/a", "http://example.invalid/b"], "t")
+    app = create_app(storage, redis_client=client, workers=lambda: [{"name": "w@h", "queues": ["fetch"]}],
+                     allowed_hosts=["testserver"], token=None)
+    response = TestClient(app).get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        assert family.name.startswith("gleaner_")
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert samples[("gleaner_stage_runs_total", (("outcome", "success"), ("stage", "fetch")))] == 4
+    assert samples[("gleaner_stage_runs_total", (("outcome", "failure"), ("stage", "fetch")))] == 1
+    assert samples[("gleaner_stage_duration_seconds_count", (("stage", "fetch"),))] == 5
+    assert samples[("gleaner_stage_duration_seconds_sum", (("stage", "fetch"),))] == pytest.approx(3.2)
+    assert samples[("gleaner_stage_duration_seconds_bucket", (("le", "0.5"), ("stage", "fetch")))] == 4
+    assert samples[("gleaner_stage_duration_seconds_bucket", (("le", "0.005"), ("stage", "store")))] == 1
+    assert samples[("gleaner_queue_depth", (("queue", "parse"),))] == 2
+    assert samples[("gleaner_queue_depth", (("queue", "fetch"),))] == 0
+    assert samples[("gleaner_jobs", (("state", "queued"),))] == 2
+    assert samples[("gleaner_records", ())] == 0
+    assert samples[("gleaner_workers_online", ())] == 1
