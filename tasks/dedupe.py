@@ -33,4 +33,4 @@ def dedupe(job: dict[str, Any], rt: Runtime) -> None:
     if canonical:
         draft = draft.model_copy(update={"duplicate_of": uuid.UUID(canonical)})
     rt.pages.put_draft(draft)
-    send(Queue.SUMMARIZE, job["id"])
+    send(Queue.SUMMARIZE, job)

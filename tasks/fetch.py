@@ -1,215 +1,105 @@
-"""Fetch stage: download one article page within hard limits and keep it in Redis for parse."""
+"""Fetch stage: download one article page politely and within hard limits, and keep it in Redis for parse.
+
+``fetch_page`` is the pure part: one URL, one guarded client, limits in, a Page and its body out
+(or an error from worker/errors.py). ``fetch_job`` adds what spans workers and attempts: robots.txt,
+the per-host rate and concurrency limit, conditional requests, and the retry tally.
+"""
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import os
-import time
-import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
+import redis
+from celery import current_task
 
+from tasks.attempts import FetchAttempts, countdown_cap, retry_delay
+from tasks.download import FetchLimits, check_url, download, media_type, parse_retry_after, user_agent
+from tasks.hostlimit import HostLimiter, HostPolicy, host_key
 from tasks.netguard import AddressGuard, GuardedTransport
+from tasks.robots import RobotsCache, origin_of
+from tasks.urlnorm import canonicalize_url
+from tasks.validators import Validators, ValidatorStore
 from worker.errors import (
+    AttemptsExhaustedError,
     ContentTypeError,
+    HostBusyError,
     HTTPStatusError,
-    InvalidURLError,
-    NetworkError,
-    RedirectError,
+    PermanentError,
+    RetryableError,
+    RobotsDisallowedError,
     ServerError,
-    TooLargeError,
 )
-from worker.models import Page, Redirect
+from worker.models import Page
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
 from worker.settings import Settings
 
+__all__ = ["FetchLimits", "HostPolicy", "check_url", "fetch", "fetch_job", "fetch_page"]
+
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
-MAX_URL_LENGTH = 2048
+# 408/425/429 and server errors may pass; 501 and 505 say the server will never do it.
+RETRYABLE_4XX = {408, 425, 429}
+PERMANENT_5XX = {501, 505}
+# The wrapper's own retry limit must never end a fetch: fetch_job keeps the real tally.
+WRAPPER_RETRY_CEILING = 100_000
+# A body that is plainly not a page, whatever its Content-Type says (or when it says nothing).
+_MAGIC = ((b"%PDF-", "a PDF document"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+          (b"\xff\xd8\xff", "a JPEG image"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip file"))
 
 
-@dataclass(frozen=True)
-class FetchLimits:
-    connect_timeout: float = 10.0  # seconds
-    read_timeout: float = 20.0  # seconds between two bytes
-    total_timeout: float = 60.0  # seconds for the whole fetch
-    max_bytes: int = 10 * 1024 * 1024  # raw and decompressed, each
-    max_redirects: int = 10
-    user_agent: str = "GleanerBot/0.1"
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> FetchLimits:
-        return cls(s.connect_timeout, s.read_timeout, s.total_timeout, s.max_body_bytes, s.max_redirects, s.user_agent)
+def _refuse_non_html(response: httpx.Response) -> None:
+    media, _ = media_type(response.headers)
+    if media and media not in HTML_TYPES:
+        raise ContentTypeError(f"not an HTML page: {media}")
 
 
-def check_url(url: str) -> str:
-    """Return the URL stripped, or raise InvalidURLError saying what is wrong with it."""
-    url = url.strip()
-    if not url:
-        raise InvalidURLError("malformed URL: empty")
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidURLError(f"malformed URL: longer than {MAX_URL_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise InvalidURLError(f"malformed URL {url!r}: contains whitespace or control characters")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as exc:
-        raise InvalidURLError(f"malformed URL {url!r}: {exc}") from exc
-    if parts.scheme.lower() not in ("http", "https"):
-        shown = parts.scheme or "none"
-        raise InvalidURLError(f"refused scheme {shown!r} in {url!r}: only http and https are fetched")
-    if not parts.hostname:
-        raise InvalidURLError(f"malformed URL {url!r}: no host")
-    return url
+def _sniff(body: bytes) -> None:
+    head = body[:16].lstrip()
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            raise ContentTypeError(f"not an HTML page: the body is {kind}")
+    if head[8:12] == b"WEBP" and head.startswith(b"RIFF"):
+        raise ContentTypeError("not an HTML page: the body is a WebP image")
 
 
-class _Decoder:
-    """Content-Encoding decoding that stops at a size cap, so a compression bomb is never inflated."""
-
-    def __init__(self, encoding: str, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        encoding = encoding.strip().lower()
-        if encoding in ("", "identity"):
-            self._z = None
-        elif encoding in ("gzip", "x-gzip"):
-            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._z = zlib.decompressobj(zlib.MAX_WBITS)
-        else:
-            raise ContentTypeError(f"unsupported Content-Encoding {encoding!r}")
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self._z is None:
-            out = chunk
-        else:
-            try:
-                # max_length bounds what one chunk may inflate to; past the cap we stop.
-                out = self._z.decompress(chunk, self.limit - self.size + 1)
-            except zlib.error as exc:
-                raise NetworkError(f"corrupt compressed body: {exc}") from exc
-            if self._z.unconsumed_tail:
-                raise TooLargeError(f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
-        self.size += len(out)
-        if self.size > self.limit:
-            raise TooLargeError(f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
-        return out
+def _status_error(status: int, reason: str, headers: httpx.Headers) -> Exception:
+    text = f"HTTP {status} {reason}".strip()
+    if status in RETRYABLE_4XX or (status >= 500 and status not in PERMANENT_5XX):
+        return ServerError(text, status=status, retry_after=parse_retry_after(headers.get("retry-after")))
+    return HTTPStatusError(text, status=status)
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+def fetch_page(url: str, client: httpx.Client, limits: FetchLimits, *,
+               validators: Validators | None = None) -> tuple[Page, bytes]:
+    """Fetch an HTML page; with ``validators``, a Page of status 304 and no body if it is unchanged."""
+    headers = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
+    if validators is not None:
+        headers.update(validators.headers())
+    got = download(url, client, limits, headers=headers, check=_refuse_non_html)
+    if got.status == 304 and validators is not None:
+        return _page(got, None), b""
+    if not 200 <= got.status < 300:
+        raise _status_error(got.status, httpx.codes.get_reason_phrase(got.status), got.headers)
+    _sniff(got.body)
+    _, charset = media_type(got.headers)
+    return _page(got, charset), got.body
 
 
-def _check_status(response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    reason = f"HTTP {status} {response.reason_phrase}".strip()
-    if status in RETRYABLE_STATUS:
-        raise ServerError(reason, status=status, retry_after=_retry_after(response.headers.get("retry-after")))
-    raise HTTPStatusError(reason, status=status)
+def _page(got: Any, charset: str | None) -> Page:
+    media, _ = media_type(got.headers)
+    return Page(url=got.url, final_url=got.final_url, status=got.status, content_type=media or "text/html",
+                charset=charset, redirects=got.redirects, etag=got.headers.get("etag"),
+                last_modified=got.headers.get("last-modified"))
 
 
-def _media_type(response: httpx.Response) -> tuple[str, str | None]:
-    header = response.headers.get("content-type", "")
-    media, _, params = header.partition(";")
-    charset = None
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip("'\"")
-    return media.strip().lower(), charset
-
-
-def _read_body(response: httpx.Response, limits: FetchLimits, deadline: float) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.max_bytes:
-        raise TooLargeError(f"body of {int(declared)} bytes exceeds the {limits.max_bytes}-byte cap")
-    decoder = _Decoder(response.headers.get("content-encoding", ""), limits.max_bytes)
-    received = 0
-    parts: list[bytes] = []
-    for chunk in response.iter_raw(chunk_size=65536):
-        received += len(chunk)
-        if received > limits.max_bytes:
-            raise TooLargeError(f"body exceeds the {limits.max_bytes}-byte cap")
-        parts.append(decoder.feed(chunk))
-        if time.monotonic() > deadline:
-            raise TooLargeError(f"body still arriving after {limits.total_timeout:g}s (too slow or endless)")
-    return b"".join(parts)
-
-
-def fetch_page(url: str, client: httpx.Client, limits: FetchLimits) -> tuple[Page, bytes]:
-    """Fetch an HTML page, following redirects ourselves so each hop is checked and recorded."""
-    url = check_url(url)
-    deadline = time.monotonic() + limits.total_timeout
-    timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
-    headers = {
-        "User-Agent": limits.user_agent,
-        "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
-        "Accept-Encoding": "gzip, deflate",
-    }
-    redirects: list[Redirect] = []
-    visited = {url}
-    current = url
-    try:
-        while True:
-            with client.stream("GET", current, headers=headers, timeout=timeout) as response:
-                if response.is_redirect:
-                    target = urljoin(current, response.headers["location"].strip())
-                    redirects.append(Redirect(url=current, status=response.status_code))
-                    if target in visited:
-                        chain = " -> ".join([r.url for r in redirects] + [target])
-                        raise RedirectError(f"redirect loop: {chain}")
-                    if len(redirects) > limits.max_redirects:
-                        raise RedirectError(f"more than {limits.max_redirects} redirects from {url}")
-                    try:
-                        current = check_url(target)
-                    except InvalidURLError as exc:
-                        raise RedirectError(f"redirect to a refused URL: {exc}") from exc
-                    visited.add(current)
-                    continue
-                _check_status(response)
-                media, charset = _media_type(response)
-                if media and media not in HTML_TYPES:
-                    raise ContentTypeError(f"not an HTML page: {media}")
-                body = _read_body(response, limits, deadline)
-                page = Page(
-                    url=url,
-                    final_url=str(response.url),
-                    status=response.status_code,
-                    content_type=media or "text/html",
-                    charset=charset,
-                    redirects=redirects,
-                    etag=response.headers.get("etag"),
-                    last_modified=response.headers.get("last-modified"),
-                )
-                return page, body
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise InvalidURLError(f"malformed URL {current!r}: {exc}") from exc
-    except httpx.TimeoutException as exc:
-        raise NetworkError(f"timed out fetching {current}: {type(exc).__name__}") from exc
-    except httpx.TransportError as exc:
-        raise NetworkError(f"network error fetching {current}: {type(exc).__name__}: {exc}") from exc
-
+# --- per-process resources ----------------------------------------------------------------------
 
 @functools.cache
 def _client_for(pid: int, allow: tuple[str, ...]) -> httpx.Client:
@@ -221,8 +111,103 @@ def client_for(settings: Settings) -> httpx.Client:
     return _client_for(os.getpid(), tuple(settings.allow_private_urls))
 
 
-@stage_task(Queue.FETCH)
-def fetch(job: dict[str, Any], rt: Runtime) -> None:
-    page, body = fetch_page(job["url"], client_for(rt.settings), FetchLimits.from_settings(rt.settings))
+@dataclass(frozen=True)
+class Fetcher:
+    """What fetch_job needs besides the job: the client and the Redis-backed politeness state."""
+
+    client: httpx.Client
+    limits: FetchLimits
+    robots: RobotsCache
+    limiter: HostLimiter
+    validators: ValidatorStore
+
+
+@functools.cache
+def _fetcher_for(pid: int, client: redis.Redis, http: httpx.Client, limits: FetchLimits, robots_ttl: int,
+                 robots_max_bytes: int, wait_inline: float, busy_max_wait: float, validators_ttl: int) -> Fetcher:
+    return Fetcher(
+        client=http,
+        limits=limits,
+        robots=RobotsCache(client, http, limits, ttl=robots_ttl, max_bytes=robots_max_bytes),
+        # A slot covers robots.txt plus the page; a worker that dies holding it frees it after this.
+        limiter=HostLimiter(client, lease=2 * limits.total_timeout + 30, wait_inline=wait_inline,
+                            busy_max_wait=busy_max_wait),
+        validators=ValidatorStore(client, validators_ttl),
+    )
+
+
+def fetcher_for(rt: Runtime) -> Fetcher:
+    s = rt.settings
+    return _fetcher_for(os.getpid(), rt.redis, client_for(s), FetchLimits.from_settings(s), s.robots_ttl,
+                        s.robots_max_bytes, s.host_wait_inline, min(s.host_busy_max_wait, countdown_cap(s)),
+                        s.validators_ttl)
+
+
+def policy_for(s: Settings, source: str | None, overrides: Mapping[str, HostPolicy] | None) -> HostPolicy:
+    """The source's own host policy if it has one (from the sources file), else the global one."""
+    if overrides and source in overrides:
+        return overrides[source]
+    return HostPolicy(rate=s.host_rate, concurrency=s.host_concurrency)
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
+              overrides: Mapping[str, HostPolicy] | None = None) -> None:
+    """Fetch one job's URL and hand it to parse, or end it at once on a 304.
+
+    Raises HostBusyError (a delay), another RetryableError with ``retry_after`` set to the backoff
+    (a failed attempt), or a PermanentError (AttemptsExhaustedError once the attempts are spent).
+    """
+    s = rt.settings
+    f = fetcher_for(rt)
+    url = check_url(job["url"])
+    attempts = FetchAttempts(rt.redis, job["id"], ttl=s.page_ttl)
+    if first_attempt:
+        attempts.clear()  # a URL sent again from the dead-letter store starts a fresh tally
+    host = host_key(url)
+    cap = countdown_cap(s)
+    try:
+        rules = f.robots.rules_for(url) if s.robots_obey else None
+        if rules is not None and not rules.allowed(url):
+            path = urlsplit(url).path or "/"
+            raise RobotsDisallowedError(f"robots.txt of {origin_of(url)} disallows {path} to {rules.agent}")
+        policy = policy_for(s, job.get("category_id"), overrides)
+        interval = policy.interval(rules.crawl_delay if rules else None, s.max_crawl_delay)
+        known = f.validators.get(url)
+        # Ask "changed since?" only if the record that answer would point at is still there.
+        record = rt.storage.find_record_by_url(known.final_url, canonicalize_url(known.final_url)) if known else None
+        with f.limiter.slot(host, policy, interval=interval, token=job["id"]):
+            page, body = fetch_page(url, f.client, f.limits, validators=known if record else None)
+    except HostBusyError as exc:
+        waited = attempts.waited_for_host()
+        if waited > s.host_busy_timeout:
+            attempts.clear()
+            raise AttemptsExhaustedError(f"{exc.reason} (still busy after waiting {waited:.0f}s)") from exc
+        raise
+    except RetryableError as exc:
+        if exc.status in (429, 503) and exc.retry_after:
+            f.limiter.pause(host, min(exc.retry_after, cap))  # the whole host asked for a break
+        failed = attempts.failed()
+        if failed > s.fetch_retries:
+            attempts.clear()
+            raise AttemptsExhaustedError(f"{exc.reason} (gave up after {failed} attempts)", status=exc.status) from exc
+        exc.retry_after = retry_delay(failed, exc.retry_after, base=s.retry_backoff_base, cap=cap)
+        raise
+    except PermanentError:
+        attempts.clear()
+        raise
+    attempts.clear()
+    if page.status == 304 and record is not None:
+        rt.storage.finish_job(job["id"], record_id=str(record.id),
+                              duplicate_of=str(record.duplicate_of) if record.duplicate_of else None)
+        return
+    f.validators.put(url, page)
     rt.pages.put_page(job["id"], page, body)
-    send(Queue.PARSE, job["id"])
+    send(Queue.PARSE, job)
+
+
+@stage_task(Queue.FETCH, max_retries=WRAPPER_RETRY_CEILING)
+def fetch(job: dict[str, Any], rt: Runtime) -> None:
+    request = current_task.request if current_task else None
+    fetch_job(job, rt, first_attempt=bool(request) and not request.retries)

@@ -23,4 +23,4 @@ def parse(job: dict[str, Any], rt: Runtime) -> None:
     page, body = rt.pages.get_page(job["id"])
     article = parse_page(page, body)
     rt.pages.put_draft(Draft(job_id=job["id"], category_id=job["category_id"], url=page.final_url, article=article))
-    send(Queue.DEDUPE, job["id"])
+    send(Queue.DEDUPE, job)

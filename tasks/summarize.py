@@ -30,4 +30,4 @@ def summarize(job: dict[str, Any], rt: Runtime) -> None:
     config = SummarizerConfig.from_settings(rt.settings)
     draft = summarize_draft(rt.pages.get_draft(job["id"]), rt.settings.summary_chars, config)
     rt.pages.put_draft(draft)
-    send(Queue.STORE, job["id"])
+    send(Queue.STORE, job)

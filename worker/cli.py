@@ -176,7 +176,7 @@ def failed_retry(retry_all: bool, job_ids: tuple[str, ...]) -> None:
             click.echo(f"{job_id}: not a failed job, skipped", err=True)
             continue
         storage.requeue_job(job_id)
-        send(Queue.FETCH, job_id)
+        send(Queue.FETCH, job)
         click.echo(f"{job_id}: requeued {job['url']}")
 
 

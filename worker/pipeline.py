@@ -18,7 +18,7 @@ from celery import Task
 from worker import keys
 from worker.app import app
 from worker.errors import IngestError, PermanentError, RetryableError
-from worker.queues import Queue
+from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
 from worker.storage import TERMINAL_STATES
 
@@ -43,9 +43,13 @@ def dead_letter(runtime: Runtime, job_id: str, stage: str, reason: str, *,
     runtime.pages.discard(job_id)
 
 
-def send(queue: Queue, job_id: str) -> None:
-    """Hand a job to a stage's queue (by task name; routing picks the queue)."""
-    app.send_task(f"gleaner.{queue.value}", args=[job_id])
+def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None) -> None:
+    """Hand a job to a stage's queue (by task name; routing picks the queue), keeping the
+    job's priority so a manual URL stays ahead at every stage."""
+    job_id = job if isinstance(job, str) else job["id"]
+    if priority is None:
+        priority = Priority.MANUAL.value if isinstance(job, str) else job.get("priority", 0)
+    app.send_task(f"gleaner.{queue.value}", args=[job_id], priority=priority)
 
 
 def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:

@@ -15,3 +15,22 @@ class Queue(str, enum.Enum):
     @classmethod
     def names(cls) -> list[str]:
         return [q.value for q in cls]
+
+
+class Priority(int, enum.Enum):
+    """Message priorities on Redis: a lower number is served first at every stage."""
+
+    MANUAL = 0  # queued by hand (CLI, web, API): jumps ahead of the crawl
+    SCHEDULED = 6  # found by the scheduled crawl of a source
+
+    @classmethod
+    def steps(cls) -> list[int]:
+        return [0, 3, 6, 9]
+
+
+def broker_keys(queue: str) -> list[str]:
+    """The Redis lists behind one queue (kombu keeps one list per priority step)."""
+    return [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}" for p in Priority.steps()]
+
+
+PRIORITY_SEP = ":"

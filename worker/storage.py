@@ -108,6 +108,7 @@ jobs = Table(
     Column("reason", Text),
     Column("http_status", Integer),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("priority", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -168,11 +169,11 @@ class Storage:
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def create_jobs(self, urls: Sequence[str], category_id: str) -> list[str]:
+    def create_jobs(self, urls: Sequence[str], category_id: str, priority: int = 0) -> list[str]:
         now = utcnow()
         rows = [
             {"id": str(uuid.uuid4()), "url": u, "category_id": category_id, "state": "queued",
-             "attempts": 0, "created_at": now, "updated_at": now}
+             "attempts": 0, "priority": priority, "created_at": now, "updated_at": now}
             for u in urls
         ]
         if rows:
@@ -307,6 +308,15 @@ class Storage:
         with self.engine.connect() as conn:
             rows = conn.execute(select(records).where(records.c.id.like(f"{prefix}%")).limit(2)).all()
         return _record_from_row(rows[0]) if len(rows) == 1 else None
+
+    def find_record_by_url(self, url: str, canonical_url: str | None = None) -> Record | None:
+        """The record last stored from ``url`` or under ``canonical_url`` (a 304 points the job at it)."""
+        match = records.c.url == url
+        if canonical_url:
+            match = or_(match, records.c.canonical_url == canonical_url)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(records).where(match).order_by(records.c.updated_at.desc()).limit(1)).first()
+        return _record_from_row(row) if row else None
 
     def mark_read(self, record_id: str) -> Record | None:
         with self.engine.begin() as conn:

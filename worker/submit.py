@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from tasks.fetch import check_url
 from worker.errors import InvalidURLError
 from worker.pipeline import send
-from worker.queues import Queue
+from worker.queues import Priority, Queue
 from worker.storage import TERMINAL_STATES, Storage
 
 
@@ -32,20 +32,21 @@ class Outcome:
         return f"{self.url}\tpending: still {self.state}"
 
 
-def submit(storage: Storage, urls: Sequence[str], category_id: str) -> list[str]:
+def submit(storage: Storage, urls: Sequence[str], category_id: str,
+           priority: Priority = Priority.MANUAL) -> list[str]:
     """Record a job per URL, then queue the valid ones; a malformed URL is dead-lettered at once.
 
     The job row is written before the message is sent, so a URL whose message never reached the
     broker is still visible as queued rather than lost.
     """
-    job_ids = storage.create_jobs(list(urls), category_id)
+    job_ids = storage.create_jobs(list(urls), category_id, int(priority))
     for job_id, url in zip(job_ids, urls):
         try:
             check_url(url)
         except InvalidURLError as exc:
             storage.fail_job(job_id, reason=exc.reason, stage="enqueue", attempts=0)
             continue
-        send(Queue.FETCH, job_id)
+        send(Queue.FETCH, job_id, int(priority))
     return job_ids
 
 
