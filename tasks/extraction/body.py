@@ -15,6 +15,7 @@ _LINK_COST = 3  # each linked character counts against the run this many times o
 _HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
 _TEASER_ITEM_BLOCKS = 6  # a linked heading with at most this many blocks around it is a teaser
 _TEASER_ITEM_CHARS = 700
+_SPLIT_SHARE = 10  # a sibling section with a tenth of the text makes the article a split one
 
 
 def _score(block: Block) -> int:
@@ -81,8 +82,24 @@ def _container(blocks: list[Block], first: int, last: int, scores: list[int]) ->
                 if d > depth:
                     key = (d, block.path[d])
                     mass[key] = mass.get(key, 0) + score
-    inside = [key for key, held in mass.items() if held * 2 >= total]
-    return max(inside) if inside else (depth, head[depth])
+    run = [(block, score) for block, score in zip(blocks[first:last + 1], scores[first:last + 1]) if score > 0]
+    for key in sorted((key for key, held in mass.items() if held * 2 >= total), reverse=True):
+        # Text in an article-like sibling of the candidate means a body split into sections
+        # (text, ad, text): the candidate is one section, not the article.
+        d, element = key
+        sample = next(block for block, _ in run if len(block.path) > d and block.path[d] == element)
+        split = False
+        for level in sample.semantic:
+            if depth < level <= d:
+                here, parent = sample.path[level], sample.path[level - 1]
+                siblings = sum(
+                    score for block, score in run
+                    if level in block.semantic and block.path[level] != here and block.path[level - 1] == parent
+                )
+                split = split or siblings * _SPLIT_SHARE >= mass[key]
+        if not split:
+            return key
+    return depth, head[depth]
 
 
 def _wrappers(blocks: list[Block], first: int, last: int, scores: list[int]) -> set[tuple[int, int]]:
