@@ -1,16 +1,21 @@
-"""The private-address guard, enforced where sockets are opened.
+"""The private-address guard and the whole-fetch deadline, enforced where sockets are opened.
 
 Every TCP connection the fetcher makes goes through ``GuardedBackend``: the host is resolved here,
 each address is checked, and the socket connects to the checked address itself. So a redirect to
 an internal host, or a name that resolves to one (DNS rebinding included), is refused at the hop
-that would reach it.
+that would reach it. Every socket operation is also bounded by the calling thread's ``deadline``,
+so a server that trickles its headers or body a byte at a time cannot outlast the total timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import httpcore
 import httpx
@@ -92,6 +97,62 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+_deadline = threading.local()
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Bound every socket operation of this thread's fetch by ``at`` (a ``time.monotonic()`` value).
+
+    httpx's timeouts bound one read each; a peer sending a byte every second never trips them.
+    """
+    previous = getattr(_deadline, "at", None)
+    _deadline.at = at
+    try:
+        yield
+    finally:
+        _deadline.at = previous
+
+
+def past_deadline() -> bool:
+    at = getattr(_deadline, "at", None)
+    return at is not None and time.monotonic() >= at
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    remaining = at - time.monotonic()
+    if remaining <= 0:
+        raise error("the fetch's total deadline has passed")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every operation waits no longer than the thread's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout))
+        return DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.SyncBackend):
     def __init__(self, guard: AddressGuard) -> None:
         self.guard = guard
@@ -100,9 +161,12 @@ class GuardedBackend(httpcore.SyncBackend):
         last_error: Exception | None = None
         for address in self.guard.resolve(host, port):
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(address, port, _bounded(timeout, httpcore.ConnectTimeout),
+                                             local_address, socket_options)
             except httpcore.ConnectError as exc:
                 last_error = exc
+                continue
+            return DeadlineStream(stream)
         raise last_error or httpcore.ConnectError(f"no address for {host}")
 
 
