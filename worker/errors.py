@@ -3,7 +3,8 @@
     IngestError                  anything that ends or delays one URL's ingestion
     ├── RetryableError           try again later, with backoff
     │   ├── NetworkError         connect/read failure, reset, timeout
-    │   └── ServerError          5xx or 429 (carries retry_after)
+    │   ├── ServerError          5xx or 429 (carries retry_after)
+    │   └── HostBusyError        the host is at its politeness limit; a delay, not a failed attempt
     └── PermanentError           retrying cannot help; goes to the dead-letter store
         ├── InvalidURLError      malformed URL or refused scheme
         ├── PrivateAddressError  host resolves to a private/loopback/link-local address
@@ -11,6 +12,8 @@
         ├── RedirectError        too many redirects or a redirect loop
         ├── ContentTypeError     not HTML/XHTML
         ├── TooLargeError        body or decompressed body over the cap, or too slow
+        ├── RobotsDisallowedError  the site's robots.txt forbids the path to our user agent
+        ├── AttemptsExhaustedError retryable failures kept coming until the attempt limit
         ├── ExtractionError      no article could be extracted
         └── PayloadLostError     an in-flight page expired from Redis
 
@@ -51,6 +54,14 @@ class ServerError(RetryableError):
     pass
 
 
+class HostBusyError(RetryableError):
+    """The host is at its rate or concurrency limit: come back after ``retry_after`` seconds.
+
+    The fetch stage counts these apart from failed attempts, so a busy host delays a URL
+    (up to ``host_busy_retries`` times) but never uses up its ``fetch_retries``.
+    """
+
+
 class PermanentError(IngestError):
     """Retrying cannot help; the URL goes to the dead-letter store."""
 
@@ -77,6 +88,14 @@ class ContentTypeError(PermanentError):
 
 class TooLargeError(PermanentError):
     pass
+
+
+class RobotsDisallowedError(PermanentError):
+    pass
+
+
+class AttemptsExhaustedError(PermanentError):
+    """A retryable failure that happened once too often; its reason names the last one."""
 
 
 class ExtractionError(PermanentError):

@@ -38,3 +38,33 @@ def boilerplate_lines(host: str) -> str:
 def boilerplate_pages(host: str) -> str:
     """Per host: how many pages were counted into boilerplate_lines since its last halving."""
     return f"{PREFIX}bp:pages:{host}"
+
+
+def robots(origin: str) -> str:
+    """A site's robots.txt (scheme://host:port), cached with the robots TTL (tasks.robots)."""
+    return f"{PREFIX}robots:{origin}"
+
+
+def host_slots(host: str) -> str:
+    """Per host: sorted set of in-flight fetch leases scored by expiry in ms (tasks.hostlimit)."""
+    return f"{PREFIX}host:slots:{host}"
+
+
+def host_tickets(host: str) -> str:
+    """Per host: sorted set of waiting fetches scored by the Redis time in ms of their turn (tasks.hostlimit)."""
+    return f"{PREFIX}host:tickets:{host}"
+
+
+def host_state(host: str) -> str:
+    """Per host: hash with the next free turn and a pause (after 429/503 Retry-After), in Redis ms."""
+    return f"{PREFIX}host:state:{host}"
+
+
+def validators(url_digest: str) -> str:
+    """Per fetched URL (its digest): ETag, Last-Modified and final URL for conditional requests."""
+    return f"{PREFIX}validators:{url_digest}"
+
+
+def fetch_attempts(job_id: str) -> str:
+    """Per job: failed fetch attempts, and since when its host has kept it waiting (tasks.attempts)."""
+    return f"{PREFIX}fetch:attempts:{job_id}"
