@@ -123,15 +123,23 @@ def article_blocks(blocks: list[Block], title: str = "") -> list[Block]:
     plain = [(-len(b.text) if i in teasers else _score(b)) for i, b in enumerate(blocks)]
     honoured = [(-len(b.text) if b.furniture else score) for b, score in zip(blocks, plain)]
     first, last, best = _best_run(honoured)
-    # Furniture hints on elements that wrap the whole article (class="content-with-sidebar")
-    # leave only a weak run once honoured: then the run is found without them.
     first_u, last_u, best_u = _best_run(plain)
+    # Furniture hints on elements that wrap the whole article (class="content-with-sidebar")
+    # leave only a weak run once honoured: then the run is found without them. If that run
+    # turns out to be furniture after all (a long comment thread), the honoured one stands.
+    tries = [(first, last, honoured)]
     if best * 2 < best_u:
-        first, last, scores = first_u, last_u, plain
-    else:
-        scores = honoured
-    if last < first:
-        return []
+        tries.insert(0, (first_u, last_u, plain))
+    for first, last, scores in tries:
+        if last >= first:
+            chosen = _read_container(blocks, first, last, scores, teasers, title)
+            if chosen:
+                return chosen
+    return []
+
+
+def _read_container(blocks: list[Block], first: int, last: int, scores: list[int], teasers: set[int],
+                    title: str) -> list[Block]:
     depth, container = _container(blocks, first, last, scores)
     wrappers = _wrappers(blocks, first, last, scores)
     chosen = []
