@@ -8,6 +8,8 @@ when one holds most of the run, is the container whose text is returned.
 
 from __future__ import annotations
 
+import re
+
 from tasks.extraction.blocks import Block
 
 _FIXED_COST = 25  # characters a block must exceed to add to a run: short lines are navigation
@@ -15,6 +17,8 @@ _LINK_COST = 3  # each linked character counts against the run this many times o
 _HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
 _TEASER_ITEM_BLOCKS = 6  # a linked heading with at most this many blocks around it is a teaser
 _TEASER_ITEM_CHARS = 700
+_ITEM_TAGS = frozenset(("li", "dd", "dt", "tr", "h2", "h3", "h4", "h5", "h6"))
+_LABEL = re.compile(r"^\W*[^\W\d_]{1,20}\W*$")
 _SPLIT_SHARE = 10  # a sibling section with a tenth of the text makes the article a split one
 
 
@@ -155,5 +159,7 @@ def _read_container(blocks: list[Block], first: int, last: int, scores: list[int
             continue
         if block.tag == "h1" and title and block.text == title:
             continue
+        if block.tag not in _ITEM_TAGS and _LABEL.match(block.text):
+            continue  # a lone word between paragraphs: "Advertisement", "Tags", "Comments"
         chosen.append(block)
     return chosen

@@ -1,4 +1,4 @@
-"""Markup cut down before parsing: scripts, styles, comments and page chrome go; JSON-LD is kept aside.
+"""Markup cut down before parsing: scripts, styles, comments, processing instructions and page chrome go; JSON-LD is kept aside.
 
 Building BeautifulSoup's tree costs more than everything else the extractor does, per element,
 so elements that never hold article text are removed from the string first, by one linear
@@ -18,7 +18,7 @@ _RAW_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object
 # Page chrome by definition of the element; these may nest, so their closing tags are counted.
 _CHROME_TAGS = ("nav", "aside", "footer")
 _OPEN = re.compile(
-    r"<(?:(%s)(?=[\s/>])([^>]{0,1000})|(%s)(?=[\s/>]))|<!--" % ("|".join(_RAW_TAGS), "|".join(_CHROME_TAGS)), re.I
+    r"<(?:(%s)(?=[\s/>])([^>]{0,1000})|(%s)(?=[\s/>]))|<!--|<\?" % ("|".join(_RAW_TAGS), "|".join(_CHROME_TAGS)), re.I
 )
 _CLOSE = {tag: re.compile(r"</%s\s*>" % tag, re.I) for tag in _RAW_TAGS}
 _OPEN_OR_CLOSE = {tag: re.compile(r"<(/?)%s(?=[\s/>])[^>]{0,1000}>" % tag, re.I) for tag in _CHROME_TAGS}
@@ -56,9 +56,13 @@ def prepare(markup: str) -> tuple[str, list[Any]]:
             pos = close
             continue
         parts.append(markup[pos:match.start()])
-        if raw is None:  # a comment
-            close_at = markup.find("-->", match.end())
-            pos = end if close_at < 0 else close_at + 3
+        if raw is None:
+            if match.group().endswith("?"):  # <?xml ...?> and other processing instructions
+                close_at = markup.find(">", match.end())
+                pos = end if close_at < 0 else close_at + 1
+            else:  # a comment
+                close_at = markup.find("-->", match.end())
+                pos = end if close_at < 0 else close_at + 3
             continue
         closing = _CLOSE[raw.lower()].search(markup, match.end())
         if closing is None:
