@@ -72,19 +72,22 @@ def _skipped(tag: Tag) -> bool:
     )
 
 
-def _furniture(tag: Tag) -> bool:
-    """Whether the element's tag or class/id says navigation, comments, sharing, ads..."""
+def _furniture(tag: Tag) -> str:
+    """The tag name or class/id hint that says navigation, comments, sharing, ads...; "" if none."""
     name = tag.name
     if name in FURNITURE_TAGS:
-        return True
+        return name
     attrs = tag.attrs
     if not attrs or name in ("html", "body", "article", "main"):
-        return False
+        return ""
     hint = attrs.get("class") or ""
     ident = attrs.get("id")
     if ident:
         hint = f"{hint} {ident}"
-    return bool(hint) and isinstance(hint, str) and _FURNITURE_HINT.search(hint) is not None
+    if not hint or not isinstance(hint, str):
+        return ""
+    match = _FURNITURE_HINT.search(hint)
+    return match.group().lower() if match else ""
 
 
 def _semantic(tag: Tag) -> bool:
@@ -112,8 +115,8 @@ COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
 def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
     """Every line of visible text under root, in document order, with where it sits in the tree.
 
-    Elements named in COLLECT_TAGS are appended to ``collect`` on the way, so metadata needs no
-    second walk over the tree.
+    Elements named in COLLECT_TAGS, and bylines, are appended to ``collect`` on the way, so
+    metadata needs no second walk over the tree.
     """
     blocks: list[Block] = []
     parts: list[str] = []
@@ -176,8 +179,11 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
             parts.append(" ")
         depth = len(path)
         path.append(id(node))
-        if _furniture(node):
+        hint = _furniture(node)
+        if hint:
             furniture.append(depth)
+            if collect is not None and ("author" in hint or "byline" in hint):
+                collect.append(node)  # the byline, for pages that name no author in metadata
         elif _semantic(node):
             semantic.append(depth)
         stack.append((name, is_block))

@@ -50,6 +50,8 @@ _DMY = re.compile(
 _NUMERIC = re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
 # /2019/11/20/ or /2019-11-20- or /20191120/ in a URL path
 _URL = re.compile(r"(?<!\d)((?:19|20)\d{2})[/_-]?(0[1-9]|1[0-2])[/_-]?(0[1-9]|[12]\d|3[01])(?!\d)")
+# /2019/nov/18/ in a URL path
+_URL_MONTH = re.compile(r"/((?:19|20)\d{2})/([a-z]{3,9})/(\d{1,2})(?:/|$)", re.I)
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
 
 _EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -149,7 +151,12 @@ def date_from_url(url: str | None) -> datetime | None:
     if not url:
         return None
     match = _URL.search(url)
-    return _build(*map(int, match.groups())) if match else None
+    if match:
+        return _build(*map(int, match.groups()))
+    match = _URL_MONTH.search(url)
+    if match and match.group(2).lower() in _MONTHS:
+        return _build(int(match.group(1)), _MONTHS[match.group(2).lower()], int(match.group(3)))
+    return None
 
 
 _WORDS = re.compile(r"[^\W\d_]{2,}")
@@ -167,3 +174,13 @@ def is_dateline(text: str) -> bool:
             rest = text[:match.start()] + " " + text[match.end():]
             return len(_WORDS.findall(rest)) <= _DATELINE_MAX_WORDS
     return False
+
+
+_CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?\b", re.I)
+
+
+def without_dates(text: str) -> str:
+    """The text with dates and clock times cut out ("By Ann Example, Nov. 18, 2019 4:10pm" -> "By Ann Example,  ")."""
+    for pattern in (_MDY, _DMY, _ISO, _NUMERIC, _CLOCK):
+        text = pattern.sub(" ", text)
+    return text

@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
@@ -118,12 +119,13 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
     if not body:
         raise ExtractionError("no article text found: no run of paragraphs stands out on the page")
     published = parse_date(site_rules.rule_date_text(rules, soup)) if rules is not None else None
+    published = published or meta.published(url) or _visible_date(blocks, chosen, title)
     return Article(
         url=url,
         canonical_url=meta.canonical(url),
         title=title,
         body=body,
-        published_at=published or meta.published(url),
+        published_at=published,
         modified_at=meta.modified(),
         authors=meta.authors(),
         language=meta.language(),
@@ -131,6 +133,23 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
         image=meta.image(url),
         tags=meta.tags(),
     )
+
+
+_DATELINE_WINDOW = 40  # blocks after the headline where a dateline may sit
+_DATELINE_CHARS = 100
+
+
+def _visible_date(blocks: list[Block], chosen: list[Block], title: str) -> datetime | None:
+    """A date printed near the headline ("Posted on 20 November 2019"), for pages with no metadata."""
+    start = next((i for i, b in enumerate(blocks) if b.tag == "h1" and b.text == title), None)
+    if start is None:
+        start = max(0, next((i for i, b in enumerate(blocks) if b is chosen[0]), 0) - _DATELINE_WINDOW // 4)
+    for block in blocks[start:start + _DATELINE_WINDOW]:
+        if len(block.text) <= _DATELINE_CHARS:
+            found = parse_date(block.text)
+            if found is not None:
+                return found
+    return None
 
 
 def _rule_body(rules: SiteRules, soup: BeautifulSoup) -> list[Block]:

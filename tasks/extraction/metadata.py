@@ -10,13 +10,19 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup, Tag
 
 from tasks.extraction import jsonld
-from tasks.extraction.dates import date_from_url, parse_date
+from tasks.extraction.dates import date_from_url, parse_date, without_dates
 
 _SPACES = re.compile(r"\s+")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_]|$)")
 _URLISH = re.compile(r"^(?:https?:)?//|^www\.", re.I)
 _TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
 _BY = re.compile(r"^(?:by|von|par|por|di|door)\s+", re.I)
+
+_AUTHOR_SPLIT = re.compile(r"\s*(?:,|\band\b|&|\||·|•|\s/\s|\s-\s|\n)\s*")
+_DIGIT = re.compile(r"\d")
+_MAX_NAME_WORDS = 5
+_MAX_BYLINES = 3
+_MAX_BYLINE_CHARS = 80  # longer text under an "author" class is a biography, not a byline
 
 _PUBLISHED_KEYS = (
     "article:published_time", "og:published_time", "og:article:published_time", "datepublished",
@@ -42,6 +48,7 @@ class PageMeta:
         self.links: dict[str, str] = {}
         self.title_tag = ""
         self.times: list[Tag] = []
+        self.bylines: list[Tag] = []
         for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them
             name = tag.name
             if name == "meta":
@@ -58,8 +65,10 @@ class PageMeta:
             elif name == "title":
                 if not self.title_tag:
                     self.title_tag = clean(tag.get_text())
-            else:
+            elif name == "time":
                 self.times.append(tag)
+            else:
+                self.bylines.append(tag)
         self.documents = documents
         self.article = jsonld.article_object(documents)
         html = soup.html
@@ -158,6 +167,9 @@ class PageMeta:
             names = self.meta.get("author", []) + self.meta.get("article:author", []) + \
                 self.meta.get("parsely-author", []) + self.meta.get("sailthru.author", []) + \
                 self.meta.get("dc.creator", [])
+        if not names:
+            names = [text for text in (clean(tag.get_text(" ")) for tag in self.bylines[:_MAX_BYLINES])
+                     if 0 < len(text) <= _MAX_BYLINE_CHARS]
         return clean_authors(names)
 
 
@@ -166,10 +178,14 @@ def clean_authors(names: list[str]) -> list[str]:
     found: list[str] = []
     seen: set[str] = set()
     for raw in names:
-        for name in re.split(r"\s*(?:,|\band\b|&|\|)\s*", clean(raw)):
-            name = _BY.sub("", name).strip(" .-–|")
-            if not name or _URLISH.match(name) or len(name) > 80 or name.lower() in seen:
+        if _URLISH.match(raw.strip()):
+            continue  # article:author often holds the author's page, not a name
+        for name in _AUTHOR_SPLIT.split(clean(without_dates(raw))):
+            name = _BY.sub("", name).strip(" .-–|:")
+            if not name or _BY.match(name + " ") or _URLISH.match(name) or len(name) > 80 or name.lower() in seen:
                 continue
+            if _DIGIT.search(name) or len(name.split()) > _MAX_NAME_WORDS or "@" in name:
+                continue  # a date, a handle or a sentence that shared the byline
             seen.add(name.lower())
             found.append(name)
     return found[:20]
