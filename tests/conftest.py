@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RedisServer, Site
+from tests.servers import PostgresServer, RedisServer, Site
 
 _STATE: dict[str, object] = {}
 
@@ -37,6 +37,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     server = _STATE.get("redis")
     if isinstance(server, RedisServer):
         server.stop()
+    pg = _STATE.get("postgres")
+    if isinstance(pg, PostgresServer):
+        pg.stop()
     root = _STATE.get("root")
     if isinstance(root, Path):
         shutil.rmtree(root, ignore_errors=True)
@@ -57,3 +60,32 @@ def site():
     s = Site().start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    """A real PostgreSQL server; CI installs it (tests/bootstrap_system.sh), elsewhere it may be absent."""
+    if PostgresServer.find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries missing in CI: the test bootstrap should have installed them")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    if "postgres" not in _STATE:
+        _STATE["postgres"] = PostgresServer(Path(_STATE["root"]) / "postgres").start()  # type: ignore[arg-type]
+    return _STATE["postgres"]  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_backend(request) -> PostgresServer | None:
+    """Run a database test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue("postgres_server") if request.param == "postgresql" else None
+
+
+def fresh_database_url(backend: PostgresServer | None, directory: Path) -> str:
+    if backend is None:
+        return f"sqlite:///{directory / 'gleaner.db'}"
+    return backend.new_database()
+
+
+@pytest.fixture
+def database_url(db_backend, tmp_path) -> str:
+    return fresh_database_url(db_backend, tmp_path)

@@ -157,3 +157,69 @@ def base_env(**extra: str) -> dict[str, str]:
 def run_cli(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=REPO, input=input,
                           capture_output=True, text=True, timeout=timeout)
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster on 127.0.0.1 (Debian's binaries), run as the postgres user
+    when we are root, since initdb refuses to run as root."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.bindir = self.find_bindir()
+        self._databases = 0
+
+    @staticmethod
+    def find_bindir() -> Path | None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+        return candidates[0].parent if candidates else None
+
+    def _as_owner(self) -> list[str]:
+        return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def start(self) -> PostgresServer:
+        import shutil
+
+        assert self.bindir is not None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = self.directory / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+            self.directory.chmod(0o755)
+            self.directory.parent.chmod(0o755)
+        subprocess.run(self._as_owner() + [str(self.bindir / "initdb"), "-D", str(data), "-A", "trust",
+                                           "-U", "gleaner", "-E", "UTF8", "--no-instructions"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                                "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off",
+                                "-c", "max_connections=300"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while subprocess.run([str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                             stdout=subprocess.DEVNULL).returncode != 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("postgres did not start")
+            time.sleep(0.1)
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://gleaner@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        import psycopg
+
+        self._databases += 1
+        name = f"gleaner_test_{os.getpid()}_{self._databases}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=gleaner dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # smart shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

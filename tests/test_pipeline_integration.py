@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.conftest import fresh_database_url
 from tests.example_page import TITLE, news_page, printed_body, unique_paragraphs
 from tests.servers import CeleryWorker, Site, base_env, run_cli
 from worker.queues import Queue
@@ -21,9 +22,9 @@ UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, db_backend):
     root = tmp_path_factory.mktemp("pipeline")
-    env = base_env(GLEANER_DATABASE_URL=f"sqlite:///{root / 'gleaner.db'}", GLEANER_DATA_DIR=str(root),
+    env = base_env(GLEANER_DATABASE_URL=fresh_database_url(db_backend, root), GLEANER_DATA_DIR=str(root),
                    GLEANER_MAX_BODY_BYTES=str(1_000_000))
     worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4).start()
     site = Site().start()

@@ -8,8 +8,8 @@ from worker.storage import Storage
 
 
 @pytest.fixture
-def storage(tmp_path):
-    s = Storage(f"sqlite:///{tmp_path / 'g.db'}")
+def storage(database_url):
+    s = Storage(database_url)
     yield s
     s.close()
 

@@ -1,0 +1,1 @@
+"""Alembic migrations for Gleaner's SQL schema (SQLite and PostgreSQL)."""
