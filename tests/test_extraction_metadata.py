@@ -116,3 +116,27 @@ def test_broken_json_ld_is_ignored() -> None:
     article = extract_article(page(head))
     assert article.title == "Ferries return to the old harbour"
     assert len(article.body) == 6
+
+
+def test_authors_from_the_byline_when_metadata_names_none() -> None:
+    top = ('<div class="article-byline">By Ann Example and Bo Sample | November 18, 2019 4:10pm</div>'
+           '<div class="author-bio">Ann Example has covered the harbour for twenty years, first for the evening '
+           'paper and since 2010 for this site, where she also edits the weekend magazine.</div>')
+    assert extract_article(page(body_top=top)).authors == ["Ann Example", "Bo Sample"]
+
+
+def test_author_pages_given_as_urls_are_not_names() -> None:
+    head = '<meta property="article:author" content="https://harbour.example/author/ann-example">'
+    assert extract_article(page(head)).authors == []
+
+
+def test_date_printed_near_the_headline_when_metadata_has_none() -> None:
+    top = "<h1>Ferries return to the old harbour</h1><p class='when'>Posted on 20 November 2019</p>"
+    article = extract_article(page(body_top=top))
+    assert article.published_at == datetime(2019, 11, 20, tzinfo=timezone.utc)
+    assert all("2019" not in paragraph for paragraph in article.body)  # the dateline is not body text
+
+
+def test_date_in_a_url_with_a_month_name() -> None:
+    article = extract_article(page(), "https://harbour.example/news/2019/nov/18/ferries")
+    assert article.published_at == datetime(2019, 11, 18, tzinfo=timezone.utc)
