@@ -10,9 +10,11 @@ Layout under the prefix (``worker.keys.lsh_index``), shaped to keep per-key over
     meta              hash: the layout parameters; a worker built differently is refused
     n                 string: the last internal doc number handed out (INCR)
     d:<bucket>        hash: "u"+uuid(16 bytes) -> doc number, "h"+content hash(8 bytes) -> doc number
-    b<band>:<bucket>  hash: band hash (32 bits) -> doc numbers "12,907" sharing that band
+    b:<band><bucket>  hash: band hash (16 bits) -> doc numbers "12,907" sharing that band
+                      (band: 1 byte, bucket: the high ``bucket_bits`` of the band hash, 2 bytes;
+                      raw binary, as are the fields: see _PRELUDE)
     s:<block>         string: fixed-size records of BLOCK docs, at (number % BLOCK) * record size:
-                      uuid(16) | content hash(8) | signature (2 bytes a slot); a zeroed uuid = removed
+                      uuid(16) | content hash(8) | signature (8 bits a slot); a zeroed uuid = removed
 
 Buckets are sized (``bucket_bits``) so each hash keeps well under Redis's default
 ``hash-max-ziplist-entries`` (128) up to ``2**bucket_bits * 90`` documents and stays listpack-encoded.
@@ -36,37 +38,53 @@ from worker import keys
 
 __all__ = ["IndexLayoutError", "LSHIndex", "Verdict", "choose_bands"]
 
-DEFAULT_THRESHOLD = 0.8  # estimated Jaccard of word 5-shingles
+# Estimated Jaccard of word 5-shingles. Copies re-published with other boilerplate, cut or
+# lightly edited mostly score 0.55-0.95; distinct articles score under 0.2, and new stories
+# reusing a third of an old one's paragraphs 0.2-0.45 (bench/results/dedupe.md).
+DEFAULT_THRESHOLD = 0.5
 DEFAULT_BUCKET_BITS = 14  # 16384 buckets per band: listpack-sized up to about 1.5M documents
-MAX_BANDS = 32
+MAX_BANDS = 48
+CANDIDATE_RECALL = 0.99  # chance that a doc exactly at the threshold shares a band with the query
 BLOCK = 1024  # records per signature string
 _UUID_BYTES = 16
 _HASH_BYTES = 8
 
-# Shared by both scripts: arguments, then (_GATHER) gather the docs sharing a band with the query, score them by
-# matching signature slots. ARGV layout: see LSHIndex._args.
+# Shared by the scripts: arguments, the record reader and the band keys. Bands arrive packed,
+# 5 bytes each (band, bucket: 16 bits, field: 16 bits), and are cut into key and field with
+# string.sub: one argument instead of two per band keeps the client's encoding cost down, and
+# raw bytes spare the script number formatting, which costs more than the HGETs.
+# ARGV: uuid, record, content hash, min matching slots, key prefix, block, record size, bands.
 _PRELUDE = r"""
 local uid, rec, chash = ARGV[1], ARGV[2], ARGV[3]
-local min_match, sigp = tonumber(ARGV[4]), ARGV[5]
-local block, rsize, nb = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local FB, KB = 8, 3  -- band fields start after ARGV[FB], band keys after KEYS[KB]
+local min_match, prefix = tonumber(ARGV[4]), ARGV[5]
+local block, rsize, packed = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local sigp = prefix .. 's:'
+local bandp = prefix .. 'b:'
+local nb = #packed / 5
 local ZERO = string.rep('\0', 16)
+local sub = string.sub
 
 local function record(id)
   local n = tonumber(id)
   local off = (n % block) * rsize
   return redis.call('GETRANGE', sigp .. math.floor(n / block), off, off + rsize - 1)
 end
+
+local bkeys, bfields = {}, {}
+for i = 1, nb do
+  bkeys[i] = bandp .. sub(packed, 5 * i - 4, 5 * i - 2)
+  bfields[i] = sub(packed, 5 * i - 1, 5 * i)
+end
 """
 
+# Gather the docs sharing a band with the query and score each by matching signature slots.
 _GATHER = r"""
-
 local mine = {string.byte(rec, 25, -1)}
-local nslots = #mine / 2
+local nslots = #mine
 local dead, values, best, best_m = {}, {}, nil, -1
 local scored = {}
 for i = 1, nb do
-  local v = redis.call('HGET', KEYS[KB + i], ARGV[FB + i])
+  local v = redis.call('HGET', bkeys[i], bfields[i])
   values[i] = v
   if v then
     for id in string.gmatch(v, '%d+') do
@@ -78,8 +96,8 @@ for i = 1, nb do
         else
           local other = {string.byte(r, 25, -1)}
           local m = 0
-          for j = 1, 2 * nslots, 2 do
-            if mine[j] == other[j] and mine[j + 1] == other[j + 1] then m = m + 1 end
+          for j = 1, nslots do
+            if mine[j] == other[j] then m = m + 1 end
           end
           scored[id] = m
           if m > best_m or (m == best_m and tonumber(id) < tonumber(best)) then best, best_m = id, m end
@@ -90,7 +108,7 @@ for i = 1, nb do
 end
 """
 
-# KEYS: n, doc-map bucket of the uuid, doc-map bucket of the content hash, band buckets...
+# KEYS: n, doc-map bucket of the uuid, doc-map bucket of the content hash.
 # Returns {0, own number} already indexed | {1, uuid} exact copy | {2, uuid, matches} near copy
 # | {3, new number} inserted as canonical.
 _CHECK_AND_INSERT = _PRELUDE + r"""
@@ -131,7 +149,7 @@ for i = 1, nb do
   else
     v = sid
   end
-  redis.call('HSET', KEYS[KB + i], ARGV[FB + i], v)
+  redis.call('HSET', bkeys[i], bfields[i], v)
 end
 return {3, id}
 """
@@ -149,29 +167,20 @@ end
 return out
 """
 
-# KEYS: doc-map bucket of the uuid, doc-map bucket of the content hash, band buckets...
-# ARGV: uuid, expected number, content hash, sig prefix, block, record size, band count, band fields...
+# KEYS: doc-map bucket of the uuid, doc-map bucket of the content hash.
+# ARGV: uuid, the doc's number, content hash, key prefix, block, record size.
+# The record is zeroed; the doc's band entries stay as tombstones that checks skip and
+# inserts into the same band field drop (the bands cannot be rebuilt from 8-bit slots).
 _REMOVE = r"""
-local uid, want, chash, sigp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local block, rsize, nb = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local uid, want, chash, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local block, rsize = tonumber(ARGV[5]), tonumber(ARGV[6])
 if redis.call('HGET', KEYS[1], 'u' .. uid) ~= want then return 0 end
 redis.call('HDEL', KEYS[1], 'u' .. uid)
 if chash ~= '' and redis.call('HGET', KEYS[2], 'h' .. chash) == want then
   redis.call('HDEL', KEYS[2], 'h' .. chash)
 end
 local n = tonumber(want)
-redis.call('SETRANGE', sigp .. math.floor(n / block), (n % block) * rsize, string.rep('\0', rsize))
-for i = 1, nb do
-  local k, f = KEYS[2 + i], ARGV[7 + i]
-  local v = redis.call('HGET', k, f)
-  if v then
-    local kept = {}
-    for other in string.gmatch(v, '%d+') do
-      if other ~= want then kept[#kept + 1] = other end
-    end
-    if #kept == 0 then redis.call('HDEL', k, f) else redis.call('HSET', k, f, table.concat(kept, ',')) end
-  end
-end
+redis.call('SETRANGE', prefix .. 's:' .. math.floor(n / block), (n % block) * rsize, string.rep('\0', rsize))
 return 1
 """
 
@@ -191,20 +200,25 @@ class Verdict:
 
 
 def choose_bands(threshold: float, num_perm: int, max_bands: int = MAX_BANDS) -> tuple[int, int]:
-    """(bands, rows) for candidate search: the most rows per band (fewest spurious candidates)
-    that still makes a doc at ``threshold - 0.05`` a candidate with probability at least 0.99.
-    Candidates are then verified against ``threshold`` on the full signature."""
+    """(bands, rows) for candidate search: the most rows per band (fewest spurious candidates),
+    then the fewest bands (least memory), that make a doc at ``threshold`` a candidate with
+    probability at least 0.99. Candidates are then verified against ``threshold`` on the full
+    signature, so a lower threshold means more, shorter bands."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    target = max(threshold - 0.05, 0.01)
-    best = (min(max_bands, num_perm), 1)
-    for rows in range(1, num_perm + 1):
-        bands = min(max_bands, num_perm // rows)
-        if bands == 0:
-            break
-        if 1.0 - (1.0 - target**rows) ** bands >= 0.99:
-            best = (bands, rows)
-    return best
+    for rows in range(num_perm, 0, -1):
+        limit = min(max_bands, num_perm // rows)
+        if limit == 0:
+            continue
+        p_band = threshold**rows
+        if p_band < 1e-9:
+            continue
+        if p_band >= 1.0:
+            return 1, rows
+        needed = math.ceil(math.log(1.0 - CANDIDATE_RECALL) / math.log(1.0 - p_band))
+        if needed <= limit:
+            return needed, rows
+    return min(max_bands, num_perm), 1
 
 
 def _uuid_bytes(doc_id: str) -> bytes:
@@ -245,16 +259,18 @@ class LSHIndex:
             raise ValueError("give both bands and rows, or neither")
         if bands is None or rows is None:
             bands, rows = choose_bands(threshold, num_perm)
+        if bands > 255:
+            raise ValueError(f"at most 255 bands, got {bands}")
         if bands * rows > num_perm:
             raise ValueError(f"{bands} bands x {rows} rows need more than {num_perm} slots")
-        if not 4 <= bucket_bits <= 24:
-            raise ValueError(f"bucket_bits must be between 4 and 24, got {bucket_bits}")
+        if not 4 <= bucket_bits <= 16:
+            raise ValueError(f"bucket_bits must be between 4 and 16, got {bucket_bits}")
         self.redis = client
         self.threshold = threshold
         self.prefix = prefix or keys.lsh_index()
         self.num_perm, self.bands, self.rows, self.bucket_bits = num_perm, bands, rows, bucket_bits
-        self.min_match = math.ceil(threshold * num_perm - 1e-9)
-        self.record_size = _UUID_BYTES + _HASH_BYTES + 2 * num_perm
+        self.min_match = self._matches_for(threshold)
+        self.record_size = _UUID_BYTES + _HASH_BYTES + num_perm
         rng = np.random.default_rng(0xBA4D5)
         self._row_weights = (rng.integers(0, 2**63, size=rows, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)
         self._band_salt = rng.integers(0, 2**63, size=bands, dtype=np.uint64)
@@ -267,7 +283,7 @@ class LSHIndex:
 
     def _check_layout(self, fingerprint: str) -> None:
         layout = {
-            "version": "1",
+            "version": "2",
             "num_perm": str(self.num_perm),
             "bands": str(self.bands),
             "rows": str(self.rows),
@@ -286,22 +302,35 @@ class LSHIndex:
             detail = ", ".join(f"{k}: index has {have!r}, worker has {want!r}" for k, (have, want) in wrong.items())
             raise IndexLayoutError(f"LSH index at {self.prefix!r} was built differently ({detail})")
 
+    # -- similarity <-> matching slots ------------------------------------------------------------
+
+    def _matches_for(self, similarity: float) -> int:
+        # Stored slots keep 8 bits, so unequal minima still agree 1 time in 256: a doc at
+        # similarity J agrees on J + (1 - J) / 256 of the slots on average.
+        return math.ceil(self.num_perm * (similarity + (1.0 - similarity) / 256.0) - 1e-9)
+
+    def _similarity(self, matches: int) -> float:
+        return min(1.0, max(0.0, (matches / self.num_perm - 1.0 / 256.0) / (1.0 - 1.0 / 256.0)))
+
     # -- keys -------------------------------------------------------------------------------
 
     def _doc_bucket(self, field: bytes) -> str:
         # Two fields per doc (uuid, content hash), so one more bit than the bands.
         return f"{self.prefix}d:{_bucket_of(field, self.bucket_bits + 1):x}"
 
-    def band_keys(self, signature: np.ndarray) -> tuple[list[str], list[int]]:
-        """The bucket key and field of each band of ``signature``."""
+    def packed_bands(self, signature: np.ndarray) -> bytes:
+        """Each band's number (8 bits), bucket and field (16 bits each, big-endian), as the scripts read them."""
         sig = self._validate(signature)
         cols = sig[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
         with np.errstate(over="ignore"):
             h = _mix64((cols * self._row_weights).sum(axis=1, dtype=np.uint64) ^ self._band_salt)
-        buckets = (h >> np.uint64(64 - self.bucket_bits)).tolist()
-        fields = (h & np.uint64(0xFFFFFFFF)).tolist()
-        p = self.prefix
-        return [f"{p}b{i}:{b:x}" for i, b in enumerate(buckets)], fields
+        packed = np.empty(self.bands, dtype=[("band", "u1"), ("bucket", ">u2"), ("field", ">u2")])
+        packed["band"] = np.arange(self.bands)
+        packed["bucket"] = h >> np.uint64(64 - self.bucket_bits)
+        # 16 bits of field: with the bucket bits, about 30 bits tell bands apart; a chance match
+        # only adds a candidate that verification throws out, and small fields keep listpacks small.
+        packed["field"] = h & np.uint64(0xFFFF)
+        return packed.tobytes()
 
     def _validate(self, signature: np.ndarray) -> np.ndarray:
         sig = np.asarray(signature)
@@ -313,13 +342,13 @@ class LSHIndex:
         uid = _uuid_bytes(doc_id)
         chash = _hash_bytes(content_hash)
         if signature is None:
-            sig_bytes, band_keys, fields = b"\0" * (2 * self.num_perm), [], []
+            sig_bytes, packed = b"\0" * self.num_perm, b""
         else:
-            band_keys, fields = self.band_keys(signature)
-            sig_bytes = self._validate(signature).tobytes()
+            sig = self._validate(signature)
+            sig_bytes, packed = (sig & 0xFF).astype(np.uint8).tobytes(), self.packed_bands(sig)
         rec = uid + chash.ljust(_HASH_BYTES, b"\0") + sig_bytes
-        keys_ = [self.prefix + "n", self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash), *band_keys]
-        args = [uid, rec, chash, self.min_match, self.prefix + "s:", BLOCK, self.record_size, len(fields), *fields]
+        keys_ = [self.prefix + "n", self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash)]
+        args = [uid, rec, chash, self.min_match, self.prefix, BLOCK, self.record_size, packed]
         return keys_, args
 
     def _verdict(self, reply) -> Verdict:
@@ -329,7 +358,7 @@ class LSHIndex:
         if code == 1:
             return Verdict(str(uuidlib.UUID(bytes=reply[1])), 1.0, exact=True)
         if code == 2:
-            return Verdict(str(uuidlib.UUID(bytes=reply[1])), int(reply[2]) / self.num_perm)
+            return Verdict(str(uuidlib.UUID(bytes=reply[1])), self._similarity(int(reply[2])))
         return Verdict(None, 0.0)
 
     # -- the API ----------------------------------------------------------------------------
@@ -374,10 +403,10 @@ class LSHIndex:
         (default: the threshold), best first. Read-only; only docs sharing a band are seen."""
         floor = self.threshold if min_similarity is None else min_similarity
         keys_, args = self._args(str(uuidlib.UUID(int=0)), signature, None)
-        args[3] = math.ceil(floor * self.num_perm - 1e-9)
+        args[3] = self._matches_for(floor)
         reply = self._similar(keys=keys_, args=args)
         pairs = [
-            (str(uuidlib.UUID(bytes=reply[i])), int(reply[i + 1]) / self.num_perm) for i in range(0, len(reply), 2)
+            (str(uuidlib.UUID(bytes=reply[i])), self._similarity(int(reply[i + 1]))) for i in range(0, len(reply), 2)
         ]
         return sorted(pairs, key=lambda p: -p[1])
 
@@ -402,13 +431,8 @@ class LSHIndex:
         uid, n, rec = found
         chash = rec[_UUID_BYTES : _UUID_BYTES + _HASH_BYTES]
         chash = b"" if chash == b"\0" * _HASH_BYTES else chash
-        sig = np.frombuffer(rec[_UUID_BYTES + _HASH_BYTES :], dtype="<u2")
-        if sig.any():
-            band_keys, fields = self.band_keys(sig)
-        else:  # indexed without a signature (a body with no words)
-            band_keys, fields = [], []
-        keys_ = [self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash), *band_keys]
-        args = [uid, n, chash, self.prefix + "s:", BLOCK, self.record_size, len(fields), *fields]
+        keys_ = [self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash)]
+        args = [uid, n, chash, self.prefix, BLOCK, self.record_size]
         return bool(self._remove(keys=keys_, args=args))
 
     def count(self) -> int:
