@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import metrics
+from worker.queues import broker_keys
 from worker.redis_server import free_port
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's notice that its test client will move to httpx2
+    from fastapi.testclient import TestClient
 
 METRICS_DB = 7  # a database of its own: the integration tests' workers write metrics to db 0
 
@@ -75,7 +81,7 @@ def test_per_minute_counters_fill_the_window_and_expire(client):
 
 def test_queue_depth_reads_the_broker_lists_including_priority_lists(client):
     client.lpush("fetch", "m1", "m2", "m3")
-    client.lpush("fetch\x06\x163", "m4")
+    client.lpush(broker_keys("fetch")[-1], "m4")  # a lower-priority message: another list
     client.lpush("store", "m5")
     client.hset("unacked", mapping={"tag1": "x", "tag2": "y"})
     depths = metrics.queue_depths(client)
@@ -97,8 +103,6 @@ def test_unreachable_redis_loses_the_metric_not_the_task():
 
 
 def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
-    from fastapi.testclient import TestClient
-
     from worker.storage import Storage
     from worker.web.app import create_app
 
@@ -130,3 +134,31 @@ def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
     assert samples[("gleaner_jobs", (("state", "queued"),))] == 2
     assert samples[("gleaner_records", ())] == 0
     assert samples[("gleaner_workers_online", ())] == 1
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(strict=True, reason="until worker/pipeline.py's stage_task calls metrics.record_stage")
+def test_a_real_pipeline_run_is_counted_at_every_stage(redis_url, tmp_path, site):
+    from tests.example_page import news_page
+    from tests.servers import CeleryWorker, base_env, run_cli
+    from worker.queues import Queue
+
+    broker = redis.Redis.from_url(redis_url)
+    before = metrics.stage_counts(broker)
+    env = base_env(GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}", GLEANER_DATA_DIR=str(tmp_path))
+    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=2, name="metrics").start()
+    try:
+        good = site.page("/a/metered.html", news_page(
+            ["The metering office said on Tuesday that every stage of this article was counted once.",
+             "A second paragraph gives the extractor enough text to call it an article."], title="Metered"))
+        result = run_cli("enqueue", "--wait", good, site.url("/missing.html"), env=env)
+        assert result.returncode == 1  # the missing page failed, as intended
+    finally:
+        worker.stop()
+    after = metrics.stage_counts(broker)
+    for stage in Queue.names():
+        assert after[stage]["success"] == before[stage]["success"] + 1, stage
+    assert after["fetch"]["failure"] == before["fetch"]["failure"] + 1
+    hist = metrics.latency(broker, ["store"])["store"]
+    assert hist.count >= 1 and hist.total > 0
+    assert metrics.throughput(broker, minutes=2)[-1]["stages"]["store"]["success"] >= 1

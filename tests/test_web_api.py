@@ -15,6 +15,7 @@ from schemathesis import GenerationMode
 
 from tests.webutil import store_record
 from worker import metrics
+from worker.queues import Queue, broker_keys
 from worker.storage import Storage
 from worker.web.app import create_app
 
@@ -32,7 +33,7 @@ def broker(redis_url):
     yield client
     # Messages sent by these tests name jobs only this test's database knows; drop them so no
     # later worker wastes a delivery on them.
-    client.delete(*[q for q in ("fetch", "parse", "dedupe", "summarize", "store")])
+    client.delete(*[key for queue in Queue.names() for key in broker_keys(queue)])
     client.close()
 
 

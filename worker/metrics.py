@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import redis
 
 from worker import keys
-from worker.queues import Queue
+from worker.queues import Queue, broker_keys
 
 log = logging.getLogger("gleaner.metrics")
 
@@ -32,9 +32,6 @@ OUTCOMES = ("success", "failure", "retry")
 # Seconds. Fetches take up to total_timeout (60 s by default); CPU stages take milliseconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, math.inf)
 MINUTE_TTL = 3 * 3600  # seconds a per-minute hash is kept: the chart shows the last hour
-# kombu's Redis transport keeps a queue's non-zero priorities in lists named queue + SEP + priority.
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 METRICS_PREFIX = f"{keys.PREFIX}metrics:"
@@ -163,14 +160,13 @@ def throughput(client: redis.Redis, *, minutes: int = 60, now: float | None = No
 def queue_depths(broker: redis.Redis, queues: Iterable[str] | None = None) -> dict[str, int]:
     """Messages waiting in each queue's list on the broker (not counting ones a worker holds)."""
     names = list(queues) if queues is not None else Queue.names()
+    lists = {name: broker_keys(name) for name in names}  # one list per priority step
     pipe = broker.pipeline(transaction=False)
     for name in names:
-        pipe.llen(name)
-        for step in _PRIORITY_STEPS:
-            pipe.llen(f"{name}{_PRIORITY_SEP}{step}")
-    lengths = pipe.execute()
-    per = 1 + len(_PRIORITY_STEPS)
-    return {name: sum(lengths[i * per : (i + 1) * per]) for i, name in enumerate(names)}
+        for key in lists[name]:
+            pipe.llen(key)
+    lengths = iter(pipe.execute())
+    return {name: sum(next(lengths) for _ in lists[name]) for name in names}
 
 
 def unacked(broker: redis.Redis) -> int:
