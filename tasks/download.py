@@ -111,8 +111,10 @@ def media_type(headers: Mapping[str, str]) -> tuple[str, str | None]:
 class _Decoder:
     """Content-Encoding decoding that stops at a size cap, so a compression bomb is never inflated."""
 
-    def __init__(self, encoding: str, limit: int) -> None:
+    def __init__(self, encoding: str, limit: int, *, truncate: bool = False) -> None:
         self.limit = limit
+        self.truncate = truncate  # past the cap: keep what fits and report ``full`` instead of raising
+        self.full = False
         self.size = 0
         encoding = encoding.strip().lower()
         self._may_be_raw_deflate = encoding == "deflate"
@@ -140,11 +142,14 @@ class _Decoder:
                     return self.feed(chunk)
                 raise NetworkError(f"corrupt compressed body: {exc}") from exc
             self._may_be_raw_deflate = False
-            if self._z.unconsumed_tail:
+            if self._z.unconsumed_tail and not self.truncate:
                 raise TooLargeError(f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
+        if self.size + len(out) > self.limit:
+            if not self.truncate:
+                raise TooLargeError(f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
+            out = out[: self.limit - self.size]
+            self.full = True
         self.size += len(out)
-        if self.size > self.limit:
-            raise TooLargeError(f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
         return out
 
 
@@ -156,22 +161,20 @@ def _read_body(response: httpx.Response, url: str, limits: FetchLimits, max_byte
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes and not truncate:
         raise TooLargeError(f"body of {int(declared)} bytes exceeds the {max_bytes}-byte cap")
-    decoder = _Decoder(response.headers.get("content-encoding", ""), max_bytes)
+    decoder = _Decoder(response.headers.get("content-encoding", ""), max_bytes, truncate=truncate)
     received = 0
     parts: list[bytes] = []
-    try:
-        for chunk in response.iter_raw(chunk_size=CHUNK_BYTES):
-            received += len(chunk)
-            if received > max_bytes:
-                # Leaving the with-block closes the connection: the rest is never read.
-                raise TooLargeError(f"body exceeds the {max_bytes}-byte cap")
-            parts.append(decoder.feed(chunk))
-            if netguard.past_deadline():
-                raise _too_slow(url, limits)
-    except TooLargeError:
-        if not truncate or netguard.past_deadline():
-            raise
-    return b"".join(parts)[:max_bytes]
+    for chunk in response.iter_raw(chunk_size=CHUNK_BYTES):
+        received += len(chunk)
+        if received > max_bytes and not truncate:
+            # Leaving the with-block closes the connection: the rest is never read.
+            raise TooLargeError(f"body exceeds the {max_bytes}-byte cap")
+        parts.append(decoder.feed(chunk))
+        if decoder.full or received > max_bytes:
+            break
+        if netguard.past_deadline():
+            raise _too_slow(url, limits)
+    return b"".join(parts)
 
 
 ResponseCheck = Callable[[httpx.Response], None]

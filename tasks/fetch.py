@@ -143,6 +143,11 @@ def fetcher_for(rt: Runtime) -> Fetcher:
                         s.validators_ttl)
 
 
+def reset_fetchers() -> None:
+    """Forget this process's fetchers and their robots.txt memory (after settings change, in tests)."""
+    _fetcher_for.cache_clear()
+
+
 def policy_for(s: Settings, source: str | None, overrides: Mapping[str, HostPolicy] | None) -> HostPolicy:
     """The source's own host policy if it has one (from the sources file), else the global one."""
     if overrides and source in overrides:

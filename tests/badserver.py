@@ -15,7 +15,29 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
+import pytest
+
+from tests.servers import Site
+
 Route = object  # what tests.servers.Site accepts as a route value
+
+
+@pytest.fixture(scope="module")
+def shared_site():
+    s = Site().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def site(shared_site):
+    """One server per test module (stopping one takes half a second); each test starts with no routes.
+
+    Import both fixtures into a test module to use them in place of conftest's ``site``.
+    """
+    shared_site.routes.clear()
+    shared_site.hits.clear()
+    return shared_site
 
 SHIFT_JIS_TEXT = [
     "東京都は二十一日、新しい防災計画を発表しました。計画では、大きな地震が起きたときに住民が",

@@ -13,7 +13,7 @@ from tasks.fetch import FetchLimits, check_url, fetch_page
 from tasks.netguard import AddressGuard, GuardedTransport
 from tasks.validators import Validators
 from tests import badserver
-from tests.servers import Site
+from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker.errors import (
     ContentTypeError,
     HTTPStatusError,
@@ -30,21 +30,6 @@ from worker.errors import (
 LIMITS = FetchLimits(connect_timeout=2, read_timeout=1, total_timeout=2, max_bytes=1_000_000, max_redirects=5,
                      user_agent="GleanerBot/test (+ops@example.org)")
 PAGE = b"<html><head><title>T</title></head><body><p>Hello, world.</p></body></html>"
-
-
-@pytest.fixture(scope="module")
-def shared_site():
-    s = Site().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def site(shared_site):
-    # One server for the module (stopping one takes half a second); each test starts with no routes.
-    shared_site.routes.clear()
-    shared_site.hits.clear()
-    return shared_site
 
 
 @pytest.fixture

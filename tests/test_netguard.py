@@ -15,6 +15,7 @@ from tasks.download import FetchLimits
 from tasks.fetch import fetch_page
 from tasks.netguard import AddressGuard, GuardedTransport, forbidden_kind
 from tests import badserver
+from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker.errors import PrivateAddressError
 
 LIMITS = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=5, max_bytes=100_000)
