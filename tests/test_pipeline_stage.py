@@ -1,11 +1,14 @@
 """The stage wrapper run in-process (Celery's apply) against real Redis and SQLite."""
 
+import time
+
 import pytest
 import redis
 
 from tasks.fetch import fetch
 from tasks.parse import parse
 from worker import keys
+from worker.delayed import DelayedJobs
 from worker.pipeline import MAX_DELIVERIES, backoff_seconds
 from worker.queues import Queue
 from worker.runtime import get_runtime
@@ -35,11 +38,21 @@ def test_permanent_error_goes_to_the_dead_letter_store(rt, site):
     assert (row["state"], row["stage"], row["reason"], row["http_status"]) == ("failed", "fetch", "HTTP 404 Not Found", 404)
 
 
-def test_retryable_error_retries_then_dead_letters(rt, site, monkeypatch):
+def test_retryable_error_waits_outside_the_broker_then_dead_letters(rt, site, monkeypatch):
     monkeypatch.setattr(rt.settings, "fetch_retries", 2)
     site.routes["/busy.html"] = (503, {"Content-Type": "text/html"}, b"busy")
     job = job_for(rt, site.url("/busy.html"))
+    delayed = DelayedJobs(rt.redis)
+    sent: list[tuple] = []
     fetch.apply(args=[job])
+    for _ in range(2):
+        assert rt.storage.get_job(job)["state"] == "queued"
+        assert delayed.release_due(lambda *entry: sent.append(entry), now=time.time() + 3600) == 1
+        stage, job_id, priority, retries = sent[-1]
+        assert (stage, job_id) == ("fetch", job)
+        fetch.apply(args=[job], retries=retries)
+    assert delayed.release_due(lambda *entry: sent.append(entry), now=time.time() + 3600) == 0
+    assert [s[3] for s in sent] == [1, 2]
     row = rt.storage.get_job(job)
     assert row["state"] == "failed" and row["attempts"] == 3 and row["http_status"] == 503
     assert row["reason"] == "HTTP 503 Service Unavailable (gave up after 3 attempts)"
@@ -80,3 +93,19 @@ def test_a_page_that_keeps_killing_workers_is_dead_lettered(rt, site):
     assert row["state"] == "failed"
     assert row["reason"] == f"fetch stage started {MAX_DELIVERIES} times without finishing (a crash or kill each time)"
     assert "/poison.html" not in site.hits
+
+
+def test_delayed_jobs_are_leased_not_lost(rt):
+    delayed = DelayedJobs(rt.redis)
+    delayed.add("parse", "job-1", priority=0, retries=1, delay=0)
+
+    def dies(*entry):
+        raise ConnectionError("worker died while sending")
+
+    with pytest.raises(ConnectionError):
+        delayed.release_due(dies)
+    assert delayed.pending() == 1  # still there, leased a minute ahead
+    assert delayed.release_due(lambda *e: None) == 0
+    sent = []
+    assert delayed.release_due(lambda *e: sent.append(e), now=time.time() + 61) == 1
+    assert sent == [("parse", "job-1", 0, 1)] and delayed.pending() == 0

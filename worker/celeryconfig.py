@@ -52,6 +52,9 @@ class CeleryConfig:
     def broker_transport_options(self) -> dict:
         return {
             "visibility_timeout": self._settings.visibility_timeout,
+            # Scan for a dead worker's unacked tasks every 10 s rather than every 100 s.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
             # One Redis list per priority step, read lowest number first, so a URL queued by
             # hand overtakes the scheduled crawl at every stage.
             "priority_steps": Priority.steps(),
@@ -62,8 +65,8 @@ class CeleryConfig:
     @property
     def task_soft_time_limit(self) -> float:
         # A task must end well inside the visibility timeout or Redis hands it out again.
-        return self._settings.total_timeout * 2
+        return self._settings.visibility_timeout * 0.75
 
     @property
     def task_time_limit(self) -> float:
-        return self._settings.total_timeout * 2 + 30
+        return self._settings.visibility_timeout * 0.9

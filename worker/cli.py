@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from worker.cli_extract import extract_command
 from worker.queues import Queue
 from worker.settings import get_settings
 
@@ -286,18 +287,7 @@ def redis_stop() -> None:
     click.echo("stopped" if stopped else "not running")
 
 
-def _register_optional() -> None:
-    # Commands that live in their own modules, registered when present.
-    import importlib
-
-    for module, attr in [("worker.cli_extract", "extract_command")]:
-        try:
-            cli.add_command(getattr(importlib.import_module(module), attr))
-        except (ImportError, AttributeError):
-            pass
-
-
-_register_optional()
+cli.add_command(extract_command)
 
 
 def main() -> None:

@@ -68,3 +68,53 @@ def validators(url_digest: str) -> str:
 def fetch_attempts(job_id: str) -> str:
     """Per job: failed fetch attempts, and since when its host has kept it waiting (tasks.attempts)."""
     return f"{PREFIX}fetch:attempts:{job_id}"
+
+
+def sources() -> str:
+    """Hash: source key -> {"source": Source JSON, "origin": "file"|"cli", "line": N} (worker.scheduler)."""
+    return f"{PREFIX}sources:defs"
+
+
+def sources_every() -> str:
+    """Hash: source key -> its polling interval in ms, read by the claim script."""
+    return f"{PREFIX}sources:every"
+
+
+def sources_due() -> str:
+    """Sorted set: source key scored by its next run, in Redis-clock ms; paused sources are absent."""
+    return f"{PREFIX}sources:due"
+
+
+def sources_paused() -> str:
+    """Set of paused source keys (kept across sources-file syncs)."""
+    return f"{PREFIX}sources:paused"
+
+
+def sources_file() -> str:
+    """Hash: the sources file last synced (path, mtime stamp, error, when), so a tick re-reads it only on change."""
+    return f"{PREFIX}sources:file"
+
+
+def sources_lock() -> str:
+    """Lock held while the registry is changed (file sync, CLI edits)."""
+    return f"{PREFIX}sources:lock"
+
+
+def source_state(key: str) -> str:
+    """Per source: hash of last run, last slot, URLs found and new, runs, last error."""
+    return f"{PREFIX}sources:state:{key}"
+
+
+def source_runs(key: str) -> str:
+    """Per source: list of the latest run summaries (JSON), newest first, capped."""
+    return f"{PREFIX}sources:runs:{key}"
+
+
+def source_running(key: str) -> str:
+    """Per source: held while a discovery run is in progress, so runs of one source never overlap."""
+    return f"{PREFIX}sources:running:{key}"
+
+
+def delayed() -> str:
+    """Jobs waiting to be retried: a sorted set scored by when each is due (epoch seconds)."""
+    return f"{PREFIX}delayed"

@@ -1,9 +1,10 @@
 """The thin Celery task around each stage: idempotence, retries, dead letters.
 
 A stage is a function ``(job, runtime) -> None`` that does its work and hands the job id to the
-next stage. This wrapper turns its errors into outcomes: a retryable error is retried with
-exponential backoff and jitter, a permanent one (or retries exhausted, or an unexpected crash)
-ends the job in the dead-letter store with a reason a person can act on.
+next stage. This wrapper turns its errors into outcomes: a retryable error is retried after
+exponential backoff with jitter (through worker/delayed.py, never a countdown held past the
+visibility timeout), a permanent one (or retries exhausted, or an unexpected crash) ends the job
+in the dead-letter store with a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from celery.signals import worker_ready, worker_shutdown
 
 from worker import keys
 from worker.app import app
+from worker.delayed import DelayedJobs, ReleaseLoop
 from worker.errors import IngestError, PermanentError, RetryableError
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
@@ -43,13 +46,33 @@ def dead_letter(runtime: Runtime, job_id: str, stage: str, reason: str, *,
     runtime.pages.discard(job_id)
 
 
-def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None) -> None:
+def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None, *, retries: int = 0) -> None:
     """Hand a job to a stage's queue (by task name; routing picks the queue), keeping the
     job's priority so a manual URL stays ahead at every stage."""
     job_id = job if isinstance(job, str) else job["id"]
     if priority is None:
         priority = Priority.MANUAL.value if isinstance(job, str) else job.get("priority", 0)
-    app.send_task(f"gleaner.{queue.value}", args=[job_id], priority=priority)
+    app.send_task(f"gleaner.{queue.value}", args=[job_id], priority=priority, retries=retries)
+
+
+def _send_delayed(stage: str, job_id: str, priority: int, retries: int) -> None:
+    send(Queue(stage), job_id, priority, retries=retries)
+
+
+_release_loop: ReleaseLoop | None = None
+
+
+@worker_ready.connect
+def _start_release_loop(**_: Any) -> None:
+    global _release_loop
+    _release_loop = ReleaseLoop(get_runtime().redis, _send_delayed)
+    _release_loop.start()
+
+
+@worker_shutdown.connect
+def _stop_release_loop(**_: Any) -> None:
+    if _release_loop is not None:
+        _release_loop.stop()
 
 
 def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:
@@ -85,7 +108,8 @@ def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[Sta
                 delay = backoff_seconds(self.request.retries, exc.retry_after, runtime.settings.retry_backoff_max)
                 log.info("job %s: %s; retry %d in %.1fs", job_id, exc.reason, attempts, delay)
                 runtime.redis.delete(keys.deliveries(job_id, stage))
-                raise self.retry(countdown=delay, exc=exc)
+                DelayedJobs(runtime.redis).add(stage, job_id, priority=job.get("priority", 0),
+                                               retries=attempts, delay=delay)
             except PermanentError as exc:
                 dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
             except IngestError as exc:  # a new subclass nobody classified: treat as permanent

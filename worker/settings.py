@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,9 +51,16 @@ class Settings(BaseSettings):
     host_busy_max_wait: float = 30.0  # seconds; cap on one busy-host re-queue countdown
     host_busy_timeout: float = 3600.0  # seconds a URL may wait in total for a busy host before dead-lettering
 
+    # Scheduled crawling (worker.scheduler, tasks.discover)
+    sources: Path | None = None  # the sources.toml to sync into Redis; unset: only `gleaner sources add` ones
+    sources_tick: float = 5.0  # seconds between beat's polls for due sources (a source's own interval is its `every`)
+
     # Pipeline
     page_ttl: int = 24 * 3600  # seconds an in-flight page or draft stays in Redis
-    visibility_timeout: int = 3600  # seconds before Redis redelivers an unacked task
+    # Seconds before Redis hands an unacknowledged task out again: a killed worker's tasks come
+    # back after this plus at most 10 s (kombu's restore scan). Every task must finish well
+    # inside it (the time limits are derived from it), and retries wait outside the broker.
+    visibility_timeout: int = 100
     summary_chars: int = 300
 
     # Summaries
@@ -67,6 +74,15 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     web_token: str | None = None
+
+    @model_validator(mode="after")
+    def _tasks_fit_the_visibility_timeout(self) -> Settings:
+        if self.total_timeout + 10 > self.visibility_timeout * 0.75:
+            raise ValueError(
+                f"GLEANER_TOTAL_TIMEOUT ({self.total_timeout:g}s) must stay 10 s under three quarters of "
+                f"GLEANER_VISIBILITY_TIMEOUT ({self.visibility_timeout}s), or slow fetches run twice"
+            )
+        return self
 
     @field_validator("allow_private_urls", mode="before")
     @classmethod
