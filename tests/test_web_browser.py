@@ -84,6 +84,7 @@ def browser(tmp_path_factory):
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to see script errors and CSP reports
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(WAIT)
     yield driver
@@ -100,6 +101,10 @@ def _text(driver, css: str) -> str:
     from selenium.webdriver.common.by import By
 
     return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def _console_errors(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def _screenshot(driver, name: str) -> Path:
@@ -152,6 +157,7 @@ def test_queue_a_url_watch_it_arrive_and_read_it(stack, browser):
     assert _text(browser, "#read-count") == "2"
     assert _text(browser, "#last-read") != "never"
     assert storage.get_record(record_id).read_count == 2
+    assert _console_errors(browser) == []
 
 
 def test_markup_in_a_stored_record_stays_text_in_the_browser(stack, browser):
@@ -188,3 +194,4 @@ def test_overview_updates_live_and_lists_the_worker(stack, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "#throughput rect")  # the chart drew bars
     assert browser.find_element(By.ID, "flower-link").get_attribute("href") == "http://127.0.0.1:5555/"
     _screenshot(browser, "overview.png")
+    assert _console_errors(browser) == []  # the page's script ran without errors or CSP refusals

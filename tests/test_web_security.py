@@ -221,3 +221,14 @@ def test_cross_site_posts_are_refused(storage, broker):
     same = c.post("/queue", data={"urls": "not a url"}, headers={"Origin": "http://testserver"},
                   follow_redirects=False)
     assert same.status_code == 303
+
+
+def test_pages_forbid_inline_scripts_and_framing(storage, broker):
+    c = TestClient(_app(storage, broker))
+    for path in ("/", "/records", "/api/stats", "/login"):
+        headers = c.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
+        assert "unsafe-inline" not in csp
+        assert headers["x-content-type-options"] == "nosniff"
+    assert c.get("/docs").status_code == 404  # Swagger UI would load scripts from a CDN

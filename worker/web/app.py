@@ -108,7 +108,8 @@ def create_app(storage: Storage | None = None, *, settings: Settings | None = No
         version="0.1.0",
         description="Records, queued URLs, failures, sources and pipeline statistics of a Gleaner deployment. "
                     "When a token is configured, send it as `Authorization: Bearer <token>`.",
-        docs_url="/docs",
+        # No Swagger UI: it loads its scripts from a CDN. The document itself is at /openapi.json.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.services = services

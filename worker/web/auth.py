@@ -28,8 +28,17 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 # Reachable without credentials: the login form itself, its stylesheet, a liveness probe.
 OPEN_PATHS = ("/login", "/static/", "/healthz")
 # Paths answered with 401 rather than a redirect to the login form: programs, not people.
-MACHINE_PATHS = ("/api/", "/metrics", "/openapi.json", "/docs", "/redoc")
+MACHINE_PATHS = ("/api/", "/metrics", "/openapi.json")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Defence in depth behind autoescaping: even markup that slipped through could run no inline
+# script, load nothing from elsewhere, and the pages cannot be framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
 
 
 class UnsafeBindError(ValueError):
@@ -100,6 +109,12 @@ class AccessMiddleware(BaseHTTPMiddleware):
         self.allowed_hosts = allowed_hosts
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await self._dispatch(request, call_next)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def _dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
         if self.allowed_hosts is not None:
             host = _host_only(request.headers.get("host", "")).lower()
