@@ -1,0 +1,461 @@
+"""Similar readings: the stored records most related to one record, by full-text ranking.
+
+The query is the record's own most distinctive words (tf-idf against document frequencies from a
+sample of the index), OR'ed together, so any record sharing its rare words can surface; the
+database ranks the matches and we keep the top k.
+
+- SQLite: an FTS5 index over title and body (unicode61 tokenizer), ranked by BM25 with the title
+  weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
+  know about it; only canonical records (``duplicate_of IS NULL``) are indexed.
+- PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
+  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``.
+
+Why unicode61 and not trigram: trigram triples the index and turns every English query word into
+several trigram lookups (slower and noisier for BM25). The price is CJK text: unicode61 does not
+segment it, so a run of Han/kana characters between punctuation is one token and CJK records only
+match on shared whole clauses. It never fails on such text; it is just weak at relating it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from worker.models import SimilarRef
+
+__all__ = ["SimilarIndex", "create_schema", "query_terms", "tokens"]
+
+# --- terms ----------------------------------------------------------------------------------
+
+# Words too common in news prose to say what an article is about. Document frequencies from the
+# sample would demote them anyway; dropping them early keeps the sample and the scoring small.
+STOPWORDS = frozenset("""
+a about above after again against all almost along already also although always am among an and
+another any anyone anything are around as at away back be became because become been before being
+below between both but by can cannot could did do does doing done down during each either else
+enough even ever every few for from further get gets got had has have having he her here hers
+herself him himself his how however i if in into is it its itself just last least less like made
+make many may me might more most much must my myself near need never new next no nor not now of
+off often on once one only or other others our ours ourselves out over own per perhaps put rather
+really said same say says see seen several she should since so some something still such than that
+the their theirs them themselves then there these they thing things this those though through thus
+to told too two under until up upon us use used very via was way we well were what when where
+whether which while who whom whose why will with within without would yet you your yours yourself
+mr mrs ms dr year years time times today yesterday week according people percent
+""".split())
+
+_TOKEN = re.compile(r"[^\W_]+")
+_MAX_TOKEN = 40  # longer "words" are URLs, hashes or unsegmented CJK runs: no use as query terms
+
+
+def tokens(text_: str) -> list[str]:
+    """Words as unicode61 (``remove_diacritics 2``) sees them: case-folded, accents dropped."""
+    folded = text_.casefold()
+    if not folded.isascii():
+        folded = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
+    return _TOKEN.findall(folded)
+
+
+def _useful(token: str) -> bool:
+    if len(token) > _MAX_TOKEN or token in STOPWORDS or token.isdigit():
+        return False
+    # One ASCII letter is noise; one CJK character is a word.
+    return len(token) > 1 or not token.isascii()
+
+
+@dataclass
+class DocFreq:
+    """Document frequencies estimated from a random sample of indexed records.
+
+    Exact frequencies would cost a scan of each term's posting list per lookup (as much as
+    putting the term in the query); a sample of a few thousand records gets the common words right,
+    and a word absent from it is rare, which is all the term choice needs to know.
+    """
+
+    n_docs: int
+    sample_size: int
+    counts: Counter[str]
+    built_at: float = field(default_factory=time.monotonic)
+
+    def estimate(self, term: str) -> float:
+        seen = self.counts.get(term, 0)
+        if self.sample_size <= 0:
+            return 1.0
+        if seen == 0:
+            # Unseen in a full sample: only in newer records. Unseen in a partial one: rarer than
+            # one in sample_size, so guess half of that.
+            return 1.0 if self.sample_size >= self.n_docs else 0.5 * self.n_docs / self.sample_size
+        return seen * max(self.n_docs, self.sample_size) / self.sample_size
+
+    @classmethod
+    def from_texts(cls, n_docs: int, texts: Iterable[tuple[str, Sequence[str]]]) -> DocFreq:
+        counts: Counter[str] = Counter()
+        size = 0
+        for title, body in texts:
+            size += 1
+            words = set(tokens(title))
+            for paragraph in body:
+                words.update(tokens(paragraph))
+            counts.update(w for w in words if _useful(w))
+        return cls(n_docs=max(n_docs, size), sample_size=size, counts=counts)
+
+
+TITLE_BOOST = 2.0  # a word in the headline counts like a word said e^2 ≈ 7 times in the body
+
+
+def query_terms(title: str, body: Sequence[str], df: DocFreq, *, max_terms: int = 24,
+                postings_budget: float = 40_000, max_df_share: float = 0.1) -> list[str]:
+    """The record's most distinctive words, best first, as the query to run.
+
+    Score = (1 + ln tf + title boost) * idf. Terms are taken best first while the estimated
+    number of postings the query must read (the sum of their document frequencies) stays under
+    ``postings_budget``: that sum is what a BM25 OR query costs, so it bounds latency as the
+    index grows, at the price of skipping mid-frequency words on huge indexes.
+    """
+    body_tf = Counter(t for p in body for t in tokens(p) if _useful(t))
+    title_words = {t for t in tokens(title) if _useful(t)}
+    n = max(df.n_docs, 1)
+    scored: list[tuple[float, str, float]] = []
+    for term in body_tf.keys() | title_words:
+        freq = df.estimate(term)
+        if freq > max_df_share * n and n > 50:
+            continue  # in more than a tenth of all records: says nothing, costs a lot
+        tf = body_tf.get(term, 0)
+        weight = (1 + math.log(tf) if tf else 0.0) + (TITLE_BOOST if term in title_words else 0.0)
+        scored.append((weight * math.log((n + 1) / (freq + 0.5)), term, freq))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    chosen: list[str] = []
+    spent = 0.0
+    for _score, term, freq in scored:
+        if spent + freq > postings_budget:
+            continue
+        chosen.append(term)
+        spent += freq
+        if len(chosen) == max_terms:
+            break
+    return chosen
+
+
+def _fts5_query(terms: Sequence[str]) -> str:
+    # Each term as an FTS5 string: keywords (OR, NEAR), '*', '^', ':' and quotes lose their meaning.
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def _tsquery(terms: Sequence[str]) -> str:
+    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+
+
+def _body_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    if isinstance(value, list):
+        return [p for p in value if isinstance(p, str)]
+    return []
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+# The body is a JSON array of paragraphs; the index wants their text. Guarded so that a body that
+# is not an array of strings indexes as empty instead of failing the write to `records`.
+_SQLITE_BODY_TEXT = (
+    "(CASE WHEN json_valid({b}) AND json_type({b}) = 'array' "
+    "THEN (SELECT group_concat(value, char(10)) FROM json_each({b}) WHERE type = 'text') ELSE '' END)"
+)
+
+
+def _sqlite_unindex(prefix: str) -> str:
+    # External-content FTS5 deletes by re-tokenizing the values that were indexed; the trigger's
+    # old.* are exactly those, because every change to them passes through these triggers.
+    return (
+        "INSERT INTO similar_fts(similar_fts, rowid, title, body) "
+        f"SELECT 'delete', docid, {prefix}.title, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')} "
+        f"FROM similar_docs WHERE record_id = {prefix}.id;\n"
+        f"DELETE FROM similar_docs WHERE record_id = {prefix}.id;\n"
+    )
+
+
+def _sqlite_index(prefix: str) -> str:
+    return (
+        f"INSERT INTO similar_docs(record_id) SELECT {prefix}.id WHERE {prefix}.duplicate_of IS NULL;\n"
+        "INSERT INTO similar_fts(rowid, title, body) "
+        f"SELECT docid, {prefix}.title, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')} "
+        f"FROM similar_docs WHERE record_id = {prefix}.id;\n"
+    )
+
+
+_SQLITE_SCHEMA = [
+    # records has a text primary key, so its implicit rowid may change on VACUUM: the index
+    # numbers documents itself and maps them to record ids here.
+    "CREATE TABLE IF NOT EXISTS similar_docs (docid INTEGER PRIMARY KEY, record_id VARCHAR(36) NOT NULL UNIQUE)",
+    "CREATE VIEW IF NOT EXISTS similar_content AS SELECT d.docid AS docid, r.title AS title, "
+    f"{_SQLITE_BODY_TEXT.format(b='r.body')} AS body FROM similar_docs d JOIN records r ON r.id = d.record_id",
+    # External content: the text lives only in `records`; the index holds postings and sizes.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS similar_fts USING fts5(title, body, content='similar_content', "
+    "content_rowid='docid', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS similar_records_insert AFTER INSERT ON records BEGIN\n"
+    + _sqlite_index("new") + "END",
+    "CREATE TRIGGER IF NOT EXISTS similar_records_update AFTER UPDATE OF title, body, duplicate_of ON records "
+    "WHEN old.title IS NOT new.title OR old.body IS NOT new.body OR old.duplicate_of IS NOT new.duplicate_of "
+    "OR old.id IS NOT new.id BEGIN\n" + _sqlite_unindex("old") + _sqlite_index("new") + "END",
+    "CREATE TRIGGER IF NOT EXISTS similar_records_delete AFTER DELETE ON records BEGIN\n"
+    + _sqlite_unindex("old") + "END",
+]
+
+_PG_LOCK_KEY = 0x73696D696C  # "simil": one process at a time alters the records table
+
+_PG_SCHEMA = [
+    # Immutable so a generated column may use it: it only reads its argument.
+    "CREATE OR REPLACE FUNCTION gleaner_body_text(body json) RETURNS text LANGUAGE sql IMMUTABLE "
+    "PARALLEL SAFE AS $$ SELECT coalesce(string_agg(p, E'\\n'), '') FROM json_array_elements_text("
+    "CASE WHEN json_typeof(body) = 'array' THEN body ELSE '[]'::json END) AS p $$",
+    "ALTER TABLE records ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS ("
+    "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('simple', gleaner_body_text(body)), 'D')) STORED",
+    "CREATE INDEX IF NOT EXISTS ix_records_search_vector ON records USING gin (search_vector) "
+    "WHERE duplicate_of IS NULL",
+]
+
+
+def create_schema(conn: Connection) -> bool:
+    """Create the index and what keeps it in sync, if missing; True if the index is new.
+
+    Takes a connection so an Alembic migration can call it with ``op.get_bind()``; the caller
+    commits. Safe to run again.
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        existed = conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE name = 'similar_fts'")).first() is not None
+        for statement in _SQLITE_SCHEMA:
+            conn.exec_driver_sql(statement)
+        return not existed
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        existed = conn.execute(text(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'records' "
+            "AND column_name = 'search_vector' AND table_schema = current_schema()")).first() is not None
+        for statement in _PG_SCHEMA:
+            if existed and statement.startswith("CREATE OR REPLACE FUNCTION"):
+                continue  # replacing a function a generated column uses would need a table rewrite
+            conn.exec_driver_sql(statement)
+        return not existed
+    raise NotImplementedError(f"similar readings: no full-text search for {dialect}")
+
+
+# --- the index ------------------------------------------------------------------------------
+
+
+class SimilarIndex:
+    """Related records by full-text ranking over ``records`` (see the module docstring).
+
+    One per process is enough (it caches the document-frequency sample); thread-safe.
+    """
+
+    def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
+                 postings_budget: float = 40_000, sample_size: int = 4000,
+                 sample_max_age: float = 900.0) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise NotImplementedError(f"similar readings: no full-text search for {self.dialect}")
+        self.title_weight = title_weight
+        self.max_terms = max_terms
+        self.postings_budget = postings_budget
+        self.sample_size = sample_size
+        self.sample_max_age = sample_max_age  # seconds
+        self._df: DocFreq | None = None
+        self._lock = threading.Lock()
+
+    # --- schema and maintenance -------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create the index if missing and fill it from existing records when just created."""
+        with self.engine.begin() as conn:
+            created = create_schema(conn)
+        if created and self.dialect == "sqlite":
+            self.rebuild()
+
+    def add(self, record_id: str, title: str, body_paragraphs: Sequence[str]) -> None:
+        """Nothing to do: triggers (SQLite) and a generated column (PostgreSQL) index every write
+        to ``records``. Kept so callers written against an explicit-indexing API keep working."""
+
+    def remove(self, record_id: str) -> None:
+        """Drop a record from the index while keeping its row (deleting the row drops it anyway).
+
+        On SQLite the record comes back at its next change of title, body or duplicate_of;
+        PostgreSQL indexes the row itself, so there this does nothing.
+        """
+        if self.dialect != "sqlite":
+            return
+        with self.engine.begin() as conn:
+            row = conn.execute(text(
+                "SELECT d.docid, r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
+                "WHERE d.record_id = :id"), {"id": str(record_id)}).first()
+            if row is None:
+                return
+            conn.execute(text(
+                "INSERT INTO similar_fts(similar_fts, rowid, title, body) VALUES ('delete', :docid, :title, "
+                + _SQLITE_BODY_TEXT.format(b=":body") + ")"),
+                {"docid": row.docid, "title": row.title, "body": row.body})
+            conn.execute(text("DELETE FROM similar_docs WHERE docid = :docid"), {"docid": row.docid})
+
+    def rebuild(self) -> None:
+        """Re-index every canonical record from scratch (after a restore, or if in doubt)."""
+        with self.engine.begin() as conn:
+            create_schema(conn)
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("INSERT INTO similar_fts(similar_fts) VALUES ('delete-all')")
+                conn.exec_driver_sql("DELETE FROM similar_docs")
+                conn.exec_driver_sql(
+                    "INSERT INTO similar_docs(record_id) SELECT id FROM records WHERE duplicate_of IS NULL "
+                    "ORDER BY created_at, id")
+                # Not FTS5's own 'rebuild': it cannot read a content view that calls json_each
+                # ("SQL logic error" on SQLite 3.40); a plain INSERT ... SELECT can.
+                conn.exec_driver_sql(
+                    "INSERT INTO similar_fts(rowid, title, body) SELECT docid, title, body FROM similar_content")
+                conn.exec_driver_sql("INSERT INTO similar_fts(similar_fts) VALUES ('optimize')")
+            else:
+                conn.exec_driver_sql("REINDEX INDEX ix_records_search_vector")
+                conn.exec_driver_sql("ANALYZE records")
+        self._df = None
+
+    def check(self) -> None:
+        """Raise AssertionError if the SQLite index is damaged or does not cover exactly the
+        canonical records. (FTS5's content comparison, 'integrity-check' with rank 1, trips on
+        the same json_each limitation as 'rebuild', so the coverage half is checked here.)"""
+        if self.dialect != "sqlite":
+            return
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO similar_fts(similar_fts) VALUES ('integrity-check')")
+            missing = conn.exec_driver_sql(
+                "SELECT count(*) FROM records r WHERE r.duplicate_of IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM similar_docs d WHERE d.record_id = r.id)").scalar()
+            extra = conn.exec_driver_sql(
+                "SELECT count(*) FROM similar_docs d WHERE NOT EXISTS "
+                "(SELECT 1 FROM records r WHERE r.id = d.record_id AND r.duplicate_of IS NULL)").scalar()
+        if missing or extra:
+            raise AssertionError(f"similar index: {missing} records not indexed, {extra} stale entries")
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def related(self, record_id: str, k: int = 5) -> list[SimilarRef]:
+        """The k stored records most related to ``record_id``, best first.
+
+        Never the record itself, its canonical record (if it is a duplicate), nor any record that
+        is a duplicate (of it or of anything else). Empty if the record does not exist.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT id, title, body, duplicate_of FROM records WHERE id = :id"),
+                               {"id": str(record_id)}).first()
+        if row is None:
+            return []
+        exclude = {row.id} | ({row.duplicate_of} if row.duplicate_of else set())
+        return self.related_to(row.title, _body_list(row.body), k=k, exclude=exclude)
+
+    def related_to(self, title: str, body: Sequence[str], *, k: int = 5,
+                   exclude: Iterable[str] = ()) -> list[SimilarRef]:
+        """The k canonical records most related to a text that need not be stored."""
+        if k <= 0:
+            return []
+        terms = query_terms(title, body, self._doc_freq(), max_terms=self.max_terms,
+                            postings_budget=self.postings_budget)
+        if not terms:
+            return []
+        excluded = {str(e) for e in exclude}
+        limit = k + len(excluded)
+        if self.dialect == "sqlite":
+            rows = self._search_sqlite(terms, limit)
+        else:
+            rows = self._search_postgresql(terms, limit, excluded)
+        out = [SimilarRef(id=r[0], title=r[1]) for r in rows if r[0] not in excluded]
+        return out[:k]
+
+    def _search_sqlite(self, terms: Sequence[str], limit: int) -> list[Any]:
+        weights = f"bm25({float(self.title_weight)!r}, 1.0)"
+        with self.engine.connect() as conn:
+            return list(conn.execute(text(
+                "SELECT d.record_id, r.title FROM ("
+                "  SELECT rowid AS docid, rank FROM similar_fts WHERE similar_fts MATCH :q AND rank MATCH :w"
+                "  ORDER BY rank LIMIT :n) AS hit "
+                "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
+                "WHERE r.duplicate_of IS NULL ORDER BY hit.rank"),
+                {"q": _fts5_query(terms), "w": weights, "n": limit}))
+
+    def _search_postgresql(self, terms: Sequence[str], limit: int, excluded: set[str]) -> list[Any]:
+        # Weights are {D, C, B, A}: body words count 1/title_weight of title words.
+        weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
+        with self.engine.connect() as conn:
+            return list(conn.execute(text(
+                "SELECT id, title FROM records, to_tsquery('simple', :q) AS q "
+                "WHERE duplicate_of IS NULL AND search_vector @@ q AND NOT (id = ANY(:ex)) "
+                "ORDER BY ts_rank_cd(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"),
+                {"q": _tsquery(terms), "w": weights, "n": limit, "ex": sorted(excluded)}))
+
+    # --- document frequencies ---------------------------------------------------------------
+
+    def _doc_freq(self) -> DocFreq:
+        df = self._df
+        if df is not None and not self._stale(df):
+            return df
+        with self._lock:
+            df = self._df
+            if df is None or self._stale(df):
+                df = self._df = self._sample()
+        return df
+
+    def _stale(self, df: DocFreq) -> bool:
+        age = time.monotonic() - df.built_at
+        if df.sample_size >= df.n_docs:
+            # A small index read whole: cheap to re-read, and it changes fast while it is small.
+            return age >= min(self.sample_max_age, 5.0 + 0.01 * df.n_docs)
+        return age >= self.sample_max_age
+
+    def refresh_sample(self) -> None:
+        """Re-read the document-frequency sample now (it refreshes itself every sample_max_age)."""
+        with self._lock:
+            self._df = self._sample()
+
+    def _sample(self) -> DocFreq:
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                # docids are dense-ish integers: random ones are a cheap uniform sample.
+                top = conn.execute(text("SELECT max(docid) FROM similar_docs")).scalar() or 0
+                if top <= self.sample_size:
+                    rows = conn.execute(text(
+                        "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id")).all()
+                else:
+                    picks = random.sample(range(1, top + 1), self.sample_size)
+                    rows = []
+                    for i in range(0, len(picks), 500):
+                        chunk = picks[i:i + 500]
+                        rows += conn.execute(text(
+                            "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
+                            f"WHERE d.docid IN ({','.join(str(p) for p in chunk)})")).all()
+                n_docs = top
+            else:
+                n_docs = conn.execute(text(
+                    "SELECT count(*) FROM records WHERE duplicate_of IS NULL")).scalar() or 0
+                if n_docs <= self.sample_size:
+                    rows = conn.execute(text(
+                        "SELECT title, body FROM records WHERE duplicate_of IS NULL")).all()
+                else:
+                    pct = min(100.0, 100.0 * 2 * self.sample_size / n_docs)
+                    rows = conn.execute(text(
+                        f"SELECT title, body FROM records TABLESAMPLE BERNOULLI ({pct:.6f}) "
+                        "WHERE duplicate_of IS NULL LIMIT :n"), {"n": self.sample_size}).all()
+        return DocFreq.from_texts(n_docs, ((r.title or "", _body_list(r.body)) for r in rows))
