@@ -1,0 +1,263 @@
+"""Similar readings on a real database: the example article's neighbours, exclusions, sync with
+writes to ``records``, CJK and hostile text. Runs on SQLite and (when installed) PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import delete, text
+
+from tests.example_page import SEED, TITLE, unique_paragraphs
+from worker.models import Article, Draft
+from worker.similar import DocFreq, SimilarIndex, query_terms, tokens
+from worker.storage import Storage, records
+
+# Five stories the example article should bring up (the seed's "Similar Readings" headlines,
+# with bodies written for this test) and unrelated ones that share only everyday words.
+RELATED = {
+    "Experts okay Japanese team's use of iPS cells for spinal cord injuries": [
+        "A health ministry panel approved a plan by Keio University researchers to treat spinal cord "
+        "injuries with nerve cells grown from induced pluripotent stem cells.",
+        "The team will transplant iPS-derived cells into patients within weeks of their injury.",
+    ],
+    "iPS-derived heart cell transplant conducted at university in southwest Japan": [
+        "Doctors transplanted sheets of heart muscle cells made from induced pluripotent stem cells "
+        "into a patient with severe heart failure, the university said.",
+        "The clinical study will check the safety of the iPSC treatment over one year.",
+    ],
+    "Team: iPS-derived cornea transplant proved safe, effective": [
+        "Researchers say four patients who received corneal tissue grown from iPS cells saw their "
+        "eyesight improve, with no serious health problems in the clinical study.",
+    ],
+    "Study: Electrical Medical Device Helps Improve Muscle Strength": [
+        "Patients with spinal cord injuries regained some hand and arm strength after stimulation "
+        "with an electrical device placed on the skin, a clinical trial found.",
+        "Motor function improved in most of the patients during rehabilitation.",
+    ],
+    "Researchers announce first iPS cell transplant for cornea disease": [
+        "A university team in Japan transplanted cornea cells derived from induced pluripotent stem "
+        "cells into a woman, the first such transplant in the world.",
+    ],
+}
+UNRELATED = {
+    "Stocks slide as investors weigh interest rate outlook": [
+        "Shares fell for a third day on Friday as traders bet the central bank would keep rates high.",
+    ],
+    "Typhoon expected to bring heavy rain to western Japan": [
+        "The weather agency warned of landslides and flooding as the storm approaches on Friday.",
+    ],
+    "Local team wins the cup after a dramatic penalty shootout": [
+        "The home side scored twice in the final ten minutes and won on penalties before a full stadium.",
+    ],
+    "City council approves new budget for road repairs": [
+        "The plan sets aside money for bridges, bus lanes and street lighting over the next year.",
+    ],
+    "Recipe: a quick miso soup for cold evenings": [
+        "Simmer kelp and dried fish, add tofu and spring onion, and stir in the miso at the end.",
+    ],
+    "Carmaker recalls thousands of vehicles over brake fault": [
+        "Owners will be contacted by dealers and the repair will be carried out free of charge.",
+    ],
+    "Museum opens exhibition of Edo period woodblock prints": [
+        "The show brings together more than two hundred prints lent by private collectors.",
+    ],
+    "Election campaign enters final week with tight race": [
+        "Candidates toured the country on Friday seeking support from undecided voters.",
+    ],
+}
+
+
+def _draft(url: str, title: str, body: list[str], digest: str | None = None) -> Draft:
+    return Draft(job_id=str(uuid.uuid4()), category_id="news", url=url,
+                 article=Article(title=title, body=body), canonical_url=url,
+                 content_hash=digest or uuid.uuid4().hex, summary="", word_count=10)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.storage = Storage(url)
+        self.index = SimilarIndex(self.storage.engine)
+        self.index.ensure_schema()
+        self.n = 0
+
+    def put(self, title: str, body: list[str], *, digest: str | None = None, url: str | None = None) -> str:
+        self.n += 1
+        record_id, _dup = self.storage.upsert_record(_draft(url or f"https://news.test/{self.n}", title, body, digest))
+        return record_id
+
+    def titles(self, record_id: str, k: int = 5) -> list[str]:
+        self.index.refresh_sample()  # the sample is cached per process; tests change the data under it
+        return [r.title for r in self.index.related(record_id, k=k)]
+
+
+@pytest.fixture
+def store(database_url):
+    s = Store(database_url)
+    yield s
+    s.storage.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'similar.db'}")
+    yield s
+    s.storage.close()
+
+
+needs_seed = pytest.mark.skipif(not SEED.exists(), reason="../shared/seed/example-record.txt is absent")
+
+
+@needs_seed
+def test_example_article_finds_its_five_related_records_not_itself_nor_duplicates(store):
+    body = unique_paragraphs()
+    example = store.put(TITLE, body, digest="example")
+    copy = store.put(TITLE, body, digest="example", url="https://mirror.test/copy")  # same text: a duplicate
+    ids = {title: store.put(title, paras) for title, paras in RELATED.items()}
+    for title, paras in UNRELATED.items():
+        store.put(title, paras)
+    # A copy of a related story: a duplicate, so never listed, even though it matches as well.
+    first = next(iter(RELATED))
+    store.put(first, RELATED[first], digest=None, url="https://mirror.test/related")
+    with store.storage.engine.begin() as conn:
+        conn.execute(records.update().where(records.c.url == "https://mirror.test/related")
+                     .values(duplicate_of=ids[first]))
+    assert store.storage.get_record(copy).duplicate_of is not None
+
+    refs = store.index.related(example)
+    assert len(refs) == 5
+    assert {str(r.id) for r in refs} == set(ids.values())
+    assert {r.title for r in refs} == set(RELATED)
+    # The two about spinal cord injuries outrank the cornea and heart transplants.
+    assert {r.title for r in refs[:2]} == {"Experts okay Japanese team's use of iPS cells for spinal cord injuries",
+                                           "Study: Electrical Medical Device Helps Improve Muscle Strength"}
+
+    # From the duplicate's side: neither itself nor its canonical record.
+    dup_refs = {str(r.id) for r in store.index.related(copy)}
+    assert example not in dup_refs and copy not in dup_refs and dup_refs <= set(ids.values())
+
+
+def test_fewer_than_k_when_fewer_match(store):
+    a = store.put("Volcano erupts near fishing village", ["Ash from the volcano covered boats in the harbour."])
+    b = store.put("Volcano ash closes airport", ["Flights were cancelled as volcano ash drifted south."])
+    store.put("Chess champion retains title", ["The champion drew the final game to keep the crown."])
+    assert store.titles(a) == ["Volcano ash closes airport"]
+    assert [r.id for r in store.index.related(b, k=1)] == [uuid.UUID(a)]
+    assert store.index.related(str(uuid.uuid4())) == []  # no such record
+    assert store.index.related(a, k=0) == []
+
+
+def test_index_follows_updates_deletes_and_duplicate_marks(store):
+    a = store.put("Glacier retreat measured by drones", ["Drones mapped the glacier edge every month."])
+    b = store.put("Glacier survey finds thinning ice", ["Surveyors found the glacier thinning fast."])
+    c = store.put("Orchard harvest breaks record", ["Apple growers picked a record harvest this autumn."])
+    assert store.titles(a) == ["Glacier survey finds thinning ice"]
+    # b's page changes: its old words stop matching, its new ones match.
+    store.put("Apple orchard workers strike", ["Orchard workers stopped the apple harvest."],
+              url="https://news.test/2")
+    assert store.titles(a) == []
+    assert store.titles(c) == ["Apple orchard workers strike"]
+    # b becomes a duplicate of c: it leaves the index.
+    with store.storage.engine.begin() as conn:
+        conn.execute(records.update().where(records.c.id == b).values(duplicate_of=c))
+    assert store.titles(c) == []
+    # ... and comes back when it stops being one; a deleted record leaves for good.
+    with store.storage.engine.begin() as conn:
+        conn.execute(records.update().where(records.c.id == b).values(duplicate_of=None))
+        conn.execute(delete(records).where(records.c.id == a))
+    assert store.titles(c) == ["Apple orchard workers strike"]
+    store.index.check()
+
+
+def test_cjk_text_is_indexed_without_errors(store):
+    # unicode61 does not segment CJK: a run between punctuation is one token, so records relate
+    # through shared whole phrases only (see the module docstring).
+    a = store.put("東京都、新しい交通計画を発表", ["東京都は 新しい交通計画 を発表した。", "渋谷駅 周辺の道路を改良する。"])
+    b = store.put("交通計画への意見募集", ["市民は 新しい交通計画 について意見を述べた。"])
+    store.put("大阪の天気", ["大阪は 明日 雨の予報です。"])
+    store.put("서울 지하철 노선 확장", ["서울시는 새로운 지하철 노선을 발표했다."])
+    assert store.titles(a) == ["交通計画への意見募集"]
+    assert store.titles(b) == ["東京都、新しい交通計画を発表"]
+    store.index.check()
+
+
+@pytest.mark.parametrize("hostile", [
+    'NEAR(cats dogs, 2) "unbalanced',
+    'cats* OR AND NOT ^dogs title:cats {title body}: cats - dogs',
+    "cats \"\" ' '' \\ ; DROP TABLE records; -- dogs ) ( ) NEAR",
+    "near or and not cats dogs",
+])
+def test_hostile_text_does_not_break_the_query(store, hostile):
+    a = store.put(f"Cats and dogs {hostile}", [hostile, "Shelter cats and dogs find homes."])
+    b = store.put("Shelter finds homes for cats", ["Volunteers at the shelter placed cats with families."])
+    store.put("Bridge repairs delayed", ["Steel shortages pushed the work into spring."])
+    assert store.titles(a) == ["Shelter finds homes for cats"]
+    assert f"Cats and dogs {hostile}" in store.titles(b)
+    assert store.index.related_to(hostile, [hostile]) is not None
+    assert store.storage.count_records() == 3
+
+
+def test_ensure_schema_indexes_records_stored_before_it(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    storage = Storage(url)
+    try:
+        for i, (title, body) in enumerate(list(RELATED.items()) + list(UNRELATED.items())):
+            storage.upsert_record(_draft(f"https://old.test/{i}", title, body))
+        index = SimilarIndex(storage.engine)
+        index.ensure_schema()
+        index.check()
+        target = storage.list_records(query="cornea transplant proved")[0]
+        titles = [r.title for r in index.related(str(target.id), k=2)]
+        assert titles and all("iPS" in t for t in titles)
+        index.rebuild()
+        index.check()
+        index.ensure_schema()  # again: nothing changes
+        assert [r.title for r in index.related(str(target.id), k=2)] == titles
+    finally:
+        storage.close()
+
+
+def test_remove_drops_a_record_from_results_until_it_changes(sqlite_store):
+    a = sqlite_store.put("Lighthouse keeper retires", ["The lighthouse keeper served forty years."])
+    b = sqlite_store.put("Lighthouse restored", ["Volunteers restored the old lighthouse lamp."])
+    sqlite_store.index.remove(b)
+    assert sqlite_store.titles(a) == []
+    with pytest.raises(AssertionError, match="1 records not indexed"):
+        sqlite_store.index.check()
+    sqlite_store.index.rebuild()
+    assert sqlite_store.titles(a) == ["Lighthouse restored"]
+
+
+def test_sqlite_triggers_survive_vacuum(sqlite_store):
+    # records' implicit rowids may be renumbered by VACUUM; the index keys on record ids.
+    ids = [sqlite_store.put(t, b) for t, b in list(UNRELATED.items()) + list(RELATED.items())]
+    with sqlite_store.storage.engine.begin() as conn:
+        conn.execute(delete(records).where(records.c.id.in_(ids[:5])))
+    with sqlite_store.storage.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+    sqlite_store.index.check()
+    target = ids[-1]
+    titles = sqlite_store.titles(target)
+    assert len(titles) >= 3 and all(t in RELATED for t in titles[:3])
+
+
+# --- term choice, no database -----------------------------------------------------------------
+
+
+def test_tokens_fold_case_and_accents_and_keep_cjk_runs():
+    assert tokens("Café AU-LAIT, naïve_user 2025") == ["cafe", "au", "lait", "naive", "user", "2025"]
+    assert tokens("東京都、新しい") == ["東京都", "新しい"]
+
+
+def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():
+    common = [("t", ["the market said shares rose on friday"])] * 900
+    rare = [("t", ["keio researchers"])] * 3
+    df = DocFreq.from_texts(1000, common + rare)
+    terms = query_terms("Keio stem cells", ["Shares rose as keio researchers said stem cells work.",
+                                            "The market liked stem cells. 2025"], df)
+    assert set(terms[:3]) == {"keio", "stem", "cells"}  # rare and in the title
+    assert terms[3] == "researchers"
+    assert not {"the", "said", "2025"} & set(terms)  # stopwords and bare numbers
+    assert not {"shares", "rose", "market"} & set(terms)  # in 90% of documents
+    cheap = query_terms("Keio stem cells", ["keio researchers"], df, postings_budget=5)
+    assert "keio" in cheap and "researchers" in cheap and "stem" not in cheap  # unseen ones cost 1
