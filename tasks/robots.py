@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from worker.errors import NetworkError, RedirectError, RetryableError, ServerErr
 ROBOTS_REDIRECTS = 5  # RFC 9309: follow at least five; past that the file counts as absent
 UNREACHABLE_TTL = 60  # seconds a site whose robots.txt failed is left alone before asking again
 LOCAL_TTL = 30.0  # seconds a process keeps a parsed file before looking at Redis again
+LOCK_POLL_S = 0.05  # seconds between looks while another worker fetches the file
 
 
 def origin_of(url: str) -> str:
@@ -94,7 +96,7 @@ class RobotsCache:
             return hit[1]
         rules = self._from_redis(origin)
         if rules is None:
-            rules = self._fetch(origin)
+            rules = self._fetch_once(origin)
         with self._lock:
             if len(self._local) > 10_000:  # a crawl over many sites: start over rather than grow
                 self._local.clear()
@@ -109,6 +111,25 @@ class RobotsCache:
             raise NetworkError(f"robots.txt of {origin} could not be read recently "
                                f"({(reason or b'').decode()}); waiting before fetching from it")
         return RobotsRules(self.agent, body.decode("utf-8", "replace") if state == b"rules" and body else None)
+
+    def _fetch_once(self, origin: str) -> RobotsRules:
+        """Fetch the file, unless another worker already is: then wait for its answer in Redis."""
+        lock = keys.robots_lock(origin)
+        hold = self.limits.total_timeout + 5
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + hold
+        while not self.redis.set(lock, token, nx=True, px=int(hold * 1000)):
+            time.sleep(LOCK_POLL_S)
+            rules = self._from_redis(origin)
+            if rules is not None:
+                return rules
+            if time.monotonic() > deadline:
+                break  # the holder died without answering; its lock is about to expire anyway
+        try:
+            return self._fetch(origin)
+        finally:
+            if self.redis.get(lock) == token.encode():
+                self.redis.delete(lock)
 
     def _fetch(self, origin: str) -> RobotsRules:
         key = keys.robots(origin)

@@ -118,3 +118,8 @@ def source_running(key: str) -> str:
 def delayed() -> str:
     """Jobs waiting to be retried: a sorted set scored by when each is due (epoch seconds)."""
     return f"{PREFIX}delayed"
+
+
+def robots_lock(origin: str) -> str:
+    """Held by the one worker fetching a site's robots.txt; the others wait for its answer."""
+    return f"{PREFIX}robots-lock:{origin}"
