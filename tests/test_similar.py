@@ -256,8 +256,10 @@ def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():
     terms = query_terms("Keio stem cells", ["Shares rose as keio researchers said stem cells work.",
                                             "The market liked stem cells. 2025"], df)
     assert set(terms[:3]) == {"keio", "stem", "cells"}  # rare and in the title
-    assert terms[3] == "researchers"
+    assert "researchers" in terms and "liked" in terms
     assert not {"the", "said", "2025"} & set(terms)  # stopwords and bare numbers
     assert not {"shares", "rose", "market"} & set(terms)  # in 90% of documents
+    # The budget caps the postings the query reads: "researchers" (about 3 documents) no longer fits.
     cheap = query_terms("Keio stem cells", ["keio researchers"], df, postings_budget=5)
-    assert "keio" in cheap and "researchers" in cheap and "stem" not in cheap  # unseen ones cost 1
+    assert set(cheap) == {"keio", "stem", "cells"}
+    assert sum(df.estimate(t) for t in cheap) <= 5
