@@ -137,7 +137,6 @@ def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="until worker/pipeline.py's stage_task calls metrics.record_stage")
 def test_a_real_pipeline_run_is_counted_at_every_stage(redis_url, tmp_path, site):
     from tests.example_page import news_page
     from tests.servers import CeleryWorker, base_env, run_cli

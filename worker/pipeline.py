@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,8 @@ from celery.signals import worker_ready, worker_shutdown
 from worker import keys
 from worker.app import app
 from worker.delayed import DelayedJobs, ReleaseLoop
-from worker.errors import IngestError, PermanentError, RetryableError
+from worker.errors import IngestError, RetryableError
+from worker.metrics import record_stage
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
 from worker.storage import TERMINAL_STATES
@@ -75,6 +77,40 @@ def _stop_release_loop(**_: Any) -> None:
         _release_loop.stop()
 
 
+def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runtime, limit: int) -> str:
+    """Run one stage on one job; return the outcome for the metrics: success, failure or retry."""
+    job_id = job["id"]
+    attempts = task.request.retries + 1
+    started = runtime.redis.incr(keys.deliveries(job_id, stage))
+    runtime.redis.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
+    if started > MAX_DELIVERIES:
+        dead_letter(runtime, job_id, stage,
+                    f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
+        return "failure"
+    try:
+        fn(job, runtime)
+    except RetryableError as exc:
+        if task.request.retries >= limit:
+            dead_letter(runtime, job_id, stage, f"{exc.reason} (gave up after {attempts} attempts)",
+                        status=exc.status, attempts=attempts)
+            return "failure"
+        delay = backoff_seconds(task.request.retries, exc.retry_after, runtime.settings.retry_backoff_max)
+        log.info("job %s: %s; retry %d in %.1fs", job_id, exc.reason, attempts, delay)
+        runtime.redis.delete(keys.deliveries(job_id, stage))
+        DelayedJobs(runtime.redis).add(stage, job_id, priority=job.get("priority", 0), retries=attempts, delay=delay)
+        return "retry"
+    except IngestError as exc:  # permanent, or a new subclass nobody classified: no retry
+        dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
+        return "failure"
+    except Exception as exc:  # noqa: BLE001 - a crash must end somewhere visible
+        log.exception("job %s crashed in %s", job_id, stage)
+        dead_letter(runtime, job_id, stage, f"internal error in {stage}: {type(exc).__name__}: {exc}",
+                    attempts=attempts)
+        return "failure"
+    runtime.redis.delete(keys.deliveries(job_id, stage))
+    return "success"
+
+
 def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:
     stage = queue.value
 
@@ -91,35 +127,9 @@ def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[Sta
                 log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
                 return
             limit = runtime.settings.fetch_retries if max_retries is None else max_retries
-            attempts = self.request.retries + 1
-            started = runtime.redis.incr(keys.deliveries(job_id, stage))
-            runtime.redis.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
-            if started > MAX_DELIVERIES:
-                dead_letter(runtime, job_id, stage,
-                            f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
-                return
-            try:
-                fn(job, runtime)
-            except RetryableError as exc:
-                if self.request.retries >= limit:
-                    dead_letter(runtime, job_id, stage, f"{exc.reason} (gave up after {attempts} attempts)",
-                                status=exc.status, attempts=attempts)
-                    return
-                delay = backoff_seconds(self.request.retries, exc.retry_after, runtime.settings.retry_backoff_max)
-                log.info("job %s: %s; retry %d in %.1fs", job_id, exc.reason, attempts, delay)
-                runtime.redis.delete(keys.deliveries(job_id, stage))
-                DelayedJobs(runtime.redis).add(stage, job_id, priority=job.get("priority", 0),
-                                               retries=attempts, delay=delay)
-            except PermanentError as exc:
-                dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
-            except IngestError as exc:  # a new subclass nobody classified: treat as permanent
-                dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
-            except Exception as exc:  # noqa: BLE001 - a crash must end somewhere visible
-                log.exception("job %s crashed in %s", job_id, stage)
-                dead_letter(runtime, job_id, stage, f"internal error in {stage}: {type(exc).__name__}: {exc}",
-                            attempts=attempts)
-            else:
-                runtime.redis.delete(keys.deliveries(job_id, stage))
+            began = time.perf_counter()
+            outcome = _run(fn, self, stage, job, runtime, limit)
+            record_stage(runtime.redis, stage, outcome, time.perf_counter() - began)
 
         return run
 
