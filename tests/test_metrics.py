@@ -137,6 +137,8 @@ def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
     assert samples[("gleaner_jobs", (("state", "queued"),))] == 2
     assert samples[("gleaner_records", ())] == 0
     assert samples[("gleaner_workers_online", ())] == 1
+    assert samples[("gleaner_retry_waiting_jobs", ())] == 0
+    assert samples[("gleaner_in_flight_messages", ())] == 0
 
 
 @pytest.mark.integration

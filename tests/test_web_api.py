@@ -14,7 +14,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from tests.webutil import store_record
-from worker import metrics
+from worker import keys, metrics
+from worker.delayed import DelayedJobs
 from worker.queues import Queue, broker_keys
 from worker.storage import Storage
 from worker.web.app import create_app
@@ -198,12 +199,17 @@ def test_stats_report_queues_stage_counters_jobs_and_workers(client, storage, br
     metrics.record_stage(broker, "fetch", "failure", 0.5)
     storage.create_jobs(["https://news.example/x"], "t")
     broker.lpush("dedupe", "m1", "m2")
+    DelayedJobs(broker).add("fetch", "00000000-0000-0000-0000-0000000000aa", priority=0, retries=1, delay=3600)
     after = client.get("/api/stats").json()
     assert set(after["queues"]) == {"fetch", "parse", "dedupe", "summarize", "store"}
     assert after["queues"]["dedupe"] == before["queues"]["dedupe"] + 2
     assert after["stages"]["store"]["success"] == before["stages"]["store"]["success"] + 1
     assert after["stages"]["fetch"]["failure"] == before["stages"]["fetch"]["failure"] + 1
     assert after["jobs"]["queued"] == before["jobs"]["queued"] + 1
+    assert after["retry_waiting"] == before["retry_waiting"] + 1
+    for member in broker.zrange(keys.delayed(), 0, -1):
+        if b"0000000000aa" in member:
+            broker.zrem(keys.delayed(), member)
     assert len(after["throughput"]) == 60
     last = after["throughput"][-1]
     assert last["stored"] >= 1 and last["failed"] >= 1

@@ -90,6 +90,7 @@ class MinuteOut(BaseModel):
 class StatsOut(BaseModel):
     queues: dict[str, int] = Field(description="Messages waiting per stage queue.")
     in_flight: int = Field(description="Messages delivered to workers, not yet acknowledged.")
+    retry_waiting: int = Field(description="Jobs waiting out a backoff before their stage runs again.")
     stages: dict[str, dict[str, int]] = Field(description="Runs per stage and outcome (success, failure, retry).")
     jobs: dict[str, int]
     records: int

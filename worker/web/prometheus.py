@@ -7,6 +7,7 @@ this web process's. Names (all ``gleaner_*``):
     gleaner_stage_duration_seconds{stage}        histogram: how long a stage's runs took
     gleaner_queue_depth{queue}                   gauge: messages waiting in a stage's queue
     gleaner_in_flight_messages                   gauge: delivered to a worker, not yet acknowledged
+    gleaner_retry_waiting_jobs                   gauge: jobs waiting out a backoff before a retry
     gleaner_jobs{state}                          gauge: jobs by state (queued, done, duplicate, failed)
     gleaner_records                              gauge: stored records, duplicates included
     gleaner_workers_online                       gauge: workers that answered the last broadcast
@@ -20,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from worker import metrics
+from worker.delayed import DelayedJobs
 from worker.queues import Queue
 
 __all__ = ["CONTENT_TYPE_LATEST", "GleanerCollector", "render"]
@@ -52,6 +54,9 @@ class GleanerCollector(Collector):
 
         yield GaugeMetricFamily("gleaner_in_flight_messages", "Messages delivered to a worker, not yet acknowledged.",
                                 value=metrics.unacked(s.redis))
+
+        yield GaugeMetricFamily("gleaner_retry_waiting_jobs", "Jobs waiting out a backoff before a retry.",
+                                value=DelayedJobs(s.redis).pending())
 
         jobs = GaugeMetricFamily("gleaner_jobs", "Jobs by state.", labels=["state"])
         known = s.storage.count_jobs()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import redis
 
 from worker import metrics
+from worker.delayed import DelayedJobs
 from worker.queues import Queue
 from worker.storage import Storage
 
@@ -65,6 +66,7 @@ def snapshot(storage: Storage, client: redis.Redis, workers: CachedWorkers, *, m
     return {
         "queues": metrics.queue_depths(client),
         "in_flight": metrics.unacked(client),
+        "retry_waiting": DelayedJobs(client).pending(),
         "stages": counts,
         "jobs": {state: jobs.get(state, 0) for state in ("queued", "done", "duplicate", "failed")},
         "records": storage.count_records(),

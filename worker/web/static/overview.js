@@ -74,6 +74,7 @@
     setText("stat-records", stats.records);
     ["done", "duplicate", "failed", "queued"].forEach(function (s) { setText("stat-" + s, stats.jobs[s] || 0); });
     setText("stat-in-flight", stats.in_flight);
+    setText("stat-retry-waiting", stats.retry_waiting);
     setText("stat-workers", stats.workers.length);
     updateStages(stats);
     updateWorkers(stats);
