@@ -25,7 +25,7 @@ UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 def pipeline(tmp_path_factory, db_backend):
     root = tmp_path_factory.mktemp("pipeline")
     env = base_env(GLEANER_DATABASE_URL=fresh_database_url(db_backend, root), GLEANER_DATA_DIR=str(root),
-                   GLEANER_MAX_BODY_BYTES=str(1_000_000))
+                   GLEANER_MAX_BODY_BYTES=str(1_000_000), GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
     worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4).start()
     site = Site().start()
     yield env, Storage(env["GLEANER_DATABASE_URL"]), site

@@ -15,8 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import kombu.exceptions
+import redis
 from celery import Task
-from celery.signals import worker_ready, worker_shutdown
+from celery.exceptions import Reject
+from celery.signals import task_failure, worker_ready, worker_shutdown
+from sqlalchemy.exc import DBAPIError
 
 from worker import keys
 from worker.app import app
@@ -29,6 +33,9 @@ from worker.storage import TERMINAL_STATES
 
 log = logging.getLogger("gleaner.pipeline")
 
+BROKER_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, kombu.exceptions.OperationalError)
+BROKER_RETRY_PAUSE = 1.0  # seconds
+DB_RETRY_MAX = 10.0  # seconds between tries while the database is unreachable
 MAX_DELIVERIES = 3  # a job whose stage killed its worker this often is poison, not bad luck
 
 StageFn = Callable[[dict[str, Any], Runtime], None]
@@ -111,6 +118,31 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     return "success"
 
 
+def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime, limit: int) -> None:
+    try:
+        job = runtime.storage.get_job(job_id)
+        if job is None:
+            log.error("job %s is unknown to the database; dropping its %s message", job_id, stage)
+            return
+        if job["state"] in TERMINAL_STATES:
+            log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
+            return
+        began = time.perf_counter()
+        outcome = _run(fn, task, stage, job, runtime, limit)
+    except DBAPIError as exc:
+        # The database is down, not the page: try the same stage again shortly, without
+        # spending one of the job's attempts. The stages are idempotent, so a half-done
+        # store (record written, job not yet closed) is simply done again.
+        delay = max(1.0, backoff_seconds(0, None, DB_RETRY_MAX))
+        log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage, job_id,
+                    type(exc).__name__, delay)
+        priority = (task.request.delivery_info or {}).get("priority") or 0
+        DelayedJobs(runtime.redis).add(stage, job_id, priority=priority, retries=task.request.retries, delay=delay)
+        runtime.redis.delete(keys.deliveries(job_id, stage))
+        return
+    record_stage(runtime.redis, stage, outcome, time.perf_counter() - began)
+
+
 def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:
     stage = queue.value
 
@@ -119,18 +151,35 @@ def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[Sta
         def run(self: Task, job_id: str, **_: Any) -> None:
             # **_ lets a newer producer add arguments without breaking older workers mid-deploy.
             runtime = get_runtime()
-            job = runtime.storage.get_job(job_id)
-            if job is None:
-                log.error("job %s is unknown to the database; dropping its %s message", job_id, stage)
-                return
-            if job["state"] in TERMINAL_STATES:
-                log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
-                return
             limit = runtime.settings.fetch_retries if max_retries is None else max_retries
-            began = time.perf_counter()
-            outcome = _run(fn, self, stage, job, runtime, limit)
-            record_stage(runtime.redis, stage, outcome, time.perf_counter() - began)
+            try:
+                _attempt(self, fn, stage, job_id, runtime, limit)
+            except BROKER_DOWN as exc:
+                # Redis is unreachable, so nothing can be recorded: hand the message back
+                # (or, if even that fails, leave it unacked for redelivery after the
+                # visibility timeout). A pause keeps a flapping Redis from spinning us.
+                log.warning("Redis unavailable in %s for job %s (%s); message handed back", stage, job_id, exc)
+                time.sleep(BROKER_RETRY_PAUSE)
+                raise Reject(str(exc), requeue=True) from exc
 
         return run
 
     return decorate
+
+
+@task_failure.connect
+def _dead_letter_killed_tasks(sender: Task | None = None, args: Any = None, exception: BaseException | None = None,
+                              **_: Any) -> None:
+    """A task killed by the hard time limit never reaches the wrapper's handlers; the worker's main
+    process reports it here, and the job ends in the dead-letter store instead of nowhere."""
+    name = getattr(sender, "name", "") or ""
+    if not name.startswith("gleaner.") or not args:
+        return
+    stage = name.split(".", 1)[1]
+    if stage not in Queue.names():
+        return
+    runtime = get_runtime()
+    job = runtime.storage.get_job(args[0])
+    if job is not None and job["state"] not in TERMINAL_STATES:
+        dead_letter(runtime, job["id"], stage, f"{stage} stage killed: {type(exception).__name__}: {exception}")
+        record_stage(runtime.redis, stage, "failure", 0.0)
