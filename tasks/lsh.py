@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from tasks.minhash import DEFAULT_NUM_PERM, _mix64
+from tasks.minhash import MinHasher, _mix64
+from tasks import textnorm
 from worker import keys
 
 __all__ = ["IndexLayoutError", "LSHIndex", "Verdict", "choose_bands"]
@@ -247,16 +248,17 @@ class LSHIndex:
         threshold: float = DEFAULT_THRESHOLD,
         prefix: str | None = None,
         *,
-        num_perm: int = DEFAULT_NUM_PERM,
+        hasher: MinHasher | None = None,
         bands: int | None = None,
         rows: int | None = None,
         bucket_bits: int = DEFAULT_BUCKET_BITS,
-        fingerprint: str = "",
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         if (bands is None) != (rows is None):
             raise ValueError("give both bands and rows, or neither")
+        self.hasher = hasher or MinHasher()
+        num_perm = self.hasher.num_perm
         if bands is None or rows is None:
             bands, rows = choose_bands(threshold, num_perm)
         if bands > 255:
@@ -277,7 +279,7 @@ class LSHIndex:
         self._check = client.register_script(_CHECK_AND_INSERT)
         self._similar = client.register_script(_SIMILAR)
         self._remove = client.register_script(_REMOVE)
-        self._check_layout(fingerprint)
+        self._check_layout(self.hasher.fingerprint)
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -290,6 +292,8 @@ class LSHIndex:
             "bucket_bits": str(self.bucket_bits),
             "block": str(BLOCK),
             "minhash": fingerprint,
+            # Workers verifying at different thresholds would disagree on what is a copy.
+            "threshold": repr(self.threshold),
         }
         meta = self.prefix + "meta"
         pipe = self.redis.pipeline(transaction=True)
@@ -373,6 +377,10 @@ class LSHIndex:
         """
         keys_, args = self._args(doc_id, signature, content_hash)
         return self._verdict(self._check(keys=keys_, args=args))
+
+    def check_body(self, doc_id: str, paragraphs: Sequence[str]) -> Verdict:
+        """``check`` for a body: its signature and content hash made with this index's hasher."""
+        return self.check(doc_id, self.hasher.signature(paragraphs), textnorm.content_hash(paragraphs))
 
     def check_and_insert(self, doc_id: str, signature: np.ndarray | None, content_hash: str | None = None) -> str | None:
         """The canonical doc id this doc duplicates, or None after inserting it as a canonical."""

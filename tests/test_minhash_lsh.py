@@ -52,7 +52,7 @@ def hasher() -> MinHasher:
 
 @pytest.fixture
 def index(client: redis.Redis, hasher: MinHasher):
-    idx = LSHIndex(client, 0.8, prefix=f"gleaner:test-lsh:{uuid.uuid4().hex}:", fingerprint=hasher.fingerprint)
+    idx = LSHIndex(client, 0.8, prefix=f"gleaner:test-lsh:{uuid.uuid4().hex}:", hasher=hasher)
     yield idx
     idx.clear()
 
@@ -157,6 +157,14 @@ def test_remove_takes_a_canonical_out(index: LSHIndex, hasher: MinHasher) -> Non
     assert index.check_and_insert(new_id(), hasher.signature(keep), None) == keep_id
 
 
+def test_check_body_uses_the_index_hasher(index: LSHIndex) -> None:
+    body = article(41).split("\n")
+    first = new_id()
+    assert index.check_body(first, body).duplicate_of is None
+    assert index.check_body(new_id(), [p.upper() for p in body]).exact
+    assert index.check_body(new_id(), near_copy("\n".join(body), 2).split("\n")).duplicate_of == first
+
+
 def test_similar_is_read_only(index: LSHIndex, hasher: MinHasher) -> None:
     doc_id, text = new_id(), article(31)
     index.check_and_insert(doc_id, hasher.signature(text), None)
@@ -181,9 +189,12 @@ def test_check_many_answers_like_checking_in_order(index: LSHIndex, hasher: MinH
 
 def test_a_worker_built_differently_is_refused(client: redis.Redis, index: LSHIndex, hasher: MinHasher) -> None:
     with pytest.raises(IndexLayoutError):
-        LSHIndex(client, 0.6, prefix=index.prefix, fingerprint=hasher.fingerprint)
+        LSHIndex(client, 0.6, prefix=index.prefix, hasher=hasher)
+    with pytest.raises(IndexLayoutError):  # same bands, other verification threshold
+        LSHIndex(client, 0.81, prefix=index.prefix, hasher=hasher)
     with pytest.raises(IndexLayoutError):
-        LSHIndex(client, 0.8, prefix=index.prefix, fingerprint=MinHasher(shingle=3).fingerprint)
+        LSHIndex(client, 0.8, prefix=index.prefix, hasher=MinHasher(shingle=3))
+    LSHIndex(client, 0.8, prefix=index.prefix, hasher=MinHasher())  # built the same: accepted
     with pytest.raises(ValueError):
         index.check(new_id(), np.zeros(64, dtype=np.uint16))
     with pytest.raises(ValueError):
@@ -198,7 +209,7 @@ RACERS = 4
 
 def _race(redis_url: str, prefix: str, racer: int, barrier, results) -> None:
     hasher = MinHasher()
-    idx = LSHIndex(redis.Redis.from_url(redis_url), 0.8, prefix=prefix, fingerprint=hasher.fingerprint)
+    idx = LSHIndex(redis.Redis.from_url(redis_url), 0.8, prefix=prefix, hasher=hasher)
     for rnd in range(ROUNDS):
         # Each racer holds a different near-copy of the round's article.
         text = near_copy(article(1000 + rnd), seed=racer)
@@ -229,7 +240,7 @@ def test_racing_processes_make_one_canonical(redis_url: str, client: redis.Redis
         assert p.exitcode == 0
     _assert_one_canonical_per_round(got)
     assert int(client.get(prefix + "n")) == ROUNDS
-    LSHIndex(client, 0.8, prefix=prefix, fingerprint=MinHasher().fingerprint).clear()
+    LSHIndex(client, 0.8, prefix=prefix).clear()
 
 
 def test_racing_threads_make_one_canonical(redis_url: str, client: redis.Redis) -> None:
@@ -243,4 +254,4 @@ def test_racing_threads_make_one_canonical(redis_url: str, client: redis.Redis) 
     for t in threads:
         t.join(120)
     _assert_one_canonical_per_round([results.get_nowait() for _ in range(results.qsize())])
-    LSHIndex(client, 0.8, prefix=prefix, fingerprint=MinHasher().fingerprint).clear()
+    LSHIndex(client, 0.8, prefix=prefix).clear()
