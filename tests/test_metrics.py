@@ -165,4 +165,6 @@ def test_a_real_pipeline_run_is_counted_at_every_stage(redis_url, tmp_path, site
     assert after["fetch"]["failure"] == before["fetch"]["failure"] + 1
     hist = metrics.latency(broker, ["store"])["store"]
     assert hist.count >= 1 and hist.total > 0
-    assert metrics.throughput(broker, minutes=2)[-1]["stages"]["store"]["success"] >= 1
+    # The run may straddle a minute boundary: look at the last few minutes together.
+    recent = metrics.throughput(broker, minutes=5)
+    assert sum(row["stages"].get("store", {}).get("success", 0) for row in recent) >= 1
