@@ -211,8 +211,8 @@ def test_stats_report_queues_stage_counters_jobs_and_workers(client, storage, br
         if b"0000000000aa" in member:
             broker.zrem(keys.delayed(), member)
     assert len(after["throughput"]) == 60
-    last = after["throughput"][-1]
-    assert last["stored"] >= 1 and last["failed"] >= 1
+    recent = after["throughput"][-2:]  # the minute may have turned since record_stage
+    assert sum(m["stored"] for m in recent) >= 1 and sum(m["failed"] for m in recent) >= 1
     assert after["workers"] == WORKERS
     assert after["flower_url"] == "http://127.0.0.1:5555"
 
