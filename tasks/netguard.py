@@ -173,14 +173,14 @@ class GuardedBackend(httpcore.SyncBackend):
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with its connection pool opening sockets through the guard."""
 
-    def __init__(self, guard: AddressGuard, *, max_connections: int = 100) -> None:
+    def __init__(self, guard: AddressGuard, *, max_connections: int = 100, max_keepalive_connections: int = 20) -> None:
         super().__init__(trust_env=False)  # an environment proxy would bypass the guard
         # httpx has no public hook for the network backend; swapping the pool keeps its
         # request mapping and error translation while we own the sockets.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             max_connections=max_connections,
-            max_keepalive_connections=20,
+            max_keepalive_connections=max_keepalive_connections,
             keepalive_expiry=5.0,
             network_backend=GuardedBackend(guard),
         )
