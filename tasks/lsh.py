@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from tasks.minhash import MinHasher, _mix64
+from tasks.minhash import MinHasher, mix64
 from tasks import textnorm
 from worker import keys
 
@@ -80,8 +80,7 @@ end
 
 # Gather the docs sharing a band with the query and score each by matching signature slots.
 _GATHER = r"""
-local mine = {string.byte(rec, 25, -1)}
-local nslots = #mine
+local mine, nslots  -- the query's slots, unpacked at the first candidate (most checks meet none)
 local dead, values, best, best_m = {}, {}, nil, -1
 local scored = {}
 for i = 1, nb do
@@ -95,6 +94,10 @@ for i = 1, nb do
           dead[id] = true
           scored[id] = -1
         else
+          if not mine then
+            mine = {string.byte(rec, 25, -1)}
+            nslots = #mine
+          end
           local other = {string.byte(r, 25, -1)}
           local m = 0
           for j = 1, nslots do
@@ -327,7 +330,7 @@ class LSHIndex:
         sig = self._validate(signature)
         cols = sig[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
         with np.errstate(over="ignore"):
-            h = _mix64((cols * self._row_weights).sum(axis=1, dtype=np.uint64) ^ self._band_salt)
+            h = mix64((cols * self._row_weights).sum(axis=1, dtype=np.uint64) ^ self._band_salt)
         packed = np.empty(self.bands, dtype=[("band", "u1"), ("bucket", ">u2"), ("field", ">u2")])
         packed["band"] = np.arange(self.bands)
         packed["bucket"] = h >> np.uint64(64 - self.bucket_bits)

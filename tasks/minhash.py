@@ -20,7 +20,7 @@ import numpy as np
 
 from tasks.textnorm import tokens as text_tokens
 
-__all__ = ["MinHasher", "estimate_similarity", "jaccard"]
+__all__ = ["MinHasher", "estimate_similarity", "jaccard", "mix64"]
 
 DEFAULT_NUM_PERM = 128
 DEFAULT_SHINGLE = 5  # words per shingle
@@ -32,7 +32,7 @@ _U64 = np.uint64
 _MASK64 = (1 << 64) - 1
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
+def mix64(x: np.ndarray) -> np.ndarray:
     """A bijective 64-bit finalizer (xor-shift-multiply) so every output bit depends on every input bit."""
     with np.errstate(over="ignore"):
         x = x ^ (x >> _U64(30))
@@ -95,7 +95,7 @@ class MinHasher:
             for j in range(k):
                 acc = acc + token_hashes[j : n - k + 1 + j] * self._pos[j]
             # Repeated shingles stay: they cannot change a minimum, and sorting them out costs more.
-            return _mix64(acc + _U64(k))
+            return mix64(acc + _U64(k))
 
     def signature_of_hashes(self, shingles: np.ndarray) -> np.ndarray | None:
         """The signature (``num_perm`` uint16 slots) of a set of shingle hashes; None when empty."""
@@ -113,7 +113,7 @@ class MinHasher:
                 out += self._b
                 np.minimum(mins, out.min(axis=0), out=mins)
             # Keep 16 bits that depend on the whole minimum (its low bits alone are a weak hash).
-            return (_mix64(mins) >> _U64(48)).astype("<u2")
+            return (mix64(mins) >> _U64(48)).astype("<u2")
 
     def signature(self, text: str | Iterable[str]) -> np.ndarray | None:
         """The signature of a body (a string, or its paragraphs); None when it has no words."""
