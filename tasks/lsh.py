@@ -47,6 +47,9 @@ DEFAULT_BUCKET_BITS = 14  # 16384 buckets per band: listpack-sized up to about 1
 MAX_BANDS = 48
 CANDIDATE_RECALL = 0.99  # chance that a doc exactly at the threshold shares a band with the query
 BLOCK = 1024  # records per signature string
+# Doc numbers kept per band field. Templated pages can share a band by the thousand; a cap
+# bounds the candidates one check verifies (bands x this) and keeps values listpack-sized.
+MAX_PER_FIELD = 6
 _UUID_BYTES = 16
 _HASH_BYTES = 8
 
@@ -54,11 +57,13 @@ _HASH_BYTES = 8
 # 5 bytes each (band, bucket: 16 bits, field: 16 bits), and are cut into key and field with
 # string.sub: one argument instead of two per band keeps the client's encoding cost down, and
 # raw bytes spare the script number formatting, which costs more than the HGETs.
-# ARGV: uuid, record, content hash, min matching slots, key prefix, block, record size, bands.
+# ARGV: uuid, record, content hash, min matching slots, key prefix, block, record size, bands,
+# most doc numbers kept per band field.
 _PRELUDE = r"""
 local uid, rec, chash = ARGV[1], ARGV[2], ARGV[3]
 local min_match, prefix = tonumber(ARGV[4]), ARGV[5]
 local block, rsize, packed = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local maxper = tonumber(ARGV[9])
 local sigp = prefix .. 's:'
 local bandp = prefix .. 'b:'
 local nb = #packed / 5
@@ -149,6 +154,9 @@ for i = 1, nb do
       if not dead[other] then kept[#kept + 1] = other end
     end
     kept[#kept + 1] = sid
+    if #kept > maxper then  -- keep the newest: older docs stay reachable through other bands
+      kept = {unpack(kept, #kept - maxper + 1)}
+    end
     v = table.concat(kept, ',')
   else
     v = sid
@@ -355,7 +363,7 @@ class LSHIndex:
             sig_bytes, packed = (sig & 0xFF).astype(np.uint8).tobytes(), self.packed_bands(sig)
         rec = uid + chash.ljust(_HASH_BYTES, b"\0") + sig_bytes
         keys_ = [self.prefix + "n", self._doc_bucket(b"u" + uid), self._doc_bucket(b"h" + chash)]
-        args = [uid, rec, chash, self.min_match, self.prefix, BLOCK, self.record_size, packed]
+        args = [uid, rec, chash, self.min_match, self.prefix, BLOCK, self.record_size, packed, MAX_PER_FIELD]
         return keys_, args
 
     def _verdict(self, reply) -> Verdict:

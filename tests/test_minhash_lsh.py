@@ -187,6 +187,23 @@ def test_check_many_answers_like_checking_in_order(index: LSHIndex, hasher: MinH
     ]
 
 
+def test_docs_sharing_a_band_are_capped_per_field(index: LSHIndex, client: redis.Redis) -> None:
+    from tasks.lsh import MAX_PER_FIELD
+
+    rng = np.random.default_rng(5)
+    shared = rng.integers(0, 1 << 16, size=index.rows, dtype=np.uint16)
+    ids = []
+    for _ in range(MAX_PER_FIELD + 4):
+        sig = rng.integers(0, 1 << 16, size=128, dtype=np.uint16)
+        sig[: index.rows] = shared  # band 0 equal, the rest unrelated
+        ids.append(new_id())
+        assert index.check_and_insert(ids[-1], sig) is None
+    packed = index.packed_bands(sig)
+    value = client.hget(index.prefix.encode() + b"b:" + packed[:3], packed[3:5])
+    assert value is not None and len(value.split(b",")) == MAX_PER_FIELD
+    assert index.count() == MAX_PER_FIELD + 4
+
+
 def test_a_worker_built_differently_is_refused(client: redis.Redis, index: LSHIndex, hasher: MinHasher) -> None:
     with pytest.raises(IndexLayoutError):
         LSHIndex(client, 0.6, prefix=index.prefix, hasher=hasher)
