@@ -64,5 +64,15 @@ class SeenURLs:
             return True
         return bool(self.redis.set(_key(url), b"1", ex=self.window, nx=True))
 
+    def claim_many(self, urls: Iterable[str]) -> list[bool]:
+        """``claim`` for many URLs in one round trip; a URL repeated in ``urls`` is won once."""
+        urls = list(urls)
+        if not self.enabled:
+            return [True] * len(urls)
+        pipe = self.redis.pipeline(transaction=False)
+        for url in urls:
+            pipe.set(_key(url), b"1", ex=self.window, nx=True)
+        return [bool(won) for won in pipe.execute()]
+
     def forget(self, url: str) -> None:
         self.redis.delete(_key(url))

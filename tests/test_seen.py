@@ -42,6 +42,14 @@ def test_claim_is_won_once(client: redis.Redis) -> None:
     assert seen.claim(page)
 
 
+def test_claim_many_in_one_round_trip(client: redis.Redis) -> None:
+    seen = SeenURLs(client, window=60)
+    a, b = url(), url()
+    seen.mark(b)
+    assert seen.claim_many([a, b, a + "#frag"]) == [True, False, False]
+    assert SeenURLs(client, window=0).claim_many([a, a]) == [True, True]
+
+
 def test_window_expires(client: redis.Redis) -> None:
     seen = SeenURLs(client, window=1)
     page = url()
