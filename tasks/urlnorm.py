@@ -185,7 +185,8 @@ def pick_canonical(page_url: str, canonical_link: str | None = None, amp_link: s
     """The canonical URL of a fetched page, from its final URL and its ``<link>`` tags.
 
     A ``rel=canonical`` on the same site wins (it names the article the publisher means);
-    one on another site is ignored, since any page can claim any canonical. A page served
+    one on another site is ignored, since any page can claim any canonical, and so is one
+    naming the home page from an article (a common template mistake). A page served
     from Google's AMP cache may point anywhere, as its canonical is the publisher's page.
     ``amp_link`` (``rel=amphtml``) never becomes the canonical; see ``url_aliases``.
     Relative links are resolved against ``page_url``. Raises ``InvalidURLError`` only when
@@ -198,7 +199,9 @@ def pick_canonical(page_url: str, canonical_link: str | None = None, amp_link: s
         except (InvalidURLError, ValueError):
             return page
         from_amp_cache = (urlsplit(page_url.strip()).hostname or "").endswith("cdn.ampproject.org")
-        if from_amp_cache or same_site(page, candidate):
+        # Some sites put their home page as every page's canonical; an article is not the home page.
+        to_home = urlsplit(candidate).path == "/" and urlsplit(page).path != "/"
+        if (from_amp_cache or same_site(page, candidate)) and not to_home:
             return candidate
     return page
 

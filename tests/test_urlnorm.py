@@ -119,6 +119,8 @@ def test_pick_canonical_ignores_other_sites_and_junk() -> None:
     assert pick_canonical(page, "javascript:void(0)") == page
     assert pick_canonical(page, None) == page
     assert pick_canonical(page, "") == page
+    assert pick_canonical(page, "https://example.com/") == page  # every page "canonical" to home
+    assert pick_canonical("https://example.com/index.html", "https://example.com/") == "https://example.com/"
 
 
 def test_amp_cache_page_may_point_to_publisher() -> None:
