@@ -131,3 +131,12 @@ def test_duplicate_urls_collapse_and_defaults_apply():
     (s,) = parse_sources('[sources.x]\nfeeds = ["https://a.example/rss", "https://a.example/rss"]\n')
     assert s.feeds == ["https://a.example/rss"] and s.every == 900
     assert parse_sources('[sources.x]\nlistings = [{ url = "https://a.example/" }]\n')[0].listings[0].links == "a[href]"
+
+
+def test_the_deploy_example_is_a_valid_sources_file():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "deploy" / "sources.example.toml"
+    sources = {s.key: s for s in load_sources(example)}
+    assert set(sources) == {"nhk", "harbor-ledger"}
+    assert sources["harbor-ledger"].rules.body == "div.story-body"
