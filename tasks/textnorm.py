@@ -96,8 +96,13 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
     """
     kept: list[str] = []
     seen_keys: set[str] = set()
-    # Earlier kept paragraphs long enough to contain or nearly equal another: (" key ", shingles).
-    long_ones: list[tuple[str, set[tuple[str, ...]]]] = []
+    # " key " of each kept paragraph long enough to contain another, joined by "|" (never in a
+    # key), so one substring search covers them all.
+    long_keys = ""
+    long_sizes: list[int] = []  # their 3-shingle counts
+    # 3-shingle -> kept long paragraphs holding it: near-repeat candidates are found through
+    # shared shingles, not by comparing every pair (pages with thousands of lines exist).
+    owners: dict[tuple[str, ...], list[int]] = {}
     for paragraph in paragraphs:
         words = tokens(paragraph)
         if not words:
@@ -107,18 +112,21 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
             continue
         if len(words) >= CONTAINED_MIN_WORDS:
             padded = f" {key} "
-            if any(padded in other for other, _ in long_ones):
+            if padded in long_keys:
                 continue
         shingles = _shingles(words)
         if len(words) >= NEAR_MIN_WORDS:
-            if any(
-                len(shingles & other) >= NEAR_JACCARD * len(shingles | other)
-                for _, other in long_ones
-                if other
-            ):
+            shared: dict[int, int] = {}
+            for shingle in shingles:
+                for j in owners.get(shingle, ()):
+                    shared[j] = shared.get(j, 0) + 1
+            if any(n >= NEAR_JACCARD * (len(shingles) + long_sizes[j] - n) for j, n in shared.items()):
                 continue
         kept.append(paragraph)
         seen_keys.add(key)
         if len(words) >= CONTAINED_MIN_WORDS:
-            long_ones.append((f" {key} ", shingles))
+            for shingle in shingles:
+                owners.setdefault(shingle, []).append(len(long_sizes))
+            long_keys += f"| {key} "
+            long_sizes.append(len(shingles))
     return kept
