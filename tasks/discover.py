@@ -48,7 +48,7 @@ from worker.app import app
 from worker.models import Page
 from worker.queues import Priority
 from worker.runtime import Runtime, get_runtime
-from worker.scheduler import Claim, Registry, RunReport
+from worker.scheduler import Claim, Registry, RunReport, host_policy
 from worker.settings import Settings
 from worker.sources import Source
 from worker.storage import Storage, records
@@ -323,13 +323,6 @@ def select_new(urls: Iterable[str], redis_client: redis.Redis, storage: Storage)
     return [u for c, u in claimed.items() if c not in stored]
 
 
-def host_policy(settings: Settings, source: Source) -> HostPolicy:
-    """The source's politeness overrides on top of the global host limits."""
-    p = source.politeness
-    return HostPolicy(rate=p.rate if p and p.rate is not None else settings.host_rate,
-                      concurrency=p.concurrency if p and p.concurrency is not None else settings.host_concurrency)
-
-
 def run_budget(s: Settings) -> float:
     """Seconds one run may spend fetching: the task's soft time limit (3/4 of the visibility
     timeout) less a margin for queueing what it found."""
@@ -341,7 +334,7 @@ def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None)
     happened. A start point that fails is reported and skipped; the others still count."""
     s = rt.settings
     started = time.time()
-    run = _Run(source, rt, fetcher or fetcher_for(rt), host_policy(s, source), budget=run_budget(s))
+    run = _Run(source, rt, fetcher or fetcher_for(rt), host_policy(s, source.politeness), budget=run_budget(s))
     report = RunReport(started=started, finished=started)
     found: list[str] = []
     for kind, url, selector in source.start_points():
@@ -398,10 +391,9 @@ def run_source(key: str, slot: int | None, rt: Runtime) -> RunReport | None:
     if slot is not None and not registry.begin_run(key, slot):
         log.warning("source %s: slot %s already ran; duplicate run dropped", key, slot)
         return None
-    token = uuid.uuid4().hex
     # Past the visibility timeout the message itself would be redelivered: hold no longer than that.
-    hold_ms = int(rt.settings.visibility_timeout * 1000)
-    if not rt.redis.set(keys.source_running(key), token, nx=True, px=hold_ms):
+    running = rt.redis.lock(keys.source_running(key), timeout=rt.settings.visibility_timeout, blocking=False)
+    if not running.acquire():
         registry.record_skip(key, f"slot {slot} skipped: the previous run was still going")
         log.warning("source %s: previous run still going; this one skipped", key)
         return None
@@ -412,8 +404,10 @@ def run_source(key: str, slot: int | None, rt: Runtime) -> RunReport | None:
         now = time.time()
         report = RunReport(started=now, finished=now, errors=[f"internal error: {type(exc).__name__}: {exc}"])
     finally:
-        if rt.redis.get(keys.source_running(key)) == token.encode():
-            rt.redis.delete(keys.source_running(key))
+        try:
+            running.release()
+        except redis.exceptions.LockError:
+            log.warning("source %s: the run outlived its %ss hold", key, rt.settings.visibility_timeout)
     registry.record_run(key, report)
     log.info("source %s: %d URLs listed, %d new%s", key, report.found, report.new,
              f"; errors: {'; '.join(report.errors)}" if report.errors else "")

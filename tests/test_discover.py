@@ -271,7 +271,7 @@ def test_run_source_skips_paused_removed_duplicate_and_overlapping_runs(rt, site
     registry.add(Source(key="a", feeds=[site.url("/rss.xml")], every=60, politeness=FAST))
     assert run_source("a", 1000, rt).new == 1
     assert run_source("a", 1000, rt) is None  # the same slot twice
-    rt.redis.set(keys.source_running("a"), "someone")
+    rt.redis.set(keys.source_running("a"), "someone")  # another run holds the lock
     assert run_source("a", 2000, rt) is None  # a run is still going
     rt.redis.delete(keys.source_running("a"))
     registry.pause("a")

@@ -234,3 +234,16 @@ def test_file_and_cli_sources_each_keep_their_place(registry, tmp_path):
     registry.remove("mine")
     assert set(registry.entries()) == {"a"}
 
+
+
+def test_host_policy_overrides_for_the_fetch_stage(registry, client):
+    from worker.scheduler import host_policy_for
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    registry.add(_source("slow", politeness={"concurrency": 1}))
+    registry.add(_source("plain"))
+    policy = host_policy_for(client, settings, "slow")
+    assert policy.concurrency == 1 and policy.rate == settings.host_rate
+    assert host_policy_for(client, settings, "plain") is None
+    assert host_policy_for(client, settings, "manual") is None

@@ -24,7 +24,9 @@ import redis
 from pydantic import ValidationError
 
 from tasks.extraction.rules import SiteRules
+from tasks.hostlimit import HostPolicy
 from worker import keys
+from worker.settings import Settings
 from worker.sources import Politeness, Source, SourcesFileError, parse_sources, read_sources_file, table_line
 
 log = logging.getLogger("gleaner.scheduler")
@@ -424,6 +426,22 @@ def politeness_for(client: redis.Redis, category_id: str) -> Politeness | None:
     """The host-limit overrides of the source whose key is ``category_id``, if it has any."""
     entry = _entry(client, category_id)
     return entry.source.politeness if entry else None
+
+
+def host_policy(settings: Settings, politeness: Politeness | None) -> HostPolicy:
+    """A source's politeness overrides on top of the global host limits."""
+    p = politeness or Politeness()
+    return HostPolicy(rate=settings.host_rate if p.rate is None else p.rate,
+                      concurrency=settings.host_concurrency if p.concurrency is None else p.concurrency)
+
+
+def host_policy_for(client: redis.Redis, settings: Settings, category_id: str) -> HostPolicy | None:
+    """The host policy of the source whose key is ``category_id``, or None if it overrides nothing
+    (then the global limits apply). For the fetch stage: ``overrides={category_id: policy}``."""
+    politeness = politeness_for(client, category_id)
+    if politeness is None or (politeness.rate is None and politeness.concurrency is None):
+        return None
+    return host_policy(settings, politeness)
 
 
 def web_sources(client: redis.Redis) -> Iterator[dict[str, Any]]:
