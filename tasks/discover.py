@@ -353,7 +353,14 @@ def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None)
         unique = unique[:MAX_URLS_PER_RUN]
     new = select_new(unique, rt.redis, rt.storage)
     if new:
-        submit(rt.storage, new, source.key, Priority.SCHEDULED)
+        try:
+            submit(rt.storage, new, source.key, Priority.SCHEDULED)
+        except Exception:
+            # Unclaim them, or the seen-URL window would keep them out of every later run.
+            seen = SeenURLs(rt.redis)
+            for url in new:
+                seen.forget(url)
+            raise
     # Only now: had queueing failed, the next run must see these start points as changed.
     for url, page in run.fresh:
         run.f.validators.put(url, page)

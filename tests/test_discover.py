@@ -280,3 +280,18 @@ def test_run_source_skips_paused_removed_duplicate_and_overlapping_runs(rt, site
     (status,) = registry.statuses()
     assert (status.runs, status.found, status.new, status.last_error) == (1, 1, 1, None)
     assert site.hits["/rss.xml"] == 1
+
+
+def test_urls_that_could_not_be_queued_are_found_again(rt, site, monkeypatch):
+    site.routes["/rss.xml"] = (200, {"Content-Type": "application/rss+xml"}, _rss(site, ["/a/1", "/a/2"]))
+    source = Source(key="x", feeds=[site.url("/rss.xml")], politeness=FAST)
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr("tasks.discover.submit", broken)
+    with pytest.raises(ConnectionError):
+        discover_source(source, rt)
+    monkeypatch.undo()
+    monkeypatch.setattr("worker.submit.send", lambda *a, **k: None)
+    assert discover_source(source, rt).new == 2
