@@ -53,7 +53,7 @@ MAX_PER_FIELD = 6
 _UUID_BYTES = 16
 _HASH_BYTES = 8
 
-# Shared by the scripts: arguments, the record reader and the band keys. Bands arrive packed,
+# Shared by the scripts: arguments, the record reader, the band keys and candidate scoring. Bands arrive packed,
 # 5 bytes each (band, bucket: 16 bits, field: 16 bits), and are cut into key and field with
 # string.sub: one argument instead of two per band keeps the client's encoding cost down, and
 # raw bytes spare the script number formatting, which costs more than the HGETs.
@@ -81,36 +81,30 @@ for i = 1, nb do
   bkeys[i] = bandp .. sub(packed, 5 * i - 4, 5 * i - 2)
   bfields[i] = sub(packed, 5 * i - 1, 5 * i)
 end
-"""
 
-# Gather the docs sharing a band with the query and score each by matching signature slots.
-_GATHER = r"""
+-- Candidate scoring: consider(v) scores the docs listed in a band field's value by matching
+-- slots; the best so far is kept, removed docs are noted as dead.
 local mine, nslots  -- the query's slots, unpacked at the first candidate (most checks meet none)
-local dead, values, best, best_m = {}, {}, nil, -1
-local scored = {}
-for i = 1, nb do
-  local v = redis.call('HGET', bkeys[i], bfields[i])
-  values[i] = v
-  if v then
-    for id in string.gmatch(v, '%d+') do
-      if scored[id] == nil then
-        local r = record(id)
-        if string.len(r) < rsize or string.sub(r, 1, 16) == ZERO then
-          dead[id] = true
-          scored[id] = -1
-        else
-          if not mine then
-            mine = {string.byte(rec, 25, -1)}
-            nslots = #mine
-          end
-          local other = {string.byte(r, 25, -1)}
-          local m = 0
-          for j = 1, nslots do
-            if mine[j] == other[j] then m = m + 1 end
-          end
-          scored[id] = m
-          if m > best_m or (m == best_m and tonumber(id) < tonumber(best)) then best, best_m = id, m end
+local dead, scored, best, best_m = {}, {}, nil, -1
+local function consider(v)
+  for id in string.gmatch(v, '%d+') do
+    if scored[id] == nil then
+      local r = record(id)
+      if string.len(r) < rsize or sub(r, 1, 16) == ZERO then
+        dead[id] = true
+        scored[id] = -1
+      else
+        if not mine then
+          mine = {string.byte(rec, 25, -1)}
+          nslots = #mine
         end
+        local other = {string.byte(r, 25, -1)}
+        local m = 0
+        for j = 1, nslots do
+          if mine[j] == other[j] then m = m + 1 end
+        end
+        scored[id] = m
+        if m > best_m or (m == best_m and tonumber(id) < tonumber(best)) then best, best_m = id, m end
       end
     end
   end
@@ -120,6 +114,10 @@ end
 # KEYS: n, doc-map bucket of the uuid, doc-map bucket of the content hash.
 # Returns {0, own number} already indexed | {1, uuid} exact copy | {2, uuid, matches} near copy
 # | {3, new number} inserted as canonical.
+#
+# Most checks are of new documents whose band fields are all empty, so each band is first
+# claimed with HSETNX under the new doc's number (one call instead of HGET then HSET); if a
+# near copy turns up, those claims are undone and the number handed back, all within the script.
 _CHECK_AND_INSERT = _PRELUDE + r"""
 local known = redis.call('HGET', KEYS[2], 'u' .. uid)
 if known then return {0, known} end
@@ -127,16 +125,28 @@ if chash ~= '' then
   local id = redis.call('HGET', KEYS[3], 'h' .. chash)
   if id then
     local r = record(id)
-    if string.len(r) == rsize and string.sub(r, 1, 16) ~= ZERO and string.sub(r, 17, 24) == chash then
-      return {1, string.sub(r, 1, 16)}
+    if string.len(r) == rsize and sub(r, 1, 16) ~= ZERO and sub(r, 17, 24) == chash then
+      return {1, sub(r, 1, 16)}
     end
   end
 end
-""" + _GATHER + r"""
-if best and best_m >= min_match then
-  return {2, string.sub(record(best), 1, 16), best_m}
-end
 local id = redis.call('INCR', KEYS[1])
+local sid = tostring(id)
+local values = {}
+for i = 1, nb do
+  if redis.call('HSETNX', bkeys[i], bfields[i], sid) == 0 then
+    local v = redis.call('HGET', bkeys[i], bfields[i])
+    values[i] = v
+    consider(v)
+  end
+end
+if best and best_m >= min_match then
+  for i = 1, nb do
+    if not values[i] then redis.call('HDEL', bkeys[i], bfields[i]) end
+  end
+  redis.call('DECR', KEYS[1])
+  return {2, sub(record(best), 1, 16), best_m}
+end
 local key = sigp .. math.floor(id / block)
 if redis.call('EXISTS', key) == 0 then
   -- Allocate the whole block once: growing a string by SETRANGE over-allocates up to 2x.
@@ -145,7 +155,6 @@ end
 redis.call('SETRANGE', key, (id % block) * rsize, rec)
 redis.call('HSET', KEYS[2], 'u' .. uid, id)
 if chash ~= '' then redis.call('HSET', KEYS[3], 'h' .. chash, id) end
-local sid = tostring(id)
 for i = 1, nb do
   local v = values[i]
   if v then
@@ -157,18 +166,19 @@ for i = 1, nb do
     if #kept > maxper then  -- keep the newest: older docs stay reachable through other bands
       kept = {unpack(kept, #kept - maxper + 1)}
     end
-    v = table.concat(kept, ',')
-  else
-    v = sid
+    redis.call('HSET', bkeys[i], bfields[i], table.concat(kept, ','))
   end
-  redis.call('HSET', bkeys[i], bfields[i], v)
 end
 return {3, id}
 """
 
 # Read-only: every live doc sharing a band with the query, with at least min_match slots.
 # Returns {uuid, matches, uuid, matches, ...}.
-_SIMILAR = _PRELUDE + _GATHER + r"""
+_SIMILAR = _PRELUDE + r"""
+for i = 1, nb do
+  local v = redis.call('HGET', bkeys[i], bfields[i])
+  if v then consider(v) end
+end
 local out = {}
 for id, m in pairs(scored) do
   if m >= min_match then
