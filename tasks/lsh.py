@@ -46,6 +46,7 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_BUCKET_BITS = 14  # 16384 buckets per band: listpack-sized up to about 1.5M documents
 MAX_BANDS = 48
 CANDIDATE_RECALL = 0.99  # chance that a doc exactly at the threshold shares a band with the query
+NEAR_MIN_WORDS = 25  # shorter bodies are checked for exact copies only (check_body)
 BLOCK = 1024  # records per signature string
 # Doc numbers kept per band field. Templated pages can share a band by the thousand; a cap
 # bounds the candidates one check verifies (bands x this) and keeps values listpack-sized.
@@ -400,8 +401,14 @@ class LSHIndex:
         return self._verdict(self._check(keys=keys_, args=args))
 
     def check_body(self, doc_id: str, paragraphs: Sequence[str]) -> Verdict:
-        """``check`` for a body: its signature and content hash made with this index's hasher."""
-        return self.check(doc_id, self.hasher.signature(paragraphs), textnorm.content_hash(paragraphs))
+        """``check`` for a body: its signature and content hash made with this index's hasher.
+
+        A body of fewer than ``NEAR_MIN_WORDS`` words gets the exact check only: with a
+        handful of shingles, sharing half of them says little.
+        """
+        words = textnorm.tokens("\n".join(paragraphs))
+        signature = self.hasher.signature_of_tokens(words) if len(words) >= NEAR_MIN_WORDS else None
+        return self.check(doc_id, signature, textnorm.content_hash(paragraphs))
 
     def check_and_insert(self, doc_id: str, signature: np.ndarray | None, content_hash: str | None = None) -> str | None:
         """The canonical doc id this doc duplicates, or None after inserting it as a canonical."""

@@ -119,7 +119,11 @@ class MinHasher:
         """The signature of a body (a string, or its paragraphs); None when it has no words."""
         if not isinstance(text, str):
             text = "\n".join(text)
-        return self.signature_of_hashes(self.shingle_hashes(self.token_hashes(text_tokens(text))))
+        return self.signature_of_tokens(text_tokens(text))
+
+    def signature_of_tokens(self, words: Sequence[str]) -> np.ndarray | None:
+        """The signature of normalized words (``textnorm.tokens``); None when there are none."""
+        return self.signature_of_hashes(self.shingle_hashes(self.token_hashes(words)))
 
     def shingle_set(self, text: str | Iterable[str]) -> set[int]:
         """The exact shingle-hash set (for measuring true Jaccard in tests and benchmarks)."""

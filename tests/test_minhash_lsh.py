@@ -165,6 +165,15 @@ def test_check_body_uses_the_index_hasher(index: LSHIndex) -> None:
     assert index.check_body(new_id(), near_copy("\n".join(body), 2).split("\n")).duplicate_of == first
 
 
+def test_short_bodies_get_the_exact_check_only(index: LSHIndex) -> None:
+    short = ["Photo gallery: the storm in pictures, by our staff photographers"]
+    first = new_id()
+    assert index.check_body(first, short).duplicate_of is None
+    assert index.check_body(new_id(), short).duplicate_of == first  # exact copy still found
+    edited = ["Photo gallery: the storm in pictures, by our photographers"]
+    assert index.check_body(new_id(), edited).duplicate_of is None
+
+
 def test_similar_is_read_only(index: LSHIndex, hasher: MinHasher) -> None:
     doc_id, text = new_id(), article(31)
     index.check_and_insert(doc_id, hasher.signature(text), None)
