@@ -9,6 +9,7 @@ from worker.models import Article, Draft, Page
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
+from worker.scheduler import rules_for
 
 
 def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Article:
@@ -21,6 +22,6 @@ def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Artic
 @stage_task(Queue.PARSE)
 def parse(job: dict[str, Any], rt: Runtime) -> None:
     page, body = rt.pages.get_page(job["id"])
-    article = parse_page(page, body)
+    article = parse_page(page, body, rules_for(rt.redis, job["category_id"]))
     rt.pages.put_draft(Draft(job_id=job["id"], category_id=job["category_id"], url=page.final_url, article=article))
     send(Queue.DEDUPE, job)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -216,9 +217,31 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def restart(self) -> None:
+        """Start the same cluster again on the same port (after stop)."""
+        data = self.directory / "data"
+        self.proc = subprocess.Popen(
+            self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                                "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off",
+                                "-c", "max_connections=300"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while subprocess.run([str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                             stdout=subprocess.DEVNULL).returncode != 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("postgres did not start")
+            time.sleep(0.1)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # smart shutdown
+            # Fast shutdown (disconnect clients now); pg_ctl signals the server itself, which
+            # runuser in between would not pass on.
+            subprocess.run(self._as_owner() + [str(self.bindir / "pg_ctl"), "stop", "-m", "fast", "-w",
+                                               "-D", str(self.directory / "data")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:

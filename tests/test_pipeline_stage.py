@@ -109,3 +109,16 @@ def test_delayed_jobs_are_leased_not_lost(rt):
     sent = []
     assert delayed.release_due(lambda *e: sent.append(e), now=time.time() + 61) == 1
     assert sent == [("parse", "job-1", 0, 1)] and delayed.pending() == 0
+
+
+def test_a_job_added_again_while_its_entry_is_being_sent_is_kept(rt):
+    delayed = DelayedJobs(rt.redis)
+    rt.redis.delete("gleaner:delayed")
+    delayed.add("store", "job-2", priority=0, retries=0, delay=0)
+
+    def send_and_fail_again(stage, job_id, priority, retries):
+        # The sent task runs at once and hits the same outage: it queues the same job again.
+        delayed.add(stage, job_id, priority=priority, retries=retries, delay=5)
+
+    assert delayed.release_due(send_and_fail_again) == 1
+    assert delayed.pending() == 1

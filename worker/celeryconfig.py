@@ -35,7 +35,11 @@ class CeleryConfig:
 
     task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
     task_default_queue = Queue.FETCH.value
-    task_routes = {name: {"queue": q.value, "routing_key": q.value} for q, name in STAGE_TASKS.items()}
+    task_routes = {name: {"queue": q.value, "routing_key": q.value} for q, name in STAGE_TASKS.items()} | {
+        # Polling sources is network I/O like fetching, so it runs on the fetch workers.
+        name: {"queue": Queue.FETCH.value, "routing_key": Queue.FETCH.value}
+        for name in ("gleaner.poll_sources", "gleaner.discover")
+    }
 
     task_default_priority = Priority.SCHEDULED.value
     worker_send_task_events = False  # Flower users turn them on with -E; they cost ~40% throughput
@@ -60,6 +64,20 @@ class CeleryConfig:
             "priority_steps": Priority.steps(),
             "sep": PRIORITY_SEP,
             "queue_order_strategy": "priority",
+        }
+
+    @property
+    def beat_schedule(self) -> dict:
+        # One static entry: the tick claims due sources from Redis (worker.scheduler), so sources
+        # change without restarting beat and two beats never run one slot twice. A tick that waited
+        # longer than two ticks is stale: the next one does its work.
+        tick = self._settings.sources_tick
+        return {
+            "gleaner.poll_sources": {
+                "task": "gleaner.poll_sources",
+                "schedule": tick,
+                "options": {"expires": max(1.0, 2 * tick), "priority": 3},
+            },
         }
 
     @property

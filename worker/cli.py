@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from worker.cli_extract import extract_command
+from worker.cli_sources import sources_group
+from worker.cli_web import web_command
 from worker.queues import Queue
 from worker.settings import get_settings
 
@@ -288,6 +290,8 @@ def redis_stop() -> None:
 
 
 cli.add_command(extract_command)
+cli.add_command(sources_group)
+cli.add_command(web_command)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import redis
@@ -42,8 +43,10 @@ class DelayedJobs:
         self._claim = client.register_script(_CLAIM)
 
     def add(self, stage: str, job_id: str, *, priority: int, retries: int, delay: float) -> None:
-        member = json.dumps({"stage": stage, "job": job_id, "priority": priority, "retries": retries},
-                            sort_keys=True)
+        # A fresh token per entry: the same job may be added again (by the task this loop just
+        # sent) before the loop removes the entry it sent, and must not be removed with it.
+        member = json.dumps({"stage": stage, "job": job_id, "priority": priority, "retries": retries,
+                             "token": uuid.uuid4().hex}, sort_keys=True)
         self.redis.zadd(self.key, {member: time.time() + max(0.0, delay)})
 
     def pending(self) -> int:
