@@ -17,6 +17,7 @@ demo: install
 	$(BIN)/gleaner demo
 
 test: install
+	sh tests/bootstrap_system.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
