@@ -226,7 +226,11 @@ def worker(queues: str, pool: str | None, concurrency: int | None, loglevel: str
 
     from worker.app import app
 
-    argv = worker_argv(queues.split(","), pool=pool, concurrency=concurrency, loglevel=loglevel)
+    try:
+        argv = worker_argv([q.strip() for q in queues.split(",") if q.strip()], pool=pool,
+                           concurrency=concurrency, loglevel=loglevel)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queues") from exc
     app.worker_main(argv[argv.index("worker"):] + list(celery_args))
 
 
