@@ -39,6 +39,7 @@ from worker.models import Page
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
+from worker.scheduler import host_policy_for
 from worker.settings import Settings
 
 __all__ = ["FetchLimits", "HostPolicy", "check_url", "fetch", "fetch_job", "fetch_page"]
@@ -215,4 +216,7 @@ def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
 @stage_task(Queue.FETCH, max_retries=WRAPPER_RETRY_CEILING)
 def fetch(job: dict[str, Any], rt: Runtime) -> None:
     request = current_task.request if current_task else None
-    fetch_job(job, rt, first_attempt=bool(request) and not request.retries)
+    # A source's own politeness (sources.toml) overrides the global per-host limits for its URLs.
+    policy = host_policy_for(rt.redis, rt.settings, job["category_id"])
+    fetch_job(job, rt, first_attempt=bool(request) and not request.retries,
+              overrides={job["category_id"]: policy} if policy else None)

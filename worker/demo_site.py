@@ -614,6 +614,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "HarborLedgerDemo/1.0"
     sys_version = ""
+    disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall between headers and body
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._respond(with_body=True)

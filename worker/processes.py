@@ -33,8 +33,11 @@ def worker_argv(queues: Sequence[str], *, pool: str | None = None, concurrency: 
     if concurrency is None:
         concurrency = FETCH_THREADS if pool == "threads" else (os.cpu_count() or 2)
     name = name or ("-".join(queues) if len(queues) < 3 else "all")
+    # Later stages first: kombu reads the queues in this order, so a worker finishes articles
+    # already in flight before it starts new fetches, rather than fetching everything first.
+    ordered = sorted(queues, key=lambda q: -Queue.names().index(q))
     return celery_base() + [
-        "worker", "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), "-l", loglevel,
+        "worker", "-Q", ",".join(ordered), "-P", pool, "-c", str(concurrency), "-l", loglevel,
         "-n", f"{name}@%h",
         # Gossip and mingle chatter between workers buys nothing here and slows start-up.
         "--without-gossip", "--without-mingle",

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from worker.scheduler import web_sources
 from worker.settings import Settings, get_settings
 from worker.storage import Storage
 from worker.web import auth
@@ -97,7 +98,7 @@ def create_app(storage: Storage | None = None, *, settings: Settings | None = No
         workers=CachedWorkers(workers or celery_workers),
         submit=submit or _default_submit,
         retry=retry or _default_retry,
-        sources=sources or (lambda: []),
+        sources=sources or (lambda: list(web_sources(redis_client))),
         flower_url=getattr(settings, "flower_url", None) or DEFAULT_FLOWER_URL,
     )
 

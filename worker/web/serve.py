@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from worker.settings import Settings, get_settings
 from worker.web.auth import check_bind
 
 log = logging.getLogger("gleaner.web")
-
-# Where the sources page gets its rows once scheduled sources exist: a function returning one
-# mapping per source (name, url, category, last_run, next_run, last_error). Absent: an empty table.
-SOURCES_PROVIDER = ("worker.sources", "status_rows")
-
-
-def _sources_provider():
-    module, attr = SOURCES_PROVIDER
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
-
 
 def serve(settings: Settings | None = None, *, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
@@ -34,7 +20,7 @@ def serve(settings: Settings | None = None, *, host: str | None = None, port: in
     check_bind(host, settings.web_token)  # before anything listens
     if settings.web_host != host:
         settings = settings.model_copy(update={"web_host": host})
-    app = create_app(settings=settings, sources=_sources_provider())
+    app = create_app(settings=settings)
     log.info("web UI on http://%s:%d/%s", host if ":" not in host else f"[{host}]", port,
              " (token required)" if settings.web_token else "")
     # One process: the pages read SQL and Redis in a thread pool, which is plenty for a dashboard.
