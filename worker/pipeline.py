@@ -109,6 +109,8 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     except IngestError as exc:  # permanent, or a new subclass nobody classified: no retry
         dead_letter(runtime, job_id, stage, exc.reason, status=exc.status, attempts=attempts)
         return "failure"
+    except (*BROKER_DOWN, DBAPIError):
+        raise  # infrastructure, not the page: the caller retries without spending an attempt
     except Exception as exc:  # noqa: BLE001 - a crash must end somewhere visible
         log.exception("job %s crashed in %s", job_id, stage)
         dead_letter(runtime, job_id, stage, f"internal error in {stage}: {type(exc).__name__}: {exc}",
