@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     # Web
     web_host: str = "127.0.0.1"
     web_port: int = 8000
-    web_token: str | None = None
+    web_token: str | None = None  # required when web_host is beyond loopback
+    flower_url: str = "http://127.0.0.1:5555"  # where the dashboard links for Flower
 
     @model_validator(mode="after")
     def _tasks_fit_the_visibility_timeout(self) -> Settings:
