@@ -1,4 +1,4 @@
-"""Store stage: upsert the record on its canonical URL and close the job."""
+"""Store stage: upsert the record on its canonical URL, find its similar readings, close the job."""
 
 from __future__ import annotations
 
@@ -14,5 +14,8 @@ def store(job: dict[str, Any], rt: Runtime) -> None:
     draft = rt.pages.get_draft(job["id"])
     # The upsert is idempotent, so a redelivered store (worker killed after the write) is harmless.
     record_id, duplicate_of = rt.storage.upsert_record(draft)
+    if duplicate_of is None:
+        # Similar readings come from the full-text index over every canonical record stored so far.
+        rt.storage.set_similar(record_id, rt.similar.related(record_id))
     rt.storage.finish_job(job["id"], record_id=record_id, duplicate_of=duplicate_of)
     rt.pages.discard(job["id"])

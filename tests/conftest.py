@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import PostgresServer, RedisServer, Site
+from tests.servers import CeleryWorker, PostgresServer, RedisServer, Site, base_env
+from worker.queues import Queue
+from worker.storage import Storage
 
 _STATE: dict[str, object] = {}
 
@@ -89,3 +91,16 @@ def fresh_database_url(backend: PostgresServer | None, directory: Path) -> str:
 @pytest.fixture
 def database_url(db_backend, tmp_path) -> str:
     return fresh_database_url(db_backend, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, db_backend):
+    """A real celery worker on all queues, its own database (SQLite, then PostgreSQL) and a site."""
+    root = tmp_path_factory.mktemp("pipeline")
+    env = base_env(GLEANER_DATABASE_URL=fresh_database_url(db_backend, root), GLEANER_DATA_DIR=str(root),
+                   GLEANER_MAX_BODY_BYTES=str(1_000_000), GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
+    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4).start()
+    site = Site().start()
+    yield env, Storage(env["GLEANER_DATABASE_URL"]), site
+    site.stop()
+    worker.stop()

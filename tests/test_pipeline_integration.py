@@ -10,27 +10,12 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import fresh_database_url
 from tests.example_page import TITLE, news_page, printed_body, unique_paragraphs
-from tests.servers import CeleryWorker, Site, base_env, run_cli
-from worker.queues import Queue
-from worker.storage import Storage
+from tests.servers import run_cli
 
 pytestmark = pytest.mark.integration
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, db_backend):
-    root = tmp_path_factory.mktemp("pipeline")
-    env = base_env(GLEANER_DATABASE_URL=fresh_database_url(db_backend, root), GLEANER_DATA_DIR=str(root),
-                   GLEANER_MAX_BODY_BYTES=str(1_000_000), GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
-    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4).start()
-    site = Site().start()
-    yield env, Storage(env["GLEANER_DATABASE_URL"]), site
-    site.stop()
-    worker.stop()
 
 
 def _outcomes(stdout: str) -> dict[str, str]:

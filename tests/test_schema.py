@@ -15,8 +15,12 @@ def test_migrations_match_the_declared_tables(database_url):
     with engine.connect() as conn:
         assert current_revision(conn) == head_revision()
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
-    # Tables that other modules own (full-text indexes) are not in this metadata.
-    assert [d for d in diff if not (d[0] == "remove_table")] == []
+    # The full-text index (worker/similar.py, migration 0002) is not in this metadata.
+    def ours(d) -> bool:
+        text = repr(d)
+        return not ("similar" in text or "search_vector" in text)
+
+    assert [d for d in diff if ours(d)] == []
     assert {"records", "jobs", "alembic_version"} <= set(inspect(engine).get_table_names())
     engine.dispose()
 

@@ -16,6 +16,7 @@ import redis
 from worker.pagestore import PageStore
 from worker.redis_server import resolve_redis_url
 from worker.settings import Settings, get_settings
+from worker.similar import SimilarIndex
 from worker.storage import Storage
 
 
@@ -25,6 +26,7 @@ class Runtime:
     storage: Storage
     redis: redis.Redis
     pages: PageStore
+    similar: SimilarIndex
 
     def close(self) -> None:
         self.storage.close()
@@ -35,11 +37,13 @@ class Runtime:
 def _runtime_for(pid: int) -> Runtime:
     settings = get_settings()
     client = redis.Redis.from_url(resolve_redis_url(settings), socket_timeout=30, health_check_interval=30)
+    storage = Storage(settings.effective_database_url)
     runtime = Runtime(
         settings=settings,
-        storage=Storage(settings.effective_database_url),
+        storage=storage,
         redis=client,
         pages=PageStore(client, settings.page_ttl),
+        similar=SimilarIndex(storage.engine),
     )
     atexit.register(runtime.close)
     return runtime
