@@ -191,9 +191,11 @@ class PostgresServer:
             shutil.chown(self.directory, "postgres")
             self.directory.chmod(0o755)
             self.directory.parent.chmod(0o755)
-        subprocess.run(self._as_owner() + [str(self.bindir / "initdb"), "-D", str(data), "-A", "trust",
-                                           "-U", "gleaner", "-E", "UTF8", "--no-instructions"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        initdb = subprocess.run(self._as_owner() + [str(self.bindir / "initdb"), "-D", str(data), "-A", "trust",
+                                                    "-U", "gleaner", "-E", "UTF8", "--no-instructions"],
+                                capture_output=True, text=True)
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stdout[-2000:]}{initdb.stderr[-2000:]}")
         self.proc = subprocess.Popen(
             self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
                                 "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off",
