@@ -1,36 +1,64 @@
-"""Dedupe stage: repeated paragraphs out, a canonical URL and a content hash, copies linked."""
+"""Dedupe stage: a site's repeated lines and a page's repeated paragraphs out, a canonical URL,
+a content hash, and the record this one copies (exactly or nearly), if any.
+
+Near-duplicates are found with the MinHash LSH index in Redis (tasks/lsh.py), shared by every
+worker: its check-and-insert is one Lua script, so of two near-copies arriving at once exactly
+one becomes canonical. Record ids are derived from the canonical URL, so the index can name a
+canonical record before that record has reached the store stage.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
 from typing import Any
 
+import redis
+
+from tasks.boilerplate import BoilerplateFilter, site_of
+from tasks.lsh import LSHIndex
 from tasks.textnorm import content_hash, dedupe_paragraphs
-from tasks.urlnorm import canonicalize_url
+from tasks.urlnorm import pick_canonical
 from worker.errors import ExtractionError
 from worker.models import Draft
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
 
+RECORD_NAMESPACE = uuid.UUID("5b0c4f8e-6a43-4c1e-9a2f-3d8e1f7a2b10")  # ours: record ids from canonical URLs
 
-def dedupe_draft(draft: Draft) -> Draft:
-    """The draft with its body's repeats removed, its canonical URL and its content hash."""
-    body = dedupe_paragraphs(draft.article.body)
+
+def record_id_for(canonical_url: str) -> uuid.UUID:
+    """The same canonical URL always gets the same record id, on every worker."""
+    return uuid.uuid5(RECORD_NAMESPACE, canonical_url)
+
+
+def dedupe_draft(draft: Draft, site_filter: BoilerplateFilter | None = None) -> Draft:
+    """The draft with boilerplate and repeats removed, its canonical URL, record id and content hash."""
+    body = draft.article.body
+    if site_filter is not None:
+        body = site_filter.observe_and_filter(site_of(draft.url), body)
+    body = dedupe_paragraphs(body)
     if not body:
-        raise ExtractionError("no article text left after removing repeated paragraphs")
+        raise ExtractionError("no article text left after removing repeated and boilerplate paragraphs")
+    canonical = pick_canonical(draft.url, draft.article.canonical_url)
     article = draft.article.model_copy(update={"body": body})
-    return draft.model_copy(
-        update={"article": article, "canonical_url": canonicalize_url(draft.url), "content_hash": content_hash(body)}
-    )
+    return draft.model_copy(update={"article": article, "canonical_url": canonical,
+                                    "record_id": record_id_for(canonical), "content_hash": content_hash(body)})
+
+
+@functools.cache
+def _index_for(pid: int, client: redis.Redis, threshold: float) -> LSHIndex:
+    return LSHIndex(client, threshold)
 
 
 @stage_task(Queue.DEDUPE)
 def dedupe(job: dict[str, Any], rt: Runtime) -> None:
-    draft = dedupe_draft(rt.pages.get_draft(job["id"]))
-    # A first look for an exact copy; store's unique index settles races between workers.
-    canonical = rt.storage.find_canonical_by_hash(draft.content_hash)
-    if canonical:
-        draft = draft.model_copy(update={"duplicate_of": uuid.UUID(canonical)})
+    draft = dedupe_draft(rt.pages.get_draft(job["id"]), BoilerplateFilter(rt.redis))
+    index = _index_for(os.getpid(), rt.redis, rt.settings.near_duplicate_threshold)
+    verdict = index.check_body(str(draft.record_id), draft.article.body)
+    if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
+        draft = draft.model_copy(update={"duplicate_of": uuid.UUID(verdict.duplicate_of)})
     rt.pages.put_draft(draft)
     send(Queue.SUMMARIZE, job)

@@ -93,11 +93,28 @@ def database_url(db_backend, tmp_path) -> str:
     return fresh_database_url(db_backend, tmp_path)
 
 
+_REDIS_DBS = iter(range(1, 10_000))
+
+
+def fresh_redis_db() -> str:
+    """An empty database of the session's redis-server: what one deployment shares (queues, the
+    near-duplicate index, per-host limits) starts empty for each module's pipeline, as it pairs
+    with that module's fresh SQL database."""
+    import redis
+
+    server: RedisServer = _STATE["redis"]  # type: ignore[assignment]
+    number = 1 + next(_REDIS_DBS) % 15
+    url = server.url.rsplit("/", 1)[0] + f"/{number}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, db_backend):
     """A real celery worker on all queues, its own database (SQLite, then PostgreSQL) and a site."""
     root = tmp_path_factory.mktemp("pipeline")
     env = base_env(GLEANER_DATABASE_URL=fresh_database_url(db_backend, root), GLEANER_DATA_DIR=str(root),
+                   GLEANER_REDIS_URL=fresh_redis_db(),
                    GLEANER_MAX_BODY_BYTES=str(1_000_000), GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
     worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4).start()
     site = Site().start()

@@ -145,3 +145,39 @@ def test_redelivered_store_changes_nothing(pipeline):
     assert again == first
     assert after.updated_at == before.updated_at and after.created_at == before.created_at
     assert uuid.UUID(again)
+
+
+STORY = [
+    "The city's oldest lighthouse will be converted into a small maritime museum, the heritage trust "
+    "announced on Tuesday, after a decade of campaigning by local historians.",
+    "Restoration of the tower's lantern room and the keeper's cottage will cost about 2.4 million, "
+    "most of it raised from private donors and a lottery grant awarded last spring.",
+    "The museum will display ship models, logbooks and the original lens, which was removed in 1987 "
+    "when the light was automated and has been kept in a warehouse since.",
+    "Volunteers will run guided tours of the spiral staircase, limited to twelve visitors at a time "
+    "because of the narrow steps and the small gallery at the top.",
+    "The trust expects the museum to open in the summer of next year and hopes to attract about "
+    "forty thousand visitors in its first season.",
+]
+
+
+def test_near_copies_arriving_together_end_as_one_record_and_links(pipeline):
+    env, storage, site = pipeline
+    variants = {
+        "/wire/lighthouse.html": news_page(STORY, title="Lighthouse to become maritime museum"),
+        # A syndicated copy: other headline, last paragraph cut, a credit line added.
+        "/partner/lighthouse-museum.html": news_page(
+            STORY[:-1] + ["This story was first published by the Coastal Wire news agency."],
+            title="Historic lighthouse gets a second life as a museum"),
+        # A lightly edited copy: one sentence reworded.
+        "/regional/lighthouse.html": news_page(
+            [STORY[0].replace("on Tuesday", "this week")] + STORY[1:], title="Lighthouse museum plan approved"),
+    }
+    urls = [site.page(path, page) for path, page in variants.items()]
+    result = run_cli("enqueue", "--wait", *urls, env=env)  # all three in flight at once on 4 threads
+    assert result.returncode == 0, result.stderr
+    outcomes = _outcomes(result.stdout)
+    canonical = [o for o in outcomes.values() if not o.startswith("duplicate of")]
+    assert len(canonical) == 1
+    assert sorted(outcomes.values()) == sorted([canonical[0]] + [f"duplicate of {canonical[0]}"] * 2)
+    assert sorted(storage.alternate_urls(canonical[0])) == sorted(u for u in urls if outcomes[u] != canonical[0])

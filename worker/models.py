@@ -62,6 +62,7 @@ class Draft(BaseModel):
     url: str
     article: Article
     canonical_url: str = ""
+    record_id: uuid.UUID | None = None  # derived from canonical_url by dedupe
     content_hash: str = ""
     duplicate_of: uuid.UUID | None = None
     summary: str = ""

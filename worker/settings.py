@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # inside it (the time limits are derived from it), and retries wait outside the broker.
     visibility_timeout: int = 100
     summary_chars: int = 300
+    # Estimated Jaccard similarity (word 5-shingles) at or above which a body is a near-duplicate
+    # of a stored one; see bench/results/dedupe.md for precision and recall at each value.
+    near_duplicate_threshold: float = 0.5
 
     # Summaries
     summarizer: Literal["extractive", "llm"] = "extractive"

@@ -293,7 +293,7 @@ class Storage:
                     canonical = values["duplicate_of"] = None
                 conn.execute(update(records).where(records.c.id == existing.id).values(**values))
                 return existing.id, canonical
-            record_id = str(uuid.uuid4())
+            record_id = str(draft.record_id or uuid.uuid4())
             conn.execute(
                 insert(records).values(id=record_id, canonical_url=draft.canonical_url, created_at=now,
                                        read_count=0, similar=[], **values)
