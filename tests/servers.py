@@ -196,17 +196,7 @@ class PostgresServer:
                                 capture_output=True, text=True)
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed ({initdb.returncode}): {initdb.stdout[-2000:]}{initdb.stderr[-2000:]}")
-        self.proc = subprocess.Popen(
-            self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                                "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off",
-                                "-c", "max_connections=300"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while subprocess.run([str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                             stdout=subprocess.DEVNULL).returncode != 0:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("postgres did not start")
-            time.sleep(0.1)
+        self.restart()
         return self
 
     def url(self, database: str = "postgres") -> str:
@@ -222,7 +212,7 @@ class PostgresServer:
         return self.url(name)
 
     def restart(self) -> None:
-        """Start the same cluster again on the same port (after stop)."""
+        """Start the cluster on its port (again, after stop)."""
         data = self.directory / "data"
         self.proc = subprocess.Popen(
             self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",

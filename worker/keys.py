@@ -123,3 +123,18 @@ def delayed() -> str:
 def robots_lock(origin: str) -> str:
     """Held by the one worker fetching a site's robots.txt; the others wait for its answer."""
     return f"{PREFIX}robots-lock:{origin}"
+
+
+def metrics_counts() -> str:
+    """Hash ``{stage}:{outcome}`` -> runs since the Redis data began (worker/metrics.py)."""
+    return f"{PREFIX}metrics:counts"
+
+
+def metrics_latency(stage: str) -> str:
+    """Per stage: hash of latency histogram buckets, plus ``sum`` and ``count``."""
+    return f"{PREFIX}metrics:latency:{stage}"
+
+
+def metrics_minute(minute: int) -> str:
+    """Hash ``{stage}:{outcome}`` -> runs finished in Unix minute ``minute``; expires."""
+    return f"{PREFIX}metrics:minute:{minute}"

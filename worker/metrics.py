@@ -34,19 +34,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 MINUTE_TTL = 3 * 3600  # seconds a per-minute hash is kept: the chart shows the last hour
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
-METRICS_PREFIX = f"{keys.PREFIX}metrics:"
-
-
-def counts_key() -> str:
-    return f"{METRICS_PREFIX}counts"
-
-
-def latency_key(stage: str) -> str:
-    return f"{METRICS_PREFIX}latency:{stage}"
-
-
-def minute_key(minute: int) -> str:
-    return f"{METRICS_PREFIX}minute:{minute}"
+# The keys live in worker/keys.py with every other prefix; these names stay for readers here.
+counts_key, latency_key, minute_key = keys.metrics_counts, keys.metrics_latency, keys.metrics_minute
 
 
 def bucket_label(bound: float) -> str:
