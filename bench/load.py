@@ -126,29 +126,45 @@ def rss_kib(pid: int) -> int:
 
 
 def in_process(urls: list[str], env: dict[str, str]) -> float:
-    """The same stages, one process, no Celery: articles per second."""
+    """The same stages' work in one process, no Celery and no queues: fetch over HTTP, parse,
+    boilerplate filter, repeated paragraphs, near-duplicate index (in Redis), summary, upsert
+    and similar readings. Articles per second."""
     os.environ.update(env)
     from worker.settings import get_settings
 
     get_settings.cache_clear()
+    import redis as redis_lib
+
+    from tasks.boilerplate import BoilerplateFilter
     from tasks.dedupe import dedupe_draft
     from tasks.fetch import FetchLimits, client_for, fetch_page
+    from tasks.lsh import LSHIndex
     from tasks.parse import parse_page
     from tasks.summarize import summarize_draft
     from worker.errors import IngestError
     from worker.models import Draft
+    from worker.similar import SimilarIndex
     from worker.storage import Storage
 
     settings = get_settings()
     storage = Storage(settings.effective_database_url)
+    similar = SimilarIndex(storage.engine)
     client, limits = client_for(settings), FetchLimits.from_settings(settings)
+    r = redis_lib.Redis.from_url(settings.redis_url)
+    site_filter, index = BoilerplateFilter(r), LSHIndex(r, settings.near_duplicate_threshold)
     started = time.perf_counter()
     for n, url in enumerate(urls):
         try:
             page, body = fetch_page(url, client, limits)
             draft = Draft(job_id=str(n), category_id="bench", url=page.final_url, article=parse_page(page, body))
-            draft = summarize_draft(dedupe_draft(draft), settings.summary_chars)
-            storage.upsert_record(draft)
+            draft = dedupe_draft(draft, site_filter)
+            verdict = index.check_body(str(draft.record_id), draft.article.body)
+            if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
+                draft = draft.model_copy(update={"duplicate_of": verdict.duplicate_of})
+            draft = summarize_draft(draft, settings.summary_chars)
+            record_id, duplicate_of = storage.upsert_record(draft)
+            if duplicate_of is None:
+                storage.set_similar(record_id, similar.related(record_id))
         except IngestError:
             pass
     return len(urls) / (time.perf_counter() - started)
@@ -224,7 +240,9 @@ def main() -> None:
         for w in workers:
             w.wait(60)
 
-    baseline_env = settings_env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'baseline.db'}"}
+    # Its own database and Redis database, so nothing the Celery run stored counts as a duplicate.
+    baseline_env = settings_env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'baseline.db'}",
+                                   "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/1"}
     sample = urls[: args.baseline]
     baseline = in_process(sample, baseline_env)
     site.server.shutdown()

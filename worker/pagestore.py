@@ -21,8 +21,10 @@ class PageStore:
         self.ttl = ttl
 
     def put_page(self, job_id: str, page: Page, body: bytes) -> None:
-        self.client.hset(keys.page(job_id), mapping={"meta": page.model_dump_json(), "body": zlib.compress(body, 3)})
-        self.client.expire(keys.page(job_id), self.ttl)
+        pipe = self.client.pipeline()  # written and given its expiry together
+        pipe.hset(keys.page(job_id), mapping={"meta": page.model_dump_json(), "body": zlib.compress(body, 3)})
+        pipe.expire(keys.page(job_id), self.ttl)
+        pipe.execute()
 
     def get_page(self, job_id: str) -> tuple[Page, bytes]:
         meta, body = self.client.hmget(keys.page(job_id), ["meta", "body"])

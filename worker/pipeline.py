@@ -88,8 +88,10 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     """Run one stage on one job; return the outcome for the metrics: success, failure or retry."""
     job_id = job["id"]
     attempts = task.request.retries + 1
-    started = runtime.redis.incr(keys.deliveries(job_id, stage))
-    runtime.redis.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
+    pipe = runtime.redis.pipeline(transaction=False)  # one round trip, not two
+    pipe.incr(keys.deliveries(job_id, stage))
+    pipe.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
+    started = pipe.execute()[0]
     if started > MAX_DELIVERIES:
         dead_letter(runtime, job_id, stage,
                     f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
