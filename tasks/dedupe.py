@@ -53,11 +53,15 @@ def _index_for(pid: int, client: redis.Redis, threshold: float) -> LSHIndex:
     return LSHIndex(client, threshold)
 
 
+def near_duplicate_index(rt: Runtime) -> LSHIndex:
+    """This process's handle on the shared index (built once: it registers its scripts)."""
+    return _index_for(os.getpid(), rt.redis, rt.settings.near_duplicate_threshold)
+
+
 @stage_task(Queue.DEDUPE)
 def dedupe(job: dict[str, Any], rt: Runtime) -> None:
     draft = dedupe_draft(rt.pages.get_draft(job["id"]), BoilerplateFilter(rt.redis))
-    index = _index_for(os.getpid(), rt.redis, rt.settings.near_duplicate_threshold)
-    verdict = index.check_body(str(draft.record_id), draft.article.body)
+    verdict = near_duplicate_index(rt).check_body(str(draft.record_id), draft.article.body)
     if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
         draft = draft.model_copy(update={"duplicate_of": uuid.UUID(verdict.duplicate_of)})
     rt.pages.put_draft(draft)

@@ -122,3 +122,27 @@ def test_a_job_added_again_while_its_entry_is_being_sent_is_kept(rt):
 
     assert delayed.release_due(send_and_fail_again) == 1
     assert delayed.pending() == 1
+
+
+def test_a_canonical_that_is_never_stored_leaves_the_near_duplicate_index(rt, site, monkeypatch):
+    from tasks.dedupe import dedupe, near_duplicate_index
+    from tasks.store import store
+
+    words = " ".join(f"word{i}" for i in range(60))
+    url = site.page("/never-stored.html", f"<html><head><title>T</title></head><body><article><h1>T</h1>"
+                                          f"<p>{words}.</p><p>More {words}.</p></article></body></html>")
+    job = job_for(rt, url)
+    fetch.apply(args=[job])
+    parse.apply(args=[job])
+    dedupe.apply(args=[job])
+    record_id = str(rt.pages.get_draft(job).record_id)
+    index = near_duplicate_index(rt)
+    assert index.contains(record_id)
+
+    def broken(*args, **kwargs):
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(rt.storage, "upsert_record", broken)
+    store.apply(args=[job])
+    assert rt.storage.get_job(job)["state"] == "failed"
+    assert not index.contains(record_id)

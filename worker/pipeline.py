@@ -52,7 +52,23 @@ def dead_letter(runtime: Runtime, job_id: str, stage: str, reason: str, *,
                 status: int | None = None, attempts: int = 1) -> None:
     log.warning("job %s failed in %s: %s", job_id, stage, reason)
     runtime.storage.fail_job(job_id, reason=reason, stage=stage, status=status, attempts=attempts)
+    if stage in (Queue.SUMMARIZE.value, Queue.STORE.value):
+        _forget_unstored_canonical(runtime, job_id)
     runtime.pages.discard(job_id)
+
+
+def _forget_unstored_canonical(runtime: Runtime, job_id: str) -> None:
+    """Dedupe made this job's article a canonical in the near-duplicate index; if it never got
+    stored, later copies must not link to a record that does not exist."""
+    from tasks.dedupe import near_duplicate_index
+    from worker.errors import PayloadLostError
+
+    try:
+        draft = runtime.pages.get_draft(job_id)
+    except PayloadLostError:
+        return
+    if draft.record_id and draft.duplicate_of is None and runtime.storage.get_record(str(draft.record_id)) is None:
+        near_duplicate_index(runtime).remove(str(draft.record_id))
 
 
 def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None, *, retries: int = 0) -> None:
