@@ -17,6 +17,8 @@ from worker.settings import get_settings
 
 log = logging.getLogger("gleaner")
 
+PROGRESS_FROM = 50  # URLs: fewer are queued too fast for a progress bar to mean anything
+
 
 def _storage():
     from worker.storage import Storage
@@ -54,6 +56,7 @@ def cli(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @cli.command()
@@ -75,8 +78,14 @@ def enqueue(category: str, file: Path | None, wait: bool, timeout: float, urls: 
     if not found:
         raise click.UsageError("no URLs given (pass URLs, '-' for stdin, or --file)")
     storage = _storage()
-    job_ids = submit.submit(storage, found, category)
-    click.echo(f"queued {len(job_ids)} URL(s)", err=True)
+    if len(found) >= PROGRESS_FROM:
+        with click.progressbar(length=len(found), label="queueing", file=sys.stderr) as bar:
+            job_ids = submit.submit(storage, found, category, progress=bar.update)
+    else:
+        job_ids = submit.submit(storage, found, category)
+    refused = sum(j["state"] == "failed" for j in storage.get_jobs(job_ids).values())
+    click.echo(f"queued {len(job_ids) - refused} URL(s)" + (f", refused {refused} malformed" if refused else ""),
+               err=True)
     if not wait:
         return
     with click.progressbar(length=len(job_ids), label="ingesting", file=sys.stderr) as bar:

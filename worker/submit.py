@@ -33,11 +33,11 @@ class Outcome:
 
 
 def submit(storage: Storage, urls: Sequence[str], category_id: str,
-           priority: Priority = Priority.MANUAL) -> list[str]:
+           priority: Priority = Priority.MANUAL, progress: Callable[[int], None] | None = None) -> list[str]:
     """Record a job per URL, then queue the valid ones; a malformed URL is dead-lettered at once.
 
     The job row is written before the message is sent, so a URL whose message never reached the
-    broker is still visible as queued rather than lost.
+    broker is still visible as queued rather than lost. ``progress`` gets the number handled.
     """
     job_ids = storage.create_jobs(list(urls), category_id, int(priority))
     for job_id, url in zip(job_ids, urls):
@@ -45,8 +45,10 @@ def submit(storage: Storage, urls: Sequence[str], category_id: str,
             check_url(url)
         except InvalidURLError as exc:
             storage.fail_job(job_id, reason=exc.reason, stage="enqueue", attempts=0)
-            continue
-        send(Queue.FETCH, job_id, int(priority))
+        else:
+            send(Queue.FETCH, job_id, int(priority))
+        if progress:
+            progress(1)
     return job_ids
 
 
