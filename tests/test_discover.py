@@ -126,7 +126,8 @@ def rt(redis_url, tmp_path, monkeypatch):
     sent: list[tuple[str, int]] = []
     # The jobs are real rows; only the broker message is caught, so no worker elsewhere sees it.
     monkeypatch.setattr("worker.submit.send", lambda queue, job_id, priority=None: sent.append((job_id, priority)))
-    runtime = Runtime(settings=get_settings(), storage=storage, redis=client, pages=PageStore(client, 60))
+    runtime = Runtime(settings=get_settings(), storage=storage, redis=client, pages=PageStore(client, 60),
+                      similar=SimilarIndex(storage.engine))
     runtime.sent = sent  # type: ignore[attr-defined]
     yield runtime
     client.flushdb()
