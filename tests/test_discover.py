@@ -52,6 +52,7 @@ from worker.pagestore import PageStore  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
 from worker.scheduler import Registry  # noqa: E402
 from worker.settings import get_settings  # noqa: E402
+from worker.similar import SimilarIndex  # noqa: E402
 from worker.sources import Source  # noqa: E402
 from worker.storage import Storage  # noqa: E402
 
