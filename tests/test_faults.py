@@ -16,6 +16,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from tests.prose import prose
 from tests.servers import CeleryWorker, RedisServer, Site, base_env, run_cli
 from worker.queues import Queue
 from worker.storage import TERMINAL_STATES, Storage
@@ -27,20 +28,13 @@ FAULT_SETTINGS = dict(
     GLEANER_VISIBILITY_TIMEOUT=str(VISIBILITY), GLEANER_TOTAL_TIMEOUT="5", GLEANER_READ_TIMEOUT="3",
     GLEANER_CONNECT_TIMEOUT="2", GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0",
 )
-WORDS = ("harbor council ferry library storm kelp budget island tide market school bridge rail museum "
-         "orchard lantern quay festival clinic garden").split()
 
 
 def article(n: int, paragraphs: int = 5) -> str:
     """A page with text unique to n (so no two are duplicates of each other)."""
-    rng = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(40)]
-    body = "".join(
-        f"<p>Report {n}.{p}: the {rng[p]} committee met on day {n + p} and agreed that the {rng[p + 5]} "
-        f"plan number {n * 31 + p} will go ahead, with {rng[p + 9]} works starting in week {p + n % 13}.</p>"
-        for p in range(paragraphs)
-    )
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in prose(f"faults-{n}", paragraphs))
     return (f"<html><head><title>Story {n}</title></head><body><nav><a href='/'>Home</a></nav>"
-            f"<article><h1>Story {n}: {html.escape(rng[0])} news</h1>{body}</article></body></html>")
+            f"<article><h1>Story {n}</h1>{body}</article></body></html>")
 
 
 @pytest.fixture

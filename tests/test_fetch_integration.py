@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from tests import badserver
+from tests.conftest import fresh_redis_db
 from tests.example_page import news_page
+from tests.prose import prose
 from tests.servers import CeleryWorker, Site, base_env, run_cli
-from worker import keys
 from worker.queues import Queue
 from worker.storage import TERMINAL_STATES, Storage
 
@@ -26,22 +27,17 @@ ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 
 
 def article(n: int, title: str | None = None) -> str:
-    return news_page([
-        f"The town council voted on Tuesday to repave {n} streets in the old quarter before winter.",
-        f"Work on street number {n} will start next month and take about three weeks, officials said.",
-        "Residents will be able to reach their homes on foot while the work goes on.",
-    ], title=title or f"Council to repave streets, part {n}")
+    return news_page(prose(f"fetch-{n}"), title=title or f"Council to repave streets, part {n}")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, redis_url):
+def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("fetch-integration")
     site = Site().start()
-    client = redis.Redis.from_url(redis_url)
-    for pattern in (keys.robots("*"), keys.host_state("*"), keys.host_slots("*"), keys.host_tickets("*")):
-        for key in client.scan_iter(pattern):  # an earlier module's server may have had this port
-            client.delete(key)
+    redis_db = fresh_redis_db()  # this module's own, empty Redis database (robots, limits, index)
+    client = redis.Redis.from_url(redis_db)
     env = base_env(
+        GLEANER_REDIS_URL=redis_db,
         GLEANER_DATABASE_URL=f"sqlite:///{root / 'gleaner.db'}", GLEANER_DATA_DIR=str(root),
         GLEANER_TOTAL_TIMEOUT="3", GLEANER_READ_TIMEOUT="1", GLEANER_CONNECT_TIMEOUT="1",
         GLEANER_MAX_BODY_BYTES=str(1_000_000), GLEANER_FETCH_RETRIES="2",

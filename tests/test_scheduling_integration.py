@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.example_page import news_page
+from tests.prose import prose
 from tests.servers import REPO, CeleryWorker, RedisServer, Site, base_env, run_cli
 from worker.queues import Queue
 from worker.scheduler import Registry
@@ -64,6 +65,7 @@ def article(title: str) -> str:
     paragraphs = [f"{title}: the harbour board said on Tuesday that the {w} plan would go ahead next spring, "
                   f"with work on the {w} section starting in March and ending before the summer season."
                   for w in words] + [f"Residents asked about {title.lower()} at a meeting that ran late into the night."]
+    paragraphs += prose(title)  # distinct text per story, as real stories are
     page = news_page(paragraphs, title=f"{title} | generic")
     # The source's rules pick this element as the title; the generic extractor would not.
     return page.replace("<body>", f'<body><h2 class="real-title">{html.escape(title)}</h2>', 1)
