@@ -24,7 +24,9 @@ than real news. An earlier version also drew each article's own rare words (name
 distractors; that put every name in ~1% of 100k random documents, and it is not how archives look.
 
 Peer in the same run: the same index queried with every non-stopword of the record (no
-distinctive-term choice, no postings budget), for the speed and quality the term choice buys.
+distinctive-term choice, no postings budget, no gate), for the speed and quality the term choice buys.
+Also in the same run: our query without the rare-word gate (``gate_min_terms`` out of reach: the
+plain OR of the chosen terms, as before the gate), for what the gate costs and buys.
 """
 
 from __future__ import annotations
@@ -189,24 +191,26 @@ def _pct(lat: list[float]) -> dict:
     return {"p50": statistics.median(lat), "p95": q(0.95), "p99": q(0.99), "n": len(lat)}
 
 
-def new_records(storage: Storage, index: SimilarIndex, pairs: list[dict], tag: str) -> tuple[dict, dict]:
-    """Store each corpus article whole as a new record; time the store and related() after it."""
-    store_lat, rel_lat, stored = [], [], []
-    for p in pairs:
+def new_records(storage: Storage, index: SimilarIndex, pairs: list[dict], tag: str,
+                other: SimilarIndex) -> tuple[dict, dict, dict]:
+    """Store each corpus article whole as a new record; time the store and related() after it,
+    then (or before, every other record, so neither always finds the pages warm) ``other``'s."""
+    store_lat, rel_lat, other_lat, stored = [], [], [], []
+    for i, p in enumerate(pairs):
         t = time.perf_counter()
         rid, _ = storage.upsert_record(_draft(f"https://new.test/{tag}/{p['key']}", p["title"], p["first"] + p["second"]))
-        t1 = time.perf_counter()
-        refs = index.related(rid)
-        t2 = time.perf_counter()
-        assert all(str(r.id) != rid for r in refs)
-        store_lat.append((t1 - t) * 1000)
-        rel_lat.append((t2 - t1) * 1000)
+        store_lat.append((time.perf_counter() - t) * 1000)
+        for which in ((index, other) if i % 2 == 0 else (other, index)):
+            t1 = time.perf_counter()
+            refs = which.related(rid)
+            (rel_lat if which is index else other_lat).append((time.perf_counter() - t1) * 1000)
+            assert all(str(r.id) != rid for r in refs)
         stored.append(rid)
     # Gone again (the triggers unindex them), so the next size's relatedness check sees only halves
     # and distractors: a whole article would be the perfect match for its own second half.
     with storage.engine.begin() as conn:
         conn.execute(records.delete().where(records.c.id.in_(stored)))
-    return _pct(store_lat), _pct(rel_lat)
+    return _pct(store_lat), _pct(rel_lat), _pct(other_lat)
 
 
 def main() -> None:
@@ -226,9 +230,13 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="gleaner-similar-", dir=args.db_dir))
     db_path = workdir / "similar.db"
     storage = Storage(f"sqlite:///{db_path}")
-    index = SimilarIndex(storage.engine)
+    # Each size refreshes the samples itself; none may refresh mid-measurement.
+    frozen = {"sample_max_age": float("inf")}
+    index = SimilarIndex(storage.engine, **frozen)
     index.ensure_schema()
-    naive = SimilarIndex(storage.engine, max_terms=10_000, postings_budget=float("inf"), max_df_share=1.0)
+    naive = SimilarIndex(storage.engine, max_terms=10_000, postings_budget=float("inf"), max_df_share=1.0,
+                         gate_min_terms=10**9, **frozen)
+    ungated = SimilarIndex(storage.engine, gate_min_terms=10**9, **frozen)
     first_ids = {}
     for p in pairs:
         rid, _ = storage.upsert_record(_draft(f"https://half.test/{p['key']}", p["title"], p["first"]))
@@ -244,12 +252,14 @@ def main() -> None:
         index.refresh_sample()
         naive.refresh_sample()
         sample_s = time.perf_counter() - t
+        ungated._df = index._df  # the same sample, so the gate is the only difference
         row = {"size": size, "fill_s": fill_s, "sample_s": sample_s / 2,
                "db_mb": sum(f.stat().st_size for f in workdir.iterdir()) / 1e6}
         row["quality"] = quality(index, pairs, first_ids)
+        row["quality_ungated"] = quality(ungated, pairs, first_ids)
         # The peer reads every posting of every word: seconds per query at 1M, so a quarter of them there.
         row["quality_naive"] = quality(naive, pairs if size < 500_000 else pairs[::4], first_ids)
-        row["store"], row["related"] = new_records(storage, index, pairs, f"s{size}")
+        row["store"], row["related"], row["related_ungated"] = new_records(storage, index, pairs, f"s{size}", ungated)
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 
@@ -274,30 +284,35 @@ def write_report(args: argparse.Namespace, pairs: list[dict], results: list[dict
         "its own first half. Distractors are random 300-word bags of the corpus's general words "
         "(found in ≥3 of its articles) plus a made-up Zipf tail for other stories' names. `related()` latency is timed for each corpus article stored whole as a new record, "
         "right after its store. Peer = the same index queried with all of the record's non-stopwords "
-        "(no term choice, no postings budget).",
+        "(no term choice, no postings budget, no gate). No gate = our query without the rare-word gate (the "
+        "plain OR of the chosen terms, as before it), same sample, timed on the same records in alternating order.",
         "",
         "## Relatedness (sibling half in the top 5)",
         "",
-        "| stored records | Hit@1 | Hit@5 | MRR@5 | peer Hit@1 | peer Hit@5 | peer MRR@5 |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| stored records | Hit@1 | Hit@5 | MRR@5 | no gate Hit@1 | no gate Hit@5 | no gate MRR@5 "
+        "| peer Hit@1 | peer Hit@5 | peer MRR@5 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        q, n = r["quality"], r["quality_naive"]
+        q, u, n = r["quality"], r["quality_ungated"], r["quality_naive"]
         subset = "" if n["n"] == q["n"] else f" (on {n['n']} of {q['n']})"
         lines.append(f"| {r['size'] + len(pairs):,} | {q['hit1']:.3f} | {q['hit5']:.3f} | {q['mrr']:.3f} | "
+                     f"{u['hit1']:.3f} | {u['hit5']:.3f} | {u['mrr']:.3f} | "
                      f"{n['hit1']:.3f} | {n['hit5']:.3f}{subset} | {n['mrr']:.3f} |")
     lines += [
         "",
         "## Latency per new record (ms)",
         "",
-        "| stored records | related() p50 | p95 | p99 | halves: ours p95 | halves: peer p95 | peer/ours "
+        "| stored records | related() p50 | p95 | p99 | no gate p50 | no gate p95 | no gate/ours p95 "
+        "| halves: ours p95 | halves: peer p95 | peer/ours "
         "| store p50 (incl. indexing) | fill time | sample refresh | database size |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        rel, q, n = r["related"], r["quality"], r["quality_naive"]
+        rel, un, q, n = r["related"], r["related_ungated"], r["quality"], r["quality_naive"]
         lines.append(
             f"| {r['size'] + len(pairs):,} | {rel['p50']:.2f} | {rel['p95']:.2f} | {rel['p99']:.2f} | "
+            f"{un['p50']:.2f} | {un['p95']:.2f} | {un['p95'] / rel['p95']:.1f}× | "
             f"{q['p95']:.2f} | {n['p95']:.2f} | {n['p95'] / q['p95']:.1f}× | {r['store']['p50']:.2f} | "
             f"{r['fill_s']:.0f} s | {r['sample_s'] * 1000:.0f} ms | {r['db_mb']:,.0f} MB |")
     lines += [

@@ -3,6 +3,7 @@ writes to ``records``, CJK and hostile text. Runs on SQLite and (when installed)
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -263,3 +264,32 @@ def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():
     cheap = query_terms("Keio stem cells", ["keio researchers"], df, postings_budget=5)
     assert set(cheap) == {"keio", "stem", "cells"}
     assert sum(df.estimate(t) for t in cheap) <= 5
+
+
+def test_gate_ranks_only_records_sharing_a_rare_word(sqlite_store):
+    # "harbour" is in a dozen records, "volcano" in two: with the gate on (rare = in at most 3
+    # records), records sharing only "harbour" are never ranked; with it off they fill the top 5.
+    target = sqlite_store.put("Volcano erupts near harbour", ["Volcano ash fell on the harbour and its boats."])
+    sqlite_store.put("Volcano ash closes airport", ["Flights stopped as volcano ash drifted south."])
+    for i in range(12):
+        sqlite_store.put(f"Harbour news {i}", [f"The harbour master logged ship number {i}."])
+    engine = sqlite_store.storage.engine
+    gated = SimilarIndex(engine, gate_df=3, gate_share=0.0, gate_min_terms=1)
+    open_ = SimilarIndex(engine, gate_min_terms=10**6)
+    assert [r.title for r in gated.related(target)] == ["Volcano ash closes airport"]
+    titles = [r.title for r in open_.related(target)]
+    assert titles[0] == "Volcano ash closes airport" and len(titles) == 5
+    assert all(t.startswith("Harbour news") for t in titles[1:])
+
+
+def test_stale_sample_of_a_big_index_refreshes_in_the_background(sqlite_store):
+    for i in range(8):
+        sqlite_store.put(f"Orchard story {i}", [f"Apple growers in valley {i} picked early."])
+    index = SimilarIndex(sqlite_store.storage.engine, sample_size=4, sample_max_age=0.0)
+    first = index._doc_freq()  # no sample yet: read in the caller's thread
+    assert first.sample_size == 4 and first.n_docs == 8
+    sqlite_store.put("Orchard story 8", ["Pear growers too."])
+    assert index._doc_freq() is first  # stale and partial: answered from the old sample ...
+    for thread in [t for t in threading.enumerate() if t.name == "similar-sample"]:
+        thread.join(10)
+    assert index._df is not first and index._df.n_docs == 9  # ... which a thread then replaced

@@ -2,7 +2,8 @@
 
 The query is the record's own most distinctive words (tf-idf against document frequencies from a
 sample of the index), OR'ed together, so any record sharing its rare words can surface; the
-database ranks the matches and we keep the top k.
+database ranks the matches and we keep the top k. On SQLite, big indexes rank only the records
+that share at least one of the query's rare words (the "gate"; see ``SimilarIndex._gated``).
 
 - SQLite: an FTS5 index over title and body (unicode61 tokenizer), ranked by BM25 with the title
   weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
@@ -19,6 +20,7 @@ match on shared whole clauses. It never fails on such text; it is just weak at r
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import re
@@ -36,6 +38,8 @@ from sqlalchemy.engine import Connection, Engine
 from worker.models import SimilarRef
 
 __all__ = ["SimilarIndex", "create_schema", "query_terms", "rebuild_index", "tokens"]
+
+log = logging.getLogger("gleaner.similar")
 
 # --- terms ----------------------------------------------------------------------------------
 
@@ -287,6 +291,7 @@ class SimilarIndex:
 
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
                  postings_budget: float = 5_000, postings_share: float = 0.02, max_df_share: float = 0.1,
+                 gate_df: float = 500, gate_share: float = 0.002, gate_min_terms: int = 3,
                  sample_size: int = 3000, sample_max_age: float = 900.0) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
@@ -294,16 +299,25 @@ class SimilarIndex:
             raise NotImplementedError(f"similar readings: no full-text search for {self.dialect}")
         self.title_weight = title_weight
         self.max_terms = max_terms
-        # FTS5's BM25 costs about 1.5 µs per matching posting on these machines, so the budget is
-        # the latency knob: 5k postings ≈ 8 ms; on big indexes 2% of the records (20k ≈ 30 ms at 1M)
-        # buys back the mid-frequency words a fixed budget would drop.
+        # The budget bounds the postings a query reads: on big indexes 2% of the records (20k at
+        # 1M) buys back the mid-frequency words a fixed budget would drop. Reading a posting is
+        # cheap; ranking its row with BM25 is not (about 1.5 µs here), hence the gate below.
         self.postings_budget = postings_budget
         self.postings_share = postings_share
         self.max_df_share = max_df_share
+        # The gate: BM25's per-row cost is paid only on records holding one of the query's rare
+        # words (estimated in at most max(gate_df, gate_share of the records)); see _gated. The
+        # floor of 500 leaves indexes under ~5k records ungated (cheap there anyway); a floor of 50
+        # lost Hit@5 at 10k records (bench/similar.py), where the only words some related pairs
+        # share are names already in a few hundred records.
+        self.gate_df = gate_df
+        self.gate_share = gate_share
+        self.gate_min_terms = gate_min_terms
         self.sample_size = sample_size
         self.sample_max_age = sample_max_age  # seconds
         self._df: DocFreq | None = None
         self._lock = threading.Lock()
+        self._refreshing = False
 
     # --- schema and maintenance -------------------------------------------------------------
 
@@ -391,13 +405,30 @@ class SimilarIndex:
         excluded = {str(e) for e in exclude}
         limit = k + len(excluded)
         if self.dialect == "sqlite":
-            rows = self._search_sqlite(terms, limit)
+            rows = self._search_sqlite(self._gated(terms, df), limit)
         else:
             rows = self._search_postgresql(terms, limit, excluded)
         out = [SimilarRef(id=r[0], title=r[1]) for r in rows if r[0] not in excluded]
         return out[:k]
 
-    def _search_sqlite(self, terms: Sequence[str], limit: int) -> list[Any]:
+    def _gated(self, terms: Sequence[str], df: DocFreq) -> str:
+        """The FTS5 query: ``(rare terms) AND (all terms)`` when the record has enough rare terms,
+        else all terms OR'ed.
+
+        FTS5 ranks every row the query matches, and BM25 per row (document length lookup,
+        per-phrase hit counts) costs several times what reading the posting does. A record that
+        shares none of the query's rare words, only its mid-frequency ones, almost never makes the
+        top k, yet such records are most of the matches. The gate keeps them out of the ranking
+        while the mid-frequency words still score the records that pass it. (Gate words appear
+        twice in the expression, so BM25 counts them twice: a bonus for the rarest evidence.)
+        """
+        cap = max(self.gate_df, self.gate_share * df.n_docs)
+        gate = [t for t in terms if df.estimate(t) <= cap]
+        if len(gate) < self.gate_min_terms or len(gate) == len(terms):
+            return _fts5_query(terms)
+        return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
+
+    def _search_sqlite(self, query: str, limit: int) -> list[Any]:
         weights = f"bm25({float(self.title_weight)!r}, 1.0)"
         with self.engine.connect() as conn:
             return list(conn.execute(text(
@@ -406,7 +437,7 @@ class SimilarIndex:
                 "  ORDER BY rank LIMIT :n) AS hit "
                 "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
                 "WHERE r.duplicate_of IS NULL ORDER BY hit.rank"),
-                {"q": _fts5_query(terms), "w": weights, "n": limit}))
+                {"q": query, "w": weights, "n": limit}))
 
     def _search_postgresql(self, terms: Sequence[str], limit: int, excluded: set[str]) -> list[Any]:
         # Weights are {D, C, B, A}: body words count 1/title_weight of title words.
@@ -424,11 +455,34 @@ class SimilarIndex:
         df = self._df
         if df is not None and not self._stale(df):
             return df
+        if df is not None and df.sample_size < df.n_docs:
+            # A big index: re-reading the sample takes about half a second, too long to hold up a
+            # query, and the old frequencies are still nearly right. Refresh it in the background.
+            self._refresh_in_background()
+            return df
         with self._lock:
             df = self._df
             if df is None or self._stale(df):
                 df = self._df = self._sample()
         return df
+
+    def _refresh_in_background(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def run() -> None:
+            try:
+                fresh = self._sample()
+                with self._lock:
+                    self._df = fresh
+            except Exception:  # noqa: BLE001 - keep the old sample; the next stale query retries
+                log.warning("similar readings: refreshing the word-frequency sample failed", exc_info=True)
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, name="similar-sample", daemon=True).start()
 
     def _stale(self, df: DocFreq) -> bool:
         age = time.monotonic() - df.built_at
