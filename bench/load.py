@@ -175,7 +175,8 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", choices=["threads", "prefork"], default="threads")
-    parser.add_argument("--concurrency", type=int, default=8, help="threads or processes per worker")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="threads or processes per worker (more threads only fight over the GIL)")
     parser.add_argument("--baseline", type=int, default=1000, help="URLs for the in-process run")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "load.md")
     parser.add_argument("--quick", action="store_true", help="do not write the results file")

@@ -308,10 +308,11 @@ def _stored(storage: Storage, canonical_urls: list[str]) -> set[str]:
     return found
 
 
-def select_new(urls: Iterable[str], redis_client: redis.Redis, storage: Storage) -> list[str]:
+def select_new(urls: Iterable[str], redis_client: redis.Redis, storage: Storage,
+               window: int | None = None) -> list[str]:
     """The URLs to queue: valid, not seen in the seen-URL window (claimed now, atomically, so two
     runs never both queue one), and not already stored (a page ingested long ago stays out)."""
-    seen = SeenURLs(redis_client)
+    seen = SeenURLs(redis_client) if window is None else SeenURLs(redis_client, window)
     by_canonical: dict[str, str] = {}
     for url in urls:
         try:
@@ -351,13 +352,13 @@ def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None)
     if len(unique) > MAX_URLS_PER_RUN:
         report.errors.append(f"{len(unique)} URLs listed; only the first {MAX_URLS_PER_RUN} taken this run")
         unique = unique[:MAX_URLS_PER_RUN]
-    new = select_new(unique, rt.redis, rt.storage)
+    new = select_new(unique, rt.redis, rt.storage, rt.settings.seen_url_window)
     if new:
         try:
             submit(rt.storage, new, source.key, Priority.SCHEDULED)
         except Exception:
             # Unclaim them, or the seen-URL window would keep them out of every later run.
-            seen = SeenURLs(rt.redis)
+            seen = SeenURLs(rt.redis, rt.settings.seen_url_window)
             for url in new:
                 seen.forget(url)
             raise

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # Estimated Jaccard similarity (word 5-shingles) at or above which a body is a near-duplicate
     # of a stored one; see bench/results/dedupe.md for precision and recall at each value.
     near_duplicate_threshold: float = 0.5
+    seen_url_window: int = 7 * 24 * 3600  # seconds a discovered URL is not queued again; 0 = off
 
     # Summaries
     summarizer: Literal["extractive", "llm"] = "extractive"
