@@ -11,6 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import fresh_redis_db
 from worker import metrics
 from worker.queues import broker_keys
 from worker.redis_server import free_port
@@ -19,13 +20,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's notice that its test client will move to httpx2
     from fastapi.testclient import TestClient
 
-METRICS_DB = 7  # a database of its own: the integration tests' workers write metrics to db 0
 
 
 @pytest.fixture
-def client(redis_url):
-    c = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{METRICS_DB}")
-    c.flushdb()
+def client():
+    c = redis.Redis.from_url(fresh_redis_db())  # an empty database of the session's redis-server
     yield c
     c.flushdb()
     c.close()

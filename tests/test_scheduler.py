@@ -8,17 +8,16 @@ import threading
 import pytest
 import redis
 
+from tests.conftest import fresh_redis_db
 from worker import keys
 from worker.scheduler import Registry, RunReport, UnknownSource, politeness_for, rules_for, web_sources
 from worker.sources import Source
 
-DB = 7  # a database of the session's redis-server that nothing else uses
 
 
 @pytest.fixture
-def client(redis_url):
-    c = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}")
-    c.flushdb()
+def client():
+    c = redis.Redis.from_url(fresh_redis_db())  # an empty database of the session's redis-server
     yield c
     c.flushdb()
     c.close()
@@ -55,7 +54,7 @@ def test_missed_slots_are_skipped_not_run_in_a_burst(registry, client):
     assert registry.claim_due() == []
 
 
-def test_concurrent_claimers_never_share_a_slot(redis_url, client):
+def test_concurrent_claimers_never_share_a_slot(client):
     # Many sources due at once, eight "beats" claiming in a loop: every slot goes to exactly one.
     registry = Registry(client)
     for n in range(200):
@@ -64,7 +63,7 @@ def test_concurrent_claimers_never_share_a_slot(redis_url, client):
     lock = threading.Lock()
 
     def claimer() -> None:
-        own = Registry(redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}"))
+        own = Registry(redis.Redis(connection_pool=client.connection_pool))  # same database, own connections
         for _ in range(20):
             claims = own.claim_due(limit=7)
             with lock:

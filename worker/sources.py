@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from soupsieve import SelectorSyntaxError, compile as compile_css
 
 from tasks.download import check_url
-from tasks.extraction.rules import SiteRules
+from tasks.extraction.rules import SiteRules, check_selector
 from worker.errors import InvalidURLError
 
 __all__ = ["Listing", "Politeness", "Source", "SourcesFileError", "format_interval", "load_sources",
@@ -86,12 +85,7 @@ class Listing(BaseModel):
     @field_validator("links")
     @classmethod
     def _valid_selector(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("empty CSS selector")
-        try:
-            compile_css(value)
-        except SelectorSyntaxError as exc:
-            raise ValueError(f"invalid CSS selector {value!r}: {str(exc).splitlines()[0]}") from None
+        check_selector(value)
         return value
 
 

@@ -26,25 +26,26 @@ class SiteRules(BaseModel):
     @classmethod
     def _valid_selector(cls, value: str | None) -> str | None:
         if value is not None:
-            _check(value)
+            check_selector(value)
         return value
 
     @field_validator("drop")
     @classmethod
     def _valid_selectors(cls, value: list[str]) -> list[str]:
         for selector in value:
-            _check(selector)
+            check_selector(selector)
         return value
 
 
-def _check(selector: str) -> None:
-    # Rejected here, at construction, so a typo surfaces when the rules load, not per page.
+def check_selector(selector: str) -> None:
+    """Raise ValueError for an empty or invalid CSS selector, at load time rather than per page."""
     if not selector.strip():
         raise ValueError("empty CSS selector")
     try:
         compile_css(selector)
     except SelectorSyntaxError as exc:
-        raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from None
+        raise ValueError(f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}") from None
+
 
 
 def apply_drop(rules: SiteRules, soup: Tag) -> None:
