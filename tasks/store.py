@@ -8,6 +8,8 @@ from worker.pipeline import stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
 
+SIMILAR_ITEMS = 5  # the record's "Similar Readings (5 items)"
+
 
 @stage_task(Queue.STORE)
 def store(job: dict[str, Any], rt: Runtime) -> None:
@@ -16,6 +18,12 @@ def store(job: dict[str, Any], rt: Runtime) -> None:
     record_id, duplicate_of = rt.storage.upsert_record(draft)
     if duplicate_of is None:
         # Similar readings come from the full-text index over every canonical record stored so far.
-        rt.storage.set_similar(record_id, rt.similar.related(record_id))
+        related = rt.similar.related(record_id, k=SIMILAR_ITEMS)
+        rt.storage.set_similar(record_id, related)
+        # An early record found few neighbours when it was stored; this one may be among them now.
+        counts = rt.storage.similar_counts([str(ref.id) for ref in related])
+        for neighbour, count in counts.items():
+            if count < SIMILAR_ITEMS:
+                rt.storage.set_similar(neighbour, rt.similar.related(neighbour, k=SIMILAR_ITEMS))
     rt.storage.finish_job(job["id"], record_id=record_id, duplicate_of=duplicate_of)
     rt.pages.discard(job["id"])

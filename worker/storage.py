@@ -335,6 +335,12 @@ class Storage:
                 .values(similar=[{"id": str(s.id), "title": s.title} for s in similar])
             )
 
+    def similar_counts(self, record_ids: Sequence[str]) -> dict[str, int]:
+        """How many similar readings each of these records lists now."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(records.c.id, records.c.similar).where(records.c.id.in_(list(record_ids))))
+            return {rid: len(similar or []) for rid, similar in rows}
+
     def alternate_urls(self, record_id: str) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(records.c.url).where(records.c.duplicate_of == str(record_id))).scalars())
