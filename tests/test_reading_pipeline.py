@@ -67,9 +67,12 @@ def test_the_example_record_comes_out_whole(pipeline):
     assert record.summary.startswith("A team of researchers in Japan says two of four patients")
     assert len(record.summary) <= 300
 
-    # The first related article was stored before any of the others: its list filled in as they came.
-    first = storage.list_records(limit=1000)[-1]
-    assert len(first.similar) >= 4
+    # Whichever related article was stored first found at most the two unrelated ones then; every
+    # list filled in as the others arrived.
+    related_titles = {title for title, _ in RELATED.values()}
+    for other in storage.list_records(limit=1000):
+        if other.title in related_titles:
+            assert len(other.similar) >= 4, other.title
 
     shown = run_cli("read", record_id, env=env).stdout
     assert "Similar Readings (5 items)" in shown
