@@ -121,3 +121,14 @@ def pipeline(tmp_path_factory, db_backend):
     yield env, Storage(env["GLEANER_DATABASE_URL"]), site
     site.stop()
     worker.stop()
+
+
+@pytest.fixture
+def fresh_redis():
+    """A client on an empty database of the session's redis-server, emptied again afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(fresh_redis_db())
+    yield client
+    client.flushdb()
+    client.close()

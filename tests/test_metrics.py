@@ -11,7 +11,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import fresh_redis_db
 from worker import metrics
 from worker.queues import broker_keys
 from worker.redis_server import free_port
@@ -23,11 +22,8 @@ with warnings.catch_warnings():
 
 
 @pytest.fixture
-def client():
-    c = redis.Redis.from_url(fresh_redis_db())  # an empty database of the session's redis-server
-    yield c
-    c.flushdb()
-    c.close()
+def client(fresh_redis):
+    return fresh_redis
 
 
 def test_record_stage_counts_outcomes_per_stage(client):

@@ -8,7 +8,6 @@ import threading
 import pytest
 import redis
 
-from tests.conftest import fresh_redis_db
 from worker import keys
 from worker.scheduler import Registry, RunReport, UnknownSource, politeness_for, rules_for, web_sources
 from worker.sources import Source
@@ -16,11 +15,8 @@ from worker.sources import Source
 
 
 @pytest.fixture
-def client():
-    c = redis.Redis.from_url(fresh_redis_db())  # an empty database of the session's redis-server
-    yield c
-    c.flushdb()
-    c.close()
+def client(fresh_redis):
+    return fresh_redis
 
 
 @pytest.fixture

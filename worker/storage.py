@@ -137,7 +137,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _record_from_row(row: Any) -> Record:
+def record_from_row(row: Any) -> Record:
     return Record(
         id=row.id,
         category_id=row.category_id,
@@ -303,13 +303,13 @@ class Storage:
     def get_record(self, record_id: str) -> Record | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(records).where(records.c.id == str(record_id))).first()
-        return _record_from_row(row) if row else None
+        return record_from_row(row) if row else None
 
     def find_record(self, prefix: str) -> Record | None:
         """A record by full id or by an unambiguous id prefix, as `git` takes commits."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(records).where(records.c.id.like(f"{prefix}%")).limit(2)).all()
-        return _record_from_row(rows[0]) if len(rows) == 1 else None
+        return record_from_row(rows[0]) if len(rows) == 1 else None
 
     def find_record_by_url(self, url: str, canonical_url: str | None = None) -> Record | None:
         """The record last stored from ``url`` or under ``canonical_url`` (a 304 points the job at it)."""
@@ -318,7 +318,7 @@ class Storage:
             match = or_(match, records.c.canonical_url == canonical_url)
         with self.engine.connect() as conn:
             row = conn.execute(select(records).where(match).order_by(records.c.updated_at.desc()).limit(1)).first()
-        return _record_from_row(row) if row else None
+        return record_from_row(row) if row else None
 
     def mark_read(self, record_id: str) -> Record | None:
         with self.engine.begin() as conn:
@@ -356,7 +356,7 @@ class Storage:
             like = f"%{query}%"
             stmt = stmt.where(or_(records.c.title.like(like), records.c.summary.like(like)))
         with self.engine.connect() as conn:
-            return [_record_from_row(r) for r in conn.execute(stmt)]
+            return [record_from_row(r) for r in conn.execute(stmt)]
 
     def iter_records(self, batch: int = 500) -> Iterator[Record]:
         offset = 0
@@ -367,7 +367,7 @@ class Storage:
                 ).all()
             if not rows:
                 return
-            yield from (_record_from_row(r) for r in rows)
+            yield from (record_from_row(r) for r in rows)
             offset += len(rows)
 
     def count_records(self) -> int:

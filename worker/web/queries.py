@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, or_, select
 
 from worker.models import Record
-from worker.storage import Storage, _record_from_row, records
+from worker.storage import Storage, record_from_row, records
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def search_records(storage: Storage, flt: RecordFilter, *, limit: int, offset: i
             .order_by(records.c.created_at.desc(), records.c.id).limit(limit).offset(offset))
     count = select(func.count()).select_from(records).where(*clauses)
     with storage.engine.connect() as conn:
-        rows = [_record_from_row(r) for r in conn.execute(stmt)]
+        rows = [record_from_row(r) for r in conn.execute(stmt)]
         total = conn.execute(count).scalar_one()
     return rows, total
 
