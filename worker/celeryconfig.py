@@ -27,6 +27,7 @@ class CeleryConfig:
     # Fetches are long and uneven; a worker holds one message per process, not four.
     worker_prefetch_multiplier = 1
     worker_cancel_long_running_tasks_on_connection_loss = True
+    worker_consumer = "worker.consumer:Consumer"  # reconnects after a Redis restart (see there)
     broker_connection_retry_on_startup = True
 
     # Outcomes live in the jobs table, so nothing reads task results.

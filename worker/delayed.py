@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import redis
 
-from worker import keys
+from worker import inflight, keys
 
 log = logging.getLogger("gleaner.delayed")
 
@@ -47,7 +47,12 @@ class DelayedJobs:
         # sent) before the loop removes the entry it sent, and must not be removed with it.
         member = json.dumps({"stage": stage, "job": job_id, "priority": priority, "retries": retries,
                              "token": uuid.uuid4().hex}, sort_keys=True)
-        self.redis.zadd(self.key, {member: time.time() + max(0.0, delay)})
+        due = time.time() + max(0.0, delay)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.key, {member: due})
+        # In the in-flight ledger as if sent when due, so the sweeper leaves it alone until then.
+        inflight.mark_sent(pipe, job_id, stage, priority, due)
+        pipe.execute()
 
     def pending(self) -> int:
         return int(self.redis.zcard(self.key))
@@ -64,21 +69,34 @@ class DelayedJobs:
 
 
 class ReleaseLoop(threading.Thread):
-    """Runs in each worker's main process; the claim is atomic, so many loops never double-send."""
+    """Runs in each worker's main process; the claim is atomic, so many loops never double-send.
 
-    def __init__(self, client: redis.Redis, send: Sender, interval: float = POLL_SECONDS) -> None:
+    Every ``sweep_every`` seconds it also calls ``sweep`` (the in-flight ledger's check for lost
+    messages, which takes its own lock so one worker at a time does it).
+    """
+
+    def __init__(self, client: redis.Redis, send: Sender, interval: float = POLL_SECONDS, *,
+                 sweep: Callable[[], object] | None = None, sweep_every: float = 30.0) -> None:
         super().__init__(name="gleaner-delayed", daemon=True)
         self.jobs = DelayedJobs(client)
         self.send = send
         self.interval = interval
+        self.sweep = sweep
+        self.sweep_every = sweep_every
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        next_sweep = time.monotonic() + self.sweep_every
         while not self.stopping.wait(self.interval):
             try:
                 self.jobs.release_due(self.send)
+                if self.sweep is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.sweep_every
+                    self.sweep()
             except redis.RedisError as exc:  # Redis restarting: try again next tick
-                log.warning("could not release delayed jobs: %s", exc)
+                log.warning("could not release delayed jobs or sweep: %s", exc)
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad tick
+                log.exception("delayed-job loop tick failed")
 
     def stop(self) -> None:
         self.stopping.set()

@@ -138,3 +138,18 @@ def metrics_latency(stage: str) -> str:
 def metrics_minute(minute: int) -> str:
     """Hash ``{stage}:{outcome}`` -> runs finished in Unix minute ``minute``; expires."""
     return f"{PREFIX}metrics:minute:{minute}"
+
+
+def inflight() -> str:
+    """Hash: unfinished job -> "stage|priority|sent|started", where its message was last sent (worker/inflight.py)."""
+    return f"{PREFIX}inflight"
+
+
+def consumed() -> str:
+    """Sorted set: "stage:priority-step" scored by the send time of the newest message started there."""
+    return f"{PREFIX}consumed"
+
+
+def sweep_lock() -> str:
+    """Held by the one worker sweeping the in-flight ledger for lost messages."""
+    return f"{PREFIX}sweep-lock"

@@ -57,23 +57,30 @@ def _check(stage: str, outcome: str) -> None:
         raise ValueError(f"stage name {stage!r} must be lowercase letters, digits and underscores")
 
 
-def record_stage(client: redis.Redis, stage: str, outcome: str, seconds: float, *, now: float | None = None) -> bool:
-    """Count one run of ``stage`` that ended in ``outcome`` after ``seconds``.
-
-    One round trip (a non-transactional pipeline). A Redis failure is logged and reported by
-    returning False: losing a metric must never fail the task being measured.
-    """
+def add_stage(pipe: redis.client.Pipeline, stage: str, outcome: str, seconds: float, *,
+              now: float | None = None) -> None:
+    """Queue the commands counting one run of ``stage`` onto a pipeline the caller executes
+    (the stage wrapper sends them with its own bookkeeping: one round trip a task)."""
     _check(stage, outcome)
     seconds = max(0.0, float(seconds))
     minute = int((time.time() if now is None else now) // 60)
     field_name = f"{stage}:{outcome}"
-    pipe = client.pipeline(transaction=False)
     pipe.hincrby(counts_key(), field_name, 1)
     pipe.hincrby(latency_key(stage), bucket_for(seconds), 1)
     pipe.hincrbyfloat(latency_key(stage), "sum", seconds)
     pipe.hincrby(latency_key(stage), "count", 1)
     pipe.hincrby(minute_key(minute), field_name, 1)
     pipe.expire(minute_key(minute), MINUTE_TTL)
+
+
+def record_stage(client: redis.Redis, stage: str, outcome: str, seconds: float, *, now: float | None = None) -> bool:
+    """Count one run of ``stage`` that ended in ``outcome`` after ``seconds``.
+
+    One round trip (a non-transactional pipeline). A Redis failure is logged and reported by
+    returning False: losing a metric must never fail the task being measured.
+    """
+    pipe = client.pipeline(transaction=False)
+    add_stage(pipe, stage, outcome, seconds, now=now)
     try:
         pipe.execute()
     except redis.RedisError as exc:

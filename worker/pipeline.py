@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,11 +23,11 @@ from celery.exceptions import Reject
 from celery.signals import task_failure, worker_ready, worker_shutdown
 from sqlalchemy.exc import DBAPIError
 
-from worker import keys
+from worker import inflight, keys
 from worker.app import app
 from worker.delayed import DelayedJobs, ReleaseLoop
 from worker.errors import IngestError, RetryableError
-from worker.metrics import record_stage
+from worker.metrics import add_stage, record_stage
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
 from worker.storage import TERMINAL_STATES
@@ -40,6 +41,9 @@ MAX_DELIVERIES = 3  # a job whose stage killed its worker this often is poison, 
 
 StageFn = Callable[[dict[str, Any], Runtime], None]
 
+# Whether the stage running on this thread handed its job on; if not, the job has ended there.
+_running = threading.local()
+
 
 def backoff_seconds(retries: int, retry_after: float | None, cap: float) -> float:
     """Exponential backoff with full jitter, or the server's Retry-After, never above cap."""
@@ -50,11 +54,17 @@ def backoff_seconds(retries: int, retry_after: float | None, cap: float) -> floa
 
 def dead_letter(runtime: Runtime, job_id: str, stage: str, reason: str, *,
                 status: int | None = None, attempts: int = 1) -> None:
+    if not runtime.storage.fail_job(job_id, reason=reason, stage=stage, status=status, attempts=attempts):
+        # A spare copy of the message failed after another copy finished the job (the page it
+        # needed was already cleared away): the record stands, nothing failed.
+        log.info("job %s already finished; a late %s copy's failure ignored (%s)", job_id, stage, reason)
+        runtime.redis.hdel(keys.inflight(), job_id)
+        return
     log.warning("job %s failed in %s: %s", job_id, stage, reason)
-    runtime.storage.fail_job(job_id, reason=reason, stage=stage, status=status, attempts=attempts)
     if stage in (Queue.SUMMARIZE.value, Queue.STORE.value):
         _forget_unstored_canonical(runtime, job_id)
     runtime.pages.discard(job_id)
+    runtime.redis.hdel(keys.inflight(), job_id)
 
 
 def _forget_unstored_canonical(runtime: Runtime, job_id: str) -> None:
@@ -77,11 +87,26 @@ def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None, *
     job_id = job if isinstance(job, str) else job["id"]
     if priority is None:
         priority = Priority.MANUAL.value if isinstance(job, str) else job.get("priority", 0)
-    app.send_task(f"gleaner.{queue.value}", args=[job_id], priority=priority, retries=retries)
+    sent = time.time()
+    # Written down before it goes out: a message lost on the way is then found by the sweeper.
+    inflight.mark_sent(get_runtime().redis, job_id, queue.value, priority, sent)
+    app.send_task(f"gleaner.{queue.value}", args=[job_id], kwargs={"sent": sent}, priority=priority,
+                  retries=retries)
+    _running.onward = True
 
 
 def _send_delayed(stage: str, job_id: str, priority: int, retries: int) -> None:
     send(Queue(stage), job_id, priority, retries=retries)
+
+
+def _send_lost(stage: str, job_id: str, priority: int) -> None:
+    send(Queue(stage), job_id, priority)
+
+
+def _sweep() -> None:
+    settings = get_runtime().settings
+    grace = 2.0 * settings.visibility_timeout  # past kombu's own restore of a killed worker's tasks
+    inflight.sweep_once(get_runtime().redis, _send_lost, grace=grace, interval=settings.visibility_timeout / 4)
 
 
 _release_loop: ReleaseLoop | None = None
@@ -90,7 +115,8 @@ _release_loop: ReleaseLoop | None = None
 @worker_ready.connect
 def _start_release_loop(**_: Any) -> None:
     global _release_loop
-    _release_loop = ReleaseLoop(get_runtime().redis, _send_delayed)
+    vt = get_runtime().settings.visibility_timeout
+    _release_loop = ReleaseLoop(get_runtime().redis, _send_delayed, sweep=_sweep, sweep_every=vt / 4)
     _release_loop.start()
 
 
@@ -100,18 +126,21 @@ def _stop_release_loop(**_: Any) -> None:
         _release_loop.stop()
 
 
-def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runtime, limit: int) -> str:
+def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runtime, limit: int,
+         sent: float | None) -> str:
     """Run one stage on one job; return the outcome for the metrics: success, failure or retry."""
     job_id = job["id"]
     attempts = task.request.retries + 1
-    pipe = runtime.redis.pipeline(transaction=False)  # one round trip, not two
+    pipe = runtime.redis.pipeline(transaction=False)  # one round trip for the start's bookkeeping
     pipe.incr(keys.deliveries(job_id, stage))
     pipe.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
+    inflight.mark_started(pipe, job_id, stage, job.get("priority", 0), sent)
     started = pipe.execute()[0]
     if started > MAX_DELIVERIES:
         dead_letter(runtime, job_id, stage,
                     f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
         return "failure"
+    _running.onward = False
     try:
         fn(job, runtime)
     except RetryableError as exc:
@@ -134,21 +163,37 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
         dead_letter(runtime, job_id, stage, f"internal error in {stage}: {type(exc).__name__}: {exc}",
                     attempts=attempts)
         return "failure"
-    runtime.redis.delete(keys.deliveries(job_id, stage))
     return "success"
 
 
-def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime, limit: int) -> None:
+def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: float) -> None:
+    """The end's bookkeeping in one round trip. The stage's work is done and handed on by now, so
+    a Redis failure here is only logged: running the stage again would duplicate its output."""
+    pipe = runtime.redis.pipeline(transaction=False)
+    pipe.delete(keys.deliveries(job_id, stage))
+    if outcome == "success" and not _running.onward:
+        inflight.strike(pipe, job_id)  # the stage ended the job (stored, or unchanged since last time)
+    add_stage(pipe, stage, outcome, seconds)
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not record the end of %s for job %s: %s", stage, job_id, exc)
+
+
+def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime, limit: int,
+             sent: float | None) -> None:
     try:
         job = runtime.storage.get_job(job_id)
         if job is None:
             log.error("job %s is unknown to the database; dropping its %s message", job_id, stage)
+            runtime.redis.hdel(keys.inflight(), job_id)
             return
         if job["state"] in TERMINAL_STATES:
             log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
+            runtime.redis.hdel(keys.inflight(), job_id)
             return
         began = time.perf_counter()
-        outcome = _run(fn, task, stage, job, runtime, limit)
+        outcome = _run(fn, task, stage, job, runtime, limit, sent)
     except DBAPIError as exc:
         # The database is down, not the page: try the same stage again shortly, without
         # spending one of the job's attempts. The stages are idempotent, so a half-done
@@ -160,7 +205,7 @@ def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime,
         DelayedJobs(runtime.redis).add(stage, job_id, priority=priority, retries=task.request.retries, delay=delay)
         runtime.redis.delete(keys.deliveries(job_id, stage))
         return
-    record_stage(runtime.redis, stage, outcome, time.perf_counter() - began)
+    _finish(runtime, stage, job_id, outcome, time.perf_counter() - began)
 
 
 def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:
@@ -168,12 +213,12 @@ def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[Sta
 
     def decorate(fn: StageFn) -> Task:
         @app.task(name=f"gleaner.{stage}", bind=True, max_retries=None)
-        def run(self: Task, job_id: str, **_: Any) -> None:
+        def run(self: Task, job_id: str, sent: float | None = None, **_: Any) -> None:
             # **_ lets a newer producer add arguments without breaking older workers mid-deploy.
             runtime = get_runtime()
             limit = runtime.settings.fetch_retries if max_retries is None else max_retries
             try:
-                _attempt(self, fn, stage, job_id, runtime, limit)
+                _attempt(self, fn, stage, job_id, runtime, limit, sent)
             except BROKER_DOWN as exc:
                 # Redis is unreachable, so nothing can be recorded: hand the message back
                 # (or, if even that fails, leave it unacked for redelivery after the

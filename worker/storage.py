@@ -207,14 +207,17 @@ class Storage:
             )
 
     def fail_job(self, job_id: str, *, reason: str, stage: str, status: int | None = None,
-                 attempts: int = 1) -> None:
+                 attempts: int = 1) -> bool:
+        """Dead-letter a job; False (and nothing changed) if it already ended as a record or a
+        duplicate link, which a late spare copy of a message must not overturn."""
         with self.engine.begin() as conn:
-            conn.execute(
+            result = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id)
+                .where(jobs.c.id == job_id, jobs.c.state.notin_(("done", "duplicate")))
                 .values(state="failed", reason=reason, stage=stage, http_status=status,
                         attempts=attempts, updated_at=utcnow())
             )
+            return result.rowcount > 0
 
     def requeue_job(self, job_id: str) -> None:
         with self.engine.begin() as conn:
