@@ -58,7 +58,7 @@ def near_duplicate_index(rt: Runtime) -> LSHIndex:
     return _index_for(os.getpid(), rt.redis, rt.settings.near_duplicate_threshold)
 
 
-@stage_task(Queue.DEDUPE)
+@stage_task(Queue.DEDUPE, needs_row=False)
 def dedupe(job: dict[str, Any], rt: Runtime) -> None:
     draft = dedupe_draft(rt.pages.get_draft(job["id"]), BoilerplateFilter(rt.redis))
     verdict = near_duplicate_index(rt).check_body(str(draft.record_id), draft.article.body)

@@ -25,7 +25,7 @@ def summarize_draft(draft: Draft, budget: int, config: SummarizerConfig | None =
     )
 
 
-@stage_task(Queue.SUMMARIZE)
+@stage_task(Queue.SUMMARIZE, needs_row=False)
 def summarize(job: dict[str, Any], rt: Runtime) -> None:
     config = SummarizerConfig.from_settings(rt.settings)
     draft = summarize_draft(rt.pages.get_draft(job["id"]), rt.settings.summary_chars, config)

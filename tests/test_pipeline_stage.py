@@ -146,3 +146,29 @@ def test_a_canonical_that_is_never_stored_leaves_the_near_duplicate_index(rt, si
     store.apply(args=[job])
     assert rt.storage.get_job(job)["state"] == "failed"
     assert not index.contains(record_id)
+
+
+def test_the_middle_stages_take_the_job_from_the_message_not_the_database(rt, site):
+    from sqlalchemy import event
+
+    from tasks.dedupe import dedupe
+
+    url = site.page("/carried.html", "<html><head><title>Carried</title></head><body><article>"
+                    "<p>The ferry timetable changed twice this spring, and the islanders kept both copies.</p>"
+                    "</article></body></html>")
+    job = job_for(rt, url)
+    fetch.apply(args=[job])
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(rt.storage.engine, "before_cursor_execute", count)
+    try:
+        parse.apply(args=[job], kwargs={"category": "test", "priority": 0})
+        dedupe.apply(args=[job], kwargs={"category": "test", "priority": 0})
+    finally:
+        event.remove(rt.storage.engine, "before_cursor_execute", count)
+    assert [s for s in statements if "jobs" in s] == []  # no job lookups
+    assert rt.storage.get_job(job)["state"] == "queued"
+    assert rt.redis.hget(keys.inflight(), job).decode().startswith("summarize|0|")

@@ -41,8 +41,10 @@ MAX_DELIVERIES = 3  # a job whose stage killed its worker this often is poison, 
 
 StageFn = Callable[[dict[str, Any], Runtime], None]
 
-# Whether the stage running on this thread handed its job on; if not, the job has ended there.
+# The messages the stage running on this thread has asked to send (None outside a stage); a
+# stage that sent none ended its job there.
 _running = threading.local()
+Outbox = list[tuple[str, str, int, int, dict[str, Any]]]
 
 
 def backoff_seconds(retries: int, retry_after: float | None, cap: float) -> float:
@@ -83,16 +85,28 @@ def _forget_unstored_canonical(runtime: Runtime, job_id: str) -> None:
 
 def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None, *, retries: int = 0) -> None:
     """Hand a job to a stage's queue (by task name; routing picks the queue), keeping the
-    job's priority so a manual URL stays ahead at every stage."""
+    job's priority so a manual URL stays ahead at every stage.
+
+    Called by a running stage, the message goes out when the stage has finished, with the
+    stage's own bookkeeping in the same Redis round trip (see ``_finish``)."""
     job_id = job if isinstance(job, str) else job["id"]
     if priority is None:
         priority = Priority.MANUAL.value if isinstance(job, str) else job.get("priority", 0)
+    # The job's category and priority ride along, so the middle stages need no database lookup.
+    fields = {"priority": priority} if isinstance(job, str) else {"priority": priority, "category": job["category_id"]}
+    outbox = getattr(_running, "outbox", None)
+    if outbox is not None:
+        outbox.append((queue.value, job_id, priority, retries, fields))
+        return
     sent = time.time()
     # Written down before it goes out: a message lost on the way is then found by the sweeper.
     inflight.mark_sent(get_runtime().redis, job_id, queue.value, priority, sent)
-    app.send_task(f"gleaner.{queue.value}", args=[job_id], kwargs={"sent": sent}, priority=priority,
+    _publish(queue.value, job_id, priority, retries, sent, fields)
+
+
+def _publish(stage: str, job_id: str, priority: int, retries: int, sent: float, fields: dict[str, Any]) -> None:
+    app.send_task(f"gleaner.{stage}", args=[job_id], kwargs={"sent": sent, **fields}, priority=priority,
                   retries=retries)
-    _running.onward = True
 
 
 def _send_delayed(stage: str, job_id: str, priority: int, retries: int) -> None:
@@ -140,7 +154,6 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
         dead_letter(runtime, job_id, stage,
                     f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
         return "failure"
-    _running.onward = False
     try:
         fn(job, runtime)
     except RetryableError as exc:
@@ -166,34 +179,58 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     return "success"
 
 
-def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: float) -> None:
-    """The end's bookkeeping in one round trip. The stage's work is done and handed on by now, so
-    a Redis failure here is only logged: running the stage again would duplicate its output."""
+def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: float, outbox: Outbox) -> None:
+    """The end's bookkeeping in one round trip, then the stage's onward messages.
+
+    If Redis fails before the onward messages are written down and sent, the error goes up and
+    the message is handed back: the stage runs again, which is harmless (stages are idempotent),
+    where carrying on would strand the job. With nothing to send, a Redis failure here is only
+    logged: the stage's work is done and running it again would gain nothing."""
+    sends = outbox if outcome == "success" else []
+    now = time.time()
     pipe = runtime.redis.pipeline(transaction=False)
     pipe.delete(keys.deliveries(job_id, stage))
-    if outcome == "success" and not _running.onward:
+    for next_stage, next_job, priority, _retries, _fields in sends:
+        inflight.mark_sent(pipe, next_job, next_stage, priority, now)
+    if outcome == "success" and not sends:
         inflight.strike(pipe, job_id)  # the stage ended the job (stored, or unchanged since last time)
     add_stage(pipe, stage, outcome, seconds)
     try:
         pipe.execute()
     except redis.RedisError as exc:
+        if sends:
+            raise
         log.warning("could not record the end of %s for job %s: %s", stage, job_id, exc)
+    for next_stage, next_job, priority, retries, fields in sends:
+        _publish(next_stage, next_job, priority, retries, now, fields)
+
+
+def _load_job(runtime: Runtime, stage: str, job_id: str, fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The job as the stage needs it: from its message when it carries enough, else its row.
+    None when there is nothing to do (unknown, or already finished)."""
+    if fields is not None:
+        return {"id": job_id, "state": "queued", **fields}
+    job = runtime.storage.get_job(job_id)
+    if job is None:
+        log.error("job %s is unknown to the database; dropping its %s message", job_id, stage)
+    elif job["state"] in TERMINAL_STATES:
+        log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
+        job = None
+    if job is None:
+        runtime.redis.hdel(keys.inflight(), job_id)
+    return job
 
 
 def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime, limit: int,
-             sent: float | None) -> None:
+             sent: float | None, fields: dict[str, Any] | None) -> None:
+    _running.outbox = []
     try:
-        job = runtime.storage.get_job(job_id)
+        job = _load_job(runtime, stage, job_id, fields)
         if job is None:
-            log.error("job %s is unknown to the database; dropping its %s message", job_id, stage)
-            runtime.redis.hdel(keys.inflight(), job_id)
-            return
-        if job["state"] in TERMINAL_STATES:
-            log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
-            runtime.redis.hdel(keys.inflight(), job_id)
             return
         began = time.perf_counter()
         outcome = _run(fn, task, stage, job, runtime, limit, sent)
+        _finish(runtime, stage, job_id, outcome, time.perf_counter() - began, _running.outbox)
     except DBAPIError as exc:
         # The database is down, not the page: try the same stage again shortly, without
         # spending one of the job's attempts. The stages are idempotent, so a half-done
@@ -204,21 +241,28 @@ def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime,
         priority = (task.request.delivery_info or {}).get("priority") or 0
         DelayedJobs(runtime.redis).add(stage, job_id, priority=priority, retries=task.request.retries, delay=delay)
         runtime.redis.delete(keys.deliveries(job_id, stage))
-        return
-    _finish(runtime, stage, job_id, outcome, time.perf_counter() - began)
+    finally:
+        _running.outbox = None
 
 
-def stage_task(queue: Queue, *, max_retries: int | None = None) -> Callable[[StageFn], Task]:
+def stage_task(queue: Queue, *, max_retries: int | None = None, needs_row: bool = True) -> Callable[[StageFn], Task]:
+    """Wrap a stage function as its Celery task. ``needs_row``: read the job's row before each
+    run (its URL, and whether it already finished) rather than trust the message's fields; the
+    first and last stages do, so a redelivered job is neither fetched nor stored twice."""
     stage = queue.value
 
     def decorate(fn: StageFn) -> Task:
         @app.task(name=f"gleaner.{stage}", bind=True, max_retries=None)
-        def run(self: Task, job_id: str, sent: float | None = None, **_: Any) -> None:
+        def run(self: Task, job_id: str, sent: float | None = None, category: str | None = None,
+                priority: int | None = None, **_: Any) -> None:
             # **_ lets a newer producer add arguments without breaking older workers mid-deploy.
             runtime = get_runtime()
             limit = runtime.settings.fetch_retries if max_retries is None else max_retries
+            fields = None
+            if not needs_row and category is not None and priority is not None:
+                fields = {"category_id": category, "priority": priority}
             try:
-                _attempt(self, fn, stage, job_id, runtime, limit, sent)
+                _attempt(self, fn, stage, job_id, runtime, limit, sent, fields)
             except BROKER_DOWN as exc:
                 # Redis is unreachable, so nothing can be recorded: hand the message back
                 # (or, if even that fails, leave it unacked for redelivery after the

@@ -208,12 +208,13 @@ class Storage:
 
     def fail_job(self, job_id: str, *, reason: str, stage: str, status: int | None = None,
                  attempts: int = 1) -> bool:
-        """Dead-letter a job; False (and nothing changed) if it already ended as a record or a
-        duplicate link, which a late spare copy of a message must not overturn."""
+        """Dead-letter a job; False (and nothing changed) if it already ended (a record, a
+        duplicate link or an earlier dead letter), which a late spare copy of a message must not
+        overturn or reword."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.state.notin_(("done", "duplicate")))
+                .where(jobs.c.id == job_id, jobs.c.state == "queued")
                 .values(state="failed", reason=reason, stage=stage, http_status=status,
                         attempts=attempts, updated_at=utcnow())
             )
