@@ -11,7 +11,7 @@ from worker.runtime import Runtime
 SIMILAR_ITEMS = 5  # the record's "Similar Readings (5 items)"
 
 
-@stage_task(Queue.STORE)
+@stage_task(Queue.STORE, needs_row=False)
 def store(job: dict[str, Any], rt: Runtime) -> None:
     draft = rt.pages.get_draft(job["id"])
     # The upsert is idempotent, so a redelivered store (worker killed after the write) is harmless.

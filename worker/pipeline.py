@@ -247,8 +247,10 @@ def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime,
 
 def stage_task(queue: Queue, *, max_retries: int | None = None, needs_row: bool = True) -> Callable[[StageFn], Task]:
     """Wrap a stage function as its Celery task. ``needs_row``: read the job's row before each
-    run (its URL, and whether it already finished) rather than trust the message's fields; the
-    first and last stages do, so a redelivered job is neither fetched nor stored twice."""
+    run (its URL, and whether it already finished) rather than trust the message's fields. Fetch
+    does, so a redelivered finished job is not fetched again; the later stages need only the
+    in-flight page or draft, which a finished job no longer has (a late copy then ends quietly,
+    see ``dead_letter``), and the store's upsert makes a second store change nothing."""
     stage = queue.value
 
     def decorate(fn: StageFn) -> Task:
