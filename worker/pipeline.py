@@ -104,6 +104,18 @@ def send(queue: Queue, job: dict[str, Any] | str, priority: int | None = None, *
     _publish(queue.value, job_id, priority, retries, sent, fields)
 
 
+def send_many(queue: Queue, job_ids: list[str], priority: int) -> None:
+    """``send`` for a batch from outside a stage (enqueueing): the ledger entries go to Redis in
+    one round trip, then the messages."""
+    sent = time.time()
+    pipe = get_runtime().redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        inflight.mark_sent(pipe, job_id, queue.value, priority, sent)
+    pipe.execute()
+    for job_id in job_ids:
+        _publish(queue.value, job_id, priority, 0, sent, {"priority": priority})
+
+
 def _publish(stage: str, job_id: str, priority: int, retries: int, sent: float, fields: dict[str, Any]) -> None:
     app.send_task(f"gleaner.{stage}", args=[job_id], kwargs={"sent": sent, **fields}, priority=priority,
                   retries=retries)

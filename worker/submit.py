@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from tasks.fetch import check_url
 from worker.errors import InvalidURLError
-from worker.pipeline import send
+from worker.pipeline import send_many
 from worker.queues import Priority, Queue
 from worker.storage import TERMINAL_STATES, Storage
+
+SEND_BATCH = 500  # URLs whose ledger entries go to Redis in one round trip
 
 
 @dataclass
@@ -40,15 +42,20 @@ def submit(storage: Storage, urls: Sequence[str], category_id: str,
     broker is still visible as queued rather than lost. ``progress`` gets the number handled.
     """
     job_ids = storage.create_jobs(list(urls), category_id, int(priority))
-    for job_id, url in zip(job_ids, urls):
-        try:
-            check_url(url)
-        except InvalidURLError as exc:
-            storage.fail_job(job_id, reason=exc.reason, stage="enqueue", attempts=0)
-        else:
-            send(Queue.FETCH, job_id, int(priority))
+    pairs = list(zip(job_ids, urls))
+    for start in range(0, len(pairs), SEND_BATCH):
+        batch = pairs[start : start + SEND_BATCH]
+        valid = []
+        for job_id, url in batch:
+            try:
+                check_url(url)
+            except InvalidURLError as exc:
+                storage.fail_job(job_id, reason=exc.reason, stage="enqueue", attempts=0)
+            else:
+                valid.append(job_id)
+        send_many(Queue.FETCH, valid, int(priority))
         if progress:
-            progress(1)
+            progress(len(batch))
     return job_ids
 
 
