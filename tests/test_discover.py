@@ -126,7 +126,8 @@ def rt(redis_url, tmp_path, monkeypatch):
     storage = Storage(f"sqlite:///{tmp_path / 'discover.db'}")
     sent: list[tuple[str, int]] = []
     # The jobs are real rows; only the broker message is caught, so no worker elsewhere sees it.
-    monkeypatch.setattr("worker.submit.send", lambda queue, job_id, priority=None: sent.append((job_id, priority)))
+    monkeypatch.setattr("worker.submit.send_many",
+                        lambda queue, job_ids, priority: sent.extend((job_id, priority) for job_id in job_ids))
     runtime = Runtime(settings=get_settings(), storage=storage, redis=client, pages=PageStore(client, 60),
                       similar=SimilarIndex(storage.engine))
     runtime.sent = sent  # type: ignore[attr-defined]
@@ -295,5 +296,5 @@ def test_urls_that_could_not_be_queued_are_found_again(rt, site, monkeypatch):
     with pytest.raises(ConnectionError):
         discover_source(source, rt)
     monkeypatch.undo()
-    monkeypatch.setattr("worker.submit.send", lambda *a, **k: None)
+    monkeypatch.setattr("worker.submit.send_many", lambda *a, **k: None)
     assert discover_source(source, rt).new == 2
