@@ -89,6 +89,8 @@ def test_the_sweep_sends_lost_jobs_to_the_stage_they_were_lost_at(fresh_redis):
     sent = []
     assert sweep(fresh_redis, lambda *a: sent.append(a), grace=GRACE, now=now, batch=500) == ["lost-1"]
     assert sent == [("summarize", "lost-1", 0)]
+    # 2,500 waiting + the lost one + the young one + the other job whose start moved the mark
+    assert inflight.resent_total(fresh_redis) == 1 and inflight.unfinished(fresh_redis) == 2503
 
 
 def test_only_one_worker_sweeps_in_an_interval(fresh_redis):

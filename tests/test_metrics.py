@@ -109,6 +109,8 @@ def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
     metrics.record_stage(client, "fetch", "failure", 2.0)
     metrics.record_stage(client, "store", "success", 0.004)
     client.lpush("parse", "a", "b")
+    client.hset("gleaner:inflight", "job-1", "parse|0|1.0|")  # one job between stages
+    client.incrby("gleaner:metrics:resent", 3)  # the sweeper resent three lost messages
     storage = Storage(f"sqlite:///{tmp_path / 'm.db'}")
     storage.create_jobs(["http://example.invalid/a", "http://example.invalid/b"], "t")
     app = create_app(storage, redis_client=client, workers=lambda: [{"name": "w@h", "queues": ["fetch"]}],
@@ -134,6 +136,8 @@ def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
     assert samples[("gleaner_workers_online", ())] == 1
     assert samples[("gleaner_retry_waiting_jobs", ())] == 0
     assert samples[("gleaner_in_flight_messages", ())] == 0
+    assert samples[("gleaner_unfinished_jobs", ())] == 1
+    assert samples[("gleaner_lost_messages_resent_total", ())] == 3
 
 
 @pytest.mark.integration

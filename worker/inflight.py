@@ -122,9 +122,20 @@ def sweep(client: redis.Redis, send: Sender, *, grace: float, now: float | None 
         for e in lost(entries, client, grace=grace, now=now):
             log.warning("job %s: its %s message was lost (a broker restart?); sending it again", e.job_id, e.stage)
             send(e.stage, e.job_id, e.priority)
+            client.incr(keys.metrics_resent())  # /metrics: gleaner_lost_messages_resent_total
             resent.append(e.job_id)
         if cursor == 0:
             return resent
+
+
+def resent_total(client: redis.Redis) -> int:
+    """How many lost messages the sweeper has sent again since the Redis data began."""
+    return int(client.get(keys.metrics_resent()) or 0)
+
+
+def unfinished(client: redis.Redis) -> int:
+    """Jobs in the ledger: sent to a stage (or waiting out a retry) and not yet finished."""
+    return int(client.hlen(keys.inflight()))
 
 
 def sweep_once(client: redis.Redis, send: Sender, *, grace: float, interval: float) -> list[str] | None:

@@ -153,3 +153,8 @@ def consumed() -> str:
 def sweep_lock() -> str:
     """Held by the one worker sweeping the in-flight ledger for lost messages."""
     return f"{PREFIX}sweep-lock"
+
+
+def metrics_resent() -> str:
+    """Counter: messages the sweeper found lost and sent again (worker/inflight.py)."""
+    return f"{PREFIX}metrics:resent"

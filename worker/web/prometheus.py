@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from worker import metrics
+from worker import inflight, metrics
 from worker.delayed import DelayedJobs
 from worker.queues import Queue
 
@@ -57,6 +57,11 @@ class GleanerCollector(Collector):
 
         yield GaugeMetricFamily("gleaner_retry_waiting_jobs", "Jobs waiting out a backoff before a retry.",
                                 value=DelayedJobs(s.redis).pending())
+
+        yield GaugeMetricFamily("gleaner_unfinished_jobs", "Jobs in the in-flight ledger: sent to a stage, not finished.",
+                                value=inflight.unfinished(s.redis))
+        yield CounterMetricFamily("gleaner_lost_messages_resent", "Messages the broker lost that the sweeper sent again.",
+                                  value=inflight.resent_total(s.redis))
 
         jobs = GaugeMetricFamily("gleaner_jobs", "Jobs by state.", labels=["state"])
         known = s.storage.count_jobs()
