@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import redis
 
 from worker import keys
-from worker.queues import PRIORITY_SEP, Priority
+from worker.queues import Priority, broker_key
 
 log = logging.getLogger("gleaner.inflight")
 
@@ -42,8 +42,7 @@ def step(priority: int) -> int:
 
 def broker_list(stage: str, priority: int) -> str:
     """The Redis list holding a stage's messages of this priority."""
-    s = step(priority)
-    return stage if s == 0 else f"{stage}{PRIORITY_SEP}{s}"
+    return broker_key(stage, step(priority))
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def lost(entries: list[Entry], client: redis.Redis, *, grace: float, now: float)
     pipe = client.pipeline(transaction=False)
     for stage, s in queues:
         pipe.zscore(keys.consumed(), f"{stage}:{s}")
-        pipe.llen(broker_list(stage, s))
+        pipe.llen(broker_key(stage, s))
     answers = pipe.execute()
     newest = {q: answers[2 * i] for i, q in enumerate(queues)}
     length = {q: answers[2 * i + 1] for i, q in enumerate(queues)}

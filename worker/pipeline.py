@@ -60,13 +60,13 @@ def dead_letter(runtime: Runtime, job_id: str, stage: str, reason: str, *,
         # A spare copy of the message failed after another copy finished the job (the page it
         # needed was already cleared away): the record stands, nothing failed.
         log.info("job %s already finished; a late %s copy's failure ignored (%s)", job_id, stage, reason)
-        runtime.redis.hdel(keys.inflight(), job_id)
+        inflight.strike(runtime.redis, job_id)
         return
     log.warning("job %s failed in %s: %s", job_id, stage, reason)
     if stage in (Queue.SUMMARIZE.value, Queue.STORE.value):
         _forget_unstored_canonical(runtime, job_id)
     runtime.pages.discard(job_id)
-    runtime.redis.hdel(keys.inflight(), job_id)
+    inflight.strike(runtime.redis, job_id)
 
 
 def _forget_unstored_canonical(runtime: Runtime, job_id: str) -> None:
@@ -121,18 +121,19 @@ def _publish(stage: str, job_id: str, priority: int, retries: int, sent: float, 
                   retries=retries)
 
 
-def _send_delayed(stage: str, job_id: str, priority: int, retries: int) -> None:
+def _send_again(stage: str, job_id: str, priority: int, retries: int = 0) -> None:
+    """For the release loop (a retry that is due) and the sweeper (a lost message)."""
     send(Queue(stage), job_id, priority, retries=retries)
 
 
-def _send_lost(stage: str, job_id: str, priority: int) -> None:
-    send(Queue(stage), job_id, priority)
+def _sweep_every(runtime: Runtime) -> float:
+    return runtime.settings.visibility_timeout / 4
 
 
 def _sweep() -> None:
-    settings = get_runtime().settings
-    grace = 2.0 * settings.visibility_timeout  # past kombu's own restore of a killed worker's tasks
-    inflight.sweep_once(get_runtime().redis, _send_lost, grace=grace, interval=settings.visibility_timeout / 4)
+    runtime = get_runtime()
+    grace = 2.0 * runtime.settings.visibility_timeout  # past kombu's own restore of a killed worker's tasks
+    inflight.sweep_once(runtime.redis, _send_again, grace=grace, interval=_sweep_every(runtime))
 
 
 _release_loop: ReleaseLoop | None = None
@@ -141,8 +142,8 @@ _release_loop: ReleaseLoop | None = None
 @worker_ready.connect
 def _start_release_loop(**_: Any) -> None:
     global _release_loop
-    vt = get_runtime().settings.visibility_timeout
-    _release_loop = ReleaseLoop(get_runtime().redis, _send_delayed, sweep=_sweep, sweep_every=vt / 4)
+    runtime = get_runtime()
+    _release_loop = ReleaseLoop(runtime.redis, _send_again, sweep=_sweep, sweep_every=_sweep_every(runtime))
     _release_loop.start()
 
 
@@ -229,7 +230,7 @@ def _load_job(runtime: Runtime, stage: str, job_id: str, fields: dict[str, Any] 
         log.info("job %s already %s; %s redelivery ignored", job_id, job["state"], stage)
         job = None
     if job is None:
-        runtime.redis.hdel(keys.inflight(), job_id)
+        inflight.strike(runtime.redis, job_id)
     return job
 
 

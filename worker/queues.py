@@ -28,9 +28,14 @@ class Priority(int, enum.Enum):
         return [0, 3, 6, 9]
 
 
+def broker_key(queue: str, step: int) -> str:
+    """The Redis list behind one queue's priority step (kombu's naming)."""
+    return queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}"
+
+
 def broker_keys(queue: str) -> list[str]:
     """The Redis lists behind one queue (kombu keeps one list per priority step)."""
-    return [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}" for p in Priority.steps()]
+    return [broker_key(queue, p) for p in Priority.steps()]
 
 
 PRIORITY_SEP = ":"
