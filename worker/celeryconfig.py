@@ -29,6 +29,7 @@ class CeleryConfig:
     worker_cancel_long_running_tasks_on_connection_loss = True
     worker_consumer = "worker.consumer:Consumer"  # reconnects after a Redis restart (see there)
     broker_connection_retry_on_startup = True
+    broker_transport = "worker.transport:Transport"  # kombu's Redis transport, minus a client per command
 
     # Outcomes live in the jobs table, so nothing reads task results.
     task_ignore_result = True
