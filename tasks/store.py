@@ -4,26 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.models import Draft
 from worker.pipeline import stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
+from worker.similar import SimilarIndex
+from worker.storage import Storage
 
 SIMILAR_ITEMS = 5  # the record's "Similar Readings (5 items)"
 
 
-@stage_task(Queue.STORE, needs_row=False)
-def store(job: dict[str, Any], rt: Runtime) -> None:
-    draft = rt.pages.get_draft(job["id"])
-    # The upsert is idempotent, so a redelivered store (worker killed after the write) is harmless.
-    record_id, duplicate_of = rt.storage.upsert_record(draft)
-    if duplicate_of is None:
+def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: str | None = None) -> tuple[str, str | None]:
+    """Store the draft with its similar readings and end its job; (record id, canonical id if a
+    duplicate).
+
+    The related records are looked up first (they exclude the record itself, so it need not be
+    stored yet), then the record, its readings and the job's end are written in one transaction:
+    one write lock per article. The upsert is idempotent, so a redelivered store (worker killed
+    after the write) is harmless.
+    """
+    related = None
+    if draft.duplicate_of is None:
         # Similar readings come from the full-text index over every canonical record stored so far.
-        related = rt.similar.related(record_id, k=SIMILAR_ITEMS)
-        rt.storage.set_similar(record_id, related)
+        exclude = {str(draft.record_id)} if draft.record_id else set()
+        related = similar.related_to(draft.article.title, draft.article.body, k=SIMILAR_ITEMS, exclude=exclude)
+    record_id, duplicate_of = storage.upsert_record(draft, similar=related, job_id=job_id)
+    if duplicate_of is None and related:
         # An early record found few neighbours when it was stored; this one may be among them now.
-        counts = rt.storage.similar_counts([str(ref.id) for ref in related])
+        counts = storage.similar_counts([str(ref.id) for ref in related])
         for neighbour, count in counts.items():
             if count < SIMILAR_ITEMS:
-                rt.storage.set_similar(neighbour, rt.similar.related(neighbour, k=SIMILAR_ITEMS))
-    rt.storage.finish_job(job["id"], record_id=record_id, duplicate_of=duplicate_of)
+                storage.set_similar(neighbour, similar.related(neighbour, k=SIMILAR_ITEMS))
+    return record_id, duplicate_of
+
+
+@stage_task(Queue.STORE, needs_row=False)
+def store(job: dict[str, Any], rt: Runtime) -> None:
+    store_draft(rt.pages.get_draft(job["id"]), rt.storage, rt.similar, job_id=job["id"])
     rt.pages.discard(job["id"])

@@ -81,3 +81,39 @@ def test_read_bumps_count_and_time(storage):
     record = storage.mark_read(rid)
     assert record.read_count == 2 and record.last_read_at is not None
     assert storage.find_record(rid[:8]).id == record.id
+
+
+def test_a_store_writes_record_readings_and_job_end_together(storage):
+    from worker.models import SimilarRef
+
+    other, _ = storage.upsert_record(draft("https://a.test/other", ["other"], digest="o"))
+    job = storage.create_jobs(["https://a.test/new"], "news")[0]
+    new = draft("https://a.test/new", ["new"], digest="n").model_copy(update={"record_id": uuid.uuid4()})
+    readings = [SimilarRef(id=other, title="Title"), SimilarRef(id=new.record_id, title="self")]
+    record_id, dup = storage.upsert_record(new, similar=readings, job_id=job)
+    assert dup is None
+    assert [str(s.id) for s in storage.get_record(record_id).similar] == [other]  # never itself
+    row = storage.get_job(job)
+    assert (row["state"], row["record_id"]) == ("done", record_id)
+    # A copy is a link: its job ends as a duplicate and it lists no readings of its own.
+    copy_job = storage.create_jobs(["https://b.test/copy"], "news")[0]
+    copy_id, dup = storage.upsert_record(draft("https://b.test/copy", ["new"], digest="n"),
+                                         similar=[SimilarRef(id=other, title="Title")], job_id=copy_job)
+    assert dup == record_id and storage.get_record(copy_id).similar == []
+    assert storage.get_job(copy_job)["state"] == "duplicate"
+
+
+def test_a_failed_store_leaves_the_job_open(storage, monkeypatch):
+    import worker.storage as storage_module
+
+    job = storage.create_jobs(["https://a.test/fails"], "news")[0]
+
+    def broken(conn, record_id, similar):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(storage_module, "_set_similar", broken)
+    with pytest.raises(RuntimeError):
+        storage.upsert_record(draft("https://a.test/fails", ["x"], digest="f"), similar=[], job_id=job)
+    # One transaction: no record without its job's end, and the job can run again.
+    assert storage.find_record_by_url("https://a.test/fails") is None
+    assert storage.get_job(job)["state"] == "queued"
