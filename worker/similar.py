@@ -27,11 +27,13 @@ import re
 import threading
 import time
 import unicodedata
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
@@ -86,34 +88,50 @@ class DocFreq:
     Exact frequencies would cost a scan of each term's posting list per lookup (as much as
     putting the term in the query); a sample of a few thousand records gets the common words right,
     and a word absent from it is rare, which is all the term choice needs to know.
+
+    Held as two arrays (sorted word hashes, counts) rather than a dict of words: a sample of
+    news holds tens of thousands of distinct words, about 5 MB as a dict and 0.6 MB this way,
+    and a worker keeps one for good. The hash is Python's own: this object never leaves its process.
     """
 
     n_docs: int
     sample_size: int
-    counts: Counter[str]
+    hashes: np.ndarray  # int64, sorted: the words seen in the sample
+    counts: np.ndarray  # int64: how many sampled records hold each
     built_at: float = field(default_factory=time.monotonic)
 
-    def estimate(self, term: str) -> float:
-        seen = self.counts.get(term, 0)
+    def estimates(self, terms: Sequence[str]) -> list[float]:
+        """Estimated number of indexed records holding each term (one vectorised lookup)."""
         if self.sample_size <= 0:
-            return 1.0
-        if seen == 0:
-            # Unseen in a full sample: only in newer records. Unseen in a partial one: rarer than
-            # one in sample_size, so guess half of that.
-            return 1.0 if self.sample_size >= self.n_docs else 0.5 * self.n_docs / self.sample_size
-        return seen * max(self.n_docs, self.sample_size) / self.sample_size
+            return [1.0] * len(terms)
+        wanted = np.fromiter(map(hash, terms), dtype=np.int64, count=len(terms))
+        at = np.searchsorted(self.hashes, wanted)
+        at[at >= len(self.hashes)] = 0
+        found = (self.hashes[at] == wanted) if len(self.hashes) else np.zeros(len(terms), dtype=bool)
+        seen = np.where(found, self.counts[at] if len(self.counts) else 0, 0)
+        # Unseen in a full sample: only in newer records. Unseen in a partial one: rarer than one
+        # in sample_size, so guess half of that.
+        unseen = 1.0 if self.sample_size >= self.n_docs else 0.5 * self.n_docs / self.sample_size
+        scale = max(self.n_docs, self.sample_size) / self.sample_size
+        return np.where(seen > 0, seen * scale, unseen).tolist()
+
+    def estimate(self, term: str) -> float:
+        return self.estimates([term])[0]
 
     @classmethod
     def from_texts(cls, n_docs: int, texts: Iterable[tuple[str, Sequence[str]]]) -> DocFreq:
-        counts: Counter[str] = Counter()
+        # One flat buffer of each record's distinct word hashes, counted at the end: no
+        # per-word objects that would outlive the count in the worker's heap.
+        seen = array("q")
         size = 0
         for title, body in texts:
             size += 1
             words = set(tokens(title))
             for paragraph in body:
                 words.update(tokens(paragraph))
-            counts.update(w for w in words if _useful(w))
-        return cls(n_docs=max(n_docs, size), sample_size=size, counts=counts)
+            seen.extend(hash(w) for w in words if _useful(w))
+        hashes, counts = np.unique(np.frombuffer(seen, dtype=np.int64), return_counts=True)
+        return cls(n_docs=max(n_docs, size), sample_size=size, hashes=hashes, counts=counts.astype(np.int64))
 
 
 TITLE_BOOST = 2.0  # a word in the headline counts like a word said e^2 ≈ 7 times in the body
@@ -132,8 +150,8 @@ def query_terms(title: str, body: Sequence[str], df: DocFreq, *, max_terms: int 
     title_words = {t for t in tokens(title) if _useful(t)}
     n = max(df.n_docs, 1)
     scored: list[tuple[float, str, float]] = []
-    for term in body_tf.keys() | title_words:
-        freq = df.estimate(term)
+    candidates = list(body_tf.keys() | title_words)
+    for term, freq in zip(candidates, df.estimates(candidates)):
         if freq > max_df_share * n and n > 50:
             continue  # in more than a tenth of all records: says nothing, costs a lot
         tf = body_tf.get(term, 0)
@@ -423,7 +441,7 @@ class SimilarIndex:
         twice in the expression, so BM25 counts them twice: a bonus for the rarest evidence.)
         """
         cap = max(self.gate_df, self.gate_share * df.n_docs)
-        gate = [t for t in terms if df.estimate(t) <= cap]
+        gate = [t for t, freq in zip(terms, df.estimates(terms)) if freq <= cap]
         if len(gate) < self.gate_min_terms or len(gate) == len(terms):
             return _fts5_query(terms)
         return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
@@ -497,31 +515,29 @@ class SimilarIndex:
             self._df = self._sample()
 
     def _sample(self) -> DocFreq:
+        # Rows are counted as they arrive, a chunk at a time: holding a few thousand bodies at
+        # once would leave the worker's heap that much bigger for good (Python keeps the arenas).
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 # docids are dense-ish integers: random ones are a cheap uniform sample.
                 top = conn.execute(text("SELECT max(docid) FROM similar_docs")).scalar() or 0
                 if top <= self.sample_size:
-                    rows = conn.execute(text(
-                        "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id")).all()
+                    picks = list(range(1, top + 1))
                 else:
                     picks = random.sample(range(1, top + 1), self.sample_size)
-                    rows = []
-                    for i in range(0, len(picks), 500):
-                        chunk = picks[i:i + 500]
-                        rows += conn.execute(text(
-                            "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
-                            f"WHERE d.docid IN ({','.join(str(p) for p in chunk)})")).all()
+                chunks = (picks[i:i + 200] for i in range(0, len(picks), 200))
+                rows = (row for chunk in chunks for row in conn.execute(text(
+                    "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
+                    f"WHERE d.docid IN ({','.join(str(p) for p in chunk)})")))
                 n_docs = top
             else:
                 n_docs = conn.execute(text(
                     "SELECT count(*) FROM records WHERE duplicate_of IS NULL")).scalar() or 0
                 if n_docs <= self.sample_size:
-                    rows = conn.execute(text(
-                        "SELECT title, body FROM records WHERE duplicate_of IS NULL")).all()
+                    query, params = "SELECT title, body FROM records WHERE duplicate_of IS NULL", {}
                 else:
                     pct = min(100.0, 100.0 * 2 * self.sample_size / n_docs)
-                    rows = conn.execute(text(
-                        f"SELECT title, body FROM records TABLESAMPLE BERNOULLI ({pct:.6f}) "
-                        "WHERE duplicate_of IS NULL LIMIT :n"), {"n": self.sample_size}).all()
-        return DocFreq.from_texts(n_docs, ((r.title or "", _body_list(r.body)) for r in rows))
+                    query, params = (f"SELECT title, body FROM records TABLESAMPLE BERNOULLI ({pct:.6f}) "
+                                     "WHERE duplicate_of IS NULL LIMIT :n", {"n": self.sample_size})
+                rows = conn.execution_options(yield_per=200).execute(text(query), params)
+            return DocFreq.from_texts(n_docs, ((r.title or "", _body_list(r.body)) for r in rows))
