@@ -58,11 +58,17 @@ def near_duplicate_index(rt: Runtime) -> LSHIndex:
     return _index_for(os.getpid(), rt.redis, rt.settings.near_duplicate_threshold)
 
 
+def link_near_duplicate(draft: Draft, index: LSHIndex) -> Draft:
+    """The draft, pointing at the record it nearly copies if the index knows one (and made its
+    canonical otherwise)."""
+    verdict = index.check_body(str(draft.record_id), draft.article.body)
+    if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
+        draft = draft.model_copy(update={"duplicate_of": uuid.UUID(verdict.duplicate_of)})
+    return draft
+
+
 @stage_task(Queue.DEDUPE, needs_row=False)
 def dedupe(job: dict[str, Any], rt: Runtime) -> None:
     draft = dedupe_draft(rt.pages.get_draft(job["id"]), BoilerplateFilter(rt.redis))
-    verdict = near_duplicate_index(rt).check_body(str(draft.record_id), draft.article.body)
-    if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
-        draft = draft.model_copy(update={"duplicate_of": uuid.UUID(verdict.duplicate_of)})
-    rt.pages.put_draft(draft)
+    rt.pages.put_draft(link_near_duplicate(draft, near_duplicate_index(rt)))
     send(Queue.SUMMARIZE, job)

@@ -25,7 +25,7 @@ __all__ = ["MinHasher", "estimate_similarity", "jaccard", "mix64"]
 DEFAULT_NUM_PERM = 128
 DEFAULT_SHINGLE = 5  # words per shingle
 DEFAULT_SEED = 0x676C65616E6572  # fixed, so signatures agree across machines and restarts
-TOKEN_CACHE_SIZE = 500_000  # distinct words remembered per process; news vocabularies repeat
+TOKEN_CACHE_SIZE = 20_000  # words remembered per process (about 2 MB): the common ones, which repeat
 CHUNK = 512  # shingles per block of the (shingles x permutations) product; bounds scratch memory
 
 _U64 = np.uint64

@@ -172,3 +172,22 @@ def test_the_middle_stages_take_the_job_from_the_message_not_the_database(rt, si
     assert [s for s in statements if "jobs" in s] == []  # no job lookups
     assert rt.storage.get_job(job)["state"] == "queued"
     assert rt.redis.hget(keys.inflight(), job).decode().startswith("summarize|0|")
+
+
+def test_run_inline_takes_a_url_through_every_stage_without_the_broker(rt, site):
+    from worker.pipeline import run_inline
+
+    url = site.page("/inline.html", "<html><head><title>Inline</title></head><body><article><h1>Inline</h1>"
+                    "<p>The harbour master counted forty boats on Tuesday, twelve more than last year.</p>"
+                    "<p>Most of them came in before the storm warning was lifted at noon.</p></article></body></html>")
+    job = job_for(rt, url)
+    assert run_inline({"id": job, "url": url, "category_id": "test", "priority": 6}, rt) is None
+    row = rt.storage.get_job(job)
+    assert row["state"] == "done"
+    record = rt.storage.get_record(row["record_id"])
+    assert record.title == "Inline" and record.word_count > 20
+    assert not rt.redis.exists(keys.page(job), keys.draft(job))  # the store cleared its payloads
+    assert not any(rt.redis.llen(q) for q in Queue.names())  # nothing went through the broker
+
+    missing = job_for(rt, site.url("/missing.html"))
+    assert run_inline({"id": missing, "url": site.url("/missing.html"), "category_id": "test", "priority": 6}, rt) == "fetch"

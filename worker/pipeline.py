@@ -9,6 +9,7 @@ in the dead-letter store with a reason a person can act on.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import random
 import threading
@@ -20,7 +21,7 @@ import kombu.exceptions
 import redis
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import task_failure, worker_ready, worker_shutdown
+from celery.signals import task_failure, worker_init, worker_ready, worker_shutdown
 from sqlalchemy.exc import DBAPIError
 
 from worker import inflight, keys
@@ -40,6 +41,7 @@ DB_RETRY_MAX = 10.0  # seconds between tries while the database is unreachable
 MAX_DELIVERIES = 3  # a job whose stage killed its worker this often is poison, not bad luck
 
 StageFn = Callable[[dict[str, Any], Runtime], None]
+STAGE_FUNCTIONS: dict[str, StageFn] = {}  # stage name -> its function, as stage_task wrapped it
 
 # The messages the stage running on this thread has asked to send (None outside a stage); a
 # stage that sent none ended its job there.
@@ -137,6 +139,14 @@ def _sweep() -> None:
 
 
 _release_loop: ReleaseLoop | None = None
+
+
+@worker_init.connect
+def _limit_malloc_arenas(**_: Any) -> None:
+    # Before the pool starts its threads; see worker/memory.py.
+    from worker.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()
 
 
 @worker_ready.connect
@@ -267,6 +277,7 @@ def stage_task(queue: Queue, *, max_retries: int | None = None, needs_row: bool 
     stage = queue.value
 
     def decorate(fn: StageFn) -> Task:
+        STAGE_FUNCTIONS[stage] = fn
         @app.task(name=f"gleaner.{stage}", bind=True, max_retries=None)
         def run(self: Task, job_id: str, sent: float | None = None, category: str | None = None,
                 priority: int | None = None, **_: Any) -> None:
@@ -289,6 +300,29 @@ def stage_task(queue: Queue, *, max_retries: int | None = None, needs_row: bool 
         return run
 
     return decorate
+
+
+def run_inline(job: dict[str, Any], runtime: Runtime) -> str | None:
+    """Run a job through the stages in this thread, each handing on to the next as ``send``
+    would, without the broker or the wrapper's bookkeeping (ledger, delivery counts, metrics,
+    retries): the stages' own work and nothing else. For the load benchmark's in-process
+    baseline. Returns the stage that raised an IngestError, or None."""
+    from worker.app import TASK_MODULES
+
+    for module in TASK_MODULES:
+        importlib.import_module(module)  # each stage registers its function on import
+    stage: str | None = Queue.FETCH.value
+    job = dict(job)
+    while stage is not None:
+        _running.outbox = []
+        try:
+            STAGE_FUNCTIONS[stage](job, runtime)
+        except IngestError:
+            return stage
+        finally:
+            outbox, _running.outbox = _running.outbox, None
+        stage = outbox[0][0] if outbox else None
+    return None
 
 
 @task_failure.connect
