@@ -191,3 +191,35 @@ def test_run_inline_takes_a_url_through_every_stage_without_the_broker(rt, site)
 
     missing = job_for(rt, site.url("/missing.html"))
     assert run_inline({"id": missing, "url": site.url("/missing.html"), "category_id": "test", "priority": 6}, rt) == "fetch"
+
+
+def test_a_stages_payload_goes_out_with_its_end_of_stage_round_trip(rt, site, monkeypatch):
+    """Inside a stage, put_page/put_draft wait for the wrapper's one pipeline at the end,
+    which writes them before the next stage's message is published."""
+    url = site.page("/deferred.html", "<html><head><title>Deferred</title></head><body><article>"
+                    "<p>The lighthouse keeper logged three ships before dawn and none after.</p></article></body></html>")
+    job = job_for(rt, url)
+    seen_at_publish: list[bool] = []
+    import worker.pipeline as pipeline_module
+
+    real_publish = pipeline_module._publish
+
+    def publish(stage, job_id, *args):
+        seen_at_publish.append(bool(rt.redis.exists(keys.page(job_id))))
+        real_publish(stage, job_id, *args)
+
+    monkeypatch.setattr(pipeline_module, "_publish", publish)
+    real_put = rt.pages.put_page
+
+    def put_page(job_id, page, body):
+        real_put(job_id, page, body)
+        assert not rt.redis.exists(keys.page(job_id))  # held back, not yet written
+
+    monkeypatch.setattr(rt.pages, "put_page", put_page)
+    fetch.apply(args=[job])
+    assert seen_at_publish == [True]
+    # Outside a stage it writes at once.
+    page, body = rt.pages.get_page(job)
+    rt.pages.discard(job)
+    real_put(job, page, body)
+    assert rt.redis.exists(keys.page(job))

@@ -114,13 +114,15 @@ def send_many(queue: Queue, job_ids: list[str], priority: int) -> None:
     for job_id in job_ids:
         inflight.mark_sent(pipe, job_id, queue.value, priority, sent)
     pipe.execute()
-    for job_id in job_ids:
-        _publish(queue.value, job_id, priority, 0, sent, {"priority": priority})
+    with app.producer_or_acquire() as producer:  # one producer for the batch, not one per message
+        for job_id in job_ids:
+            _publish(queue.value, job_id, priority, 0, sent, {"priority": priority}, producer=producer)
 
 
-def _publish(stage: str, job_id: str, priority: int, retries: int, sent: float, fields: dict[str, Any]) -> None:
+def _publish(stage: str, job_id: str, priority: int, retries: int, sent: float, fields: dict[str, Any],
+             producer: Any = None) -> None:
     app.send_task(f"gleaner.{stage}", args=[job_id], kwargs={"sent": sent, **fields}, priority=priority,
-                  retries=retries)
+                  retries=retries, producer=producer)
 
 
 def _send_again(stage: str, job_id: str, priority: int, retries: int = 0) -> None:
@@ -202,7 +204,8 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     return "success"
 
 
-def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: float, outbox: Outbox) -> None:
+def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: float, outbox: Outbox,
+            payloads: list | None = None) -> None:
     """The end's bookkeeping in one round trip, then the stage's onward messages.
 
     If Redis fails before the onward messages are written down and sent, the error goes up and
@@ -212,6 +215,8 @@ def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: fl
     sends = outbox if outcome == "success" else []
     now = time.time()
     pipe = runtime.redis.pipeline(transaction=False)
+    if payloads and sends:
+        runtime.pages.write_into(pipe, payloads)  # the next stage's input, before its message
     pipe.delete(keys.deliveries(job_id, stage))
     for next_stage, next_job, priority, _retries, _fields in sends:
         inflight.mark_sent(pipe, next_job, next_stage, priority, now)
@@ -252,8 +257,9 @@ def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime,
         if job is None:
             return
         began = time.perf_counter()
-        outcome = _run(fn, task, stage, job, runtime, limit, sent)
-        _finish(runtime, stage, job_id, outcome, time.perf_counter() - began, _running.outbox)
+        with runtime.pages.deferred() as payloads:
+            outcome = _run(fn, task, stage, job, runtime, limit, sent)
+        _finish(runtime, stage, job_id, outcome, time.perf_counter() - began, _running.outbox, payloads)
     except DBAPIError as exc:
         # The database is down, not the page: try the same stage again shortly, without
         # spending one of the job's attempts. The stages are idempotent, so a half-done
@@ -316,11 +322,16 @@ def run_inline(job: dict[str, Any], runtime: Runtime) -> str | None:
     while stage is not None:
         _running.outbox = []
         try:
-            STAGE_FUNCTIONS[stage](job, runtime)
+            with runtime.pages.deferred() as payloads:  # as under the wrapper: one round trip
+                STAGE_FUNCTIONS[stage](job, runtime)
         except IngestError:
             return stage
         finally:
             outbox, _running.outbox = _running.outbox, None
+        if payloads:
+            pipe = runtime.redis.pipeline(transaction=False)
+            runtime.pages.write_into(pipe, payloads)
+            pipe.execute()
         stage = outbox[0][0] if outbox else None
     return None
 
