@@ -81,6 +81,7 @@ class _Sentence:
     dangling: bool = False
     question: bool = False
     score: float = 0.0
+    norm: float = 0.0  # of ``terms``, computed once: cosines are taken many times per sentence
 
 
 def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | None = None) -> str:
@@ -102,7 +103,7 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
         chosen.append(lead)
     pool = [s for s in informative if s is not lead]
     # Each candidate's highest cosine with anything chosen, updated as picks are made.
-    overlap = {s.index: max((_cosine(s.terms, c.terms) for c in chosen), default=0.0) for s in pool}
+    overlap = {s.index: max((_similarity(s, c) for c in chosen), default=0.0) for s in pool}
     while pool:
         room = budget - len(_join(chosen))
         pool = [s for s in pool if len(s.text) <= room and overlap[s.index] <= REDUNDANT_ABOVE]
@@ -112,7 +113,7 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
         chosen = sorted([*chosen, pick], key=lambda s: s.index)
         pool.remove(pick)
         for s in pool:
-            overlap[s.index] = max(overlap[s.index], _cosine(s.terms, pick.terms))
+            overlap[s.index] = max(overlap[s.index], _similarity(s, pick))
     if chosen:
         return _join(chosen)
     best = max(informative, key=lambda s: (s.score, -s.index))
@@ -197,6 +198,7 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
     centroid: dict[str, float] = {}
     for sentence, tf in zip(sentences, counts):
         sentence.terms = {t: (1 + math.log(c)) * idf[t] for t, c in tf.items()}
+        sentence.norm = math.sqrt(sum(w * w for w in sentence.terms.values()))
         sentence.informative = _is_informative(sentence.text)
         sentence.dangling = _is_dangling(sentence.text)
         sentence.question = sentence.text.rstrip(_CLOSING).endswith(("?", "？"))
@@ -222,6 +224,18 @@ def _count(terms: list[str]) -> dict[str, int]:
     for term in terms:
         tf[term] = tf.get(term, 0) + 1
     return tf
+
+
+def _similarity(a: _Sentence, b: _Sentence) -> float:
+    """``_cosine`` of two scored sentences, with their norms from ``_score``."""
+    x, y = (a.terms, b.terms) if len(a.terms) <= len(b.terms) else (b.terms, a.terms)
+    if not x:
+        return 0.0
+    dot = sum(w * y.get(t, 0.0) for t, w in x.items())
+    if dot <= 0.0:
+        return 0.0
+    norm = a.norm * b.norm
+    return dot / norm if norm else 0.0
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:

@@ -146,7 +146,10 @@ def query_terms(title: str, body: Sequence[str], df: DocFreq, *, max_terms: int 
     ``postings_budget``: that sum is what a BM25 OR query costs, so it bounds latency as the
     index grows, at the price of skipping mid-frequency words on huge indexes.
     """
-    body_tf = Counter(t for p in body for t in tokens(p) if _useful(t))
+    # Counted first and filtered after: _useful runs once per distinct word, not per occurrence.
+    body_tf = Counter(t for p in body for t in tokens(p))
+    for word in [w for w in body_tf if not _useful(w)]:
+        del body_tf[word]
     title_words = {t for t in tokens(title) if _useful(t)}
     n = max(df.n_docs, 1)
     scored: list[tuple[float, str, float]] = []
