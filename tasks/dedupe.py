@@ -69,6 +69,6 @@ def link_near_duplicate(draft: Draft, index: LSHIndex) -> Draft:
 
 @stage_task(Queue.DEDUPE, needs_row=False)
 def dedupe(job: dict[str, Any], rt: Runtime) -> None:
-    draft = dedupe_draft(rt.pages.get_draft(job["id"]), BoilerplateFilter(rt.redis))
-    rt.pages.put_draft(link_near_duplicate(draft, near_duplicate_index(rt)))
+    draft = dedupe_draft(rt.pages.get_draft(job["id"], Queue.PARSE.value), BoilerplateFilter(rt.redis))
+    rt.pages.put_draft(link_near_duplicate(draft, near_duplicate_index(rt)), Queue.DEDUPE.value)
     send(Queue.SUMMARIZE, job)

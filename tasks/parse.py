@@ -23,5 +23,6 @@ def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Artic
 def parse(job: dict[str, Any], rt: Runtime) -> None:
     page, body = rt.pages.get_page(job["id"])
     article = parse_page(page, body, rules_for(rt.redis, job["category_id"]))
-    rt.pages.put_draft(Draft(job_id=job["id"], category_id=job["category_id"], url=page.final_url, article=article))
+    rt.pages.put_draft(Draft(job_id=job["id"], category_id=job["category_id"], url=page.final_url, article=article),
+                       Queue.PARSE.value)
     send(Queue.DEDUPE, job)

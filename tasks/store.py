@@ -40,5 +40,5 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
 
 @stage_task(Queue.STORE, needs_row=False)
 def store(job: dict[str, Any], rt: Runtime) -> None:
-    store_draft(rt.pages.get_draft(job["id"]), rt.storage, rt.similar, job_id=job["id"])
+    store_draft(rt.pages.get_draft(job["id"], Queue.SUMMARIZE.value), rt.storage, rt.similar, job_id=job["id"])
     rt.pages.discard(job["id"])

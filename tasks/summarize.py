@@ -28,6 +28,6 @@ def summarize_draft(draft: Draft, budget: int, config: SummarizerConfig | None =
 @stage_task(Queue.SUMMARIZE, needs_row=False)
 def summarize(job: dict[str, Any], rt: Runtime) -> None:
     config = SummarizerConfig.from_settings(rt.settings)
-    draft = summarize_draft(rt.pages.get_draft(job["id"]), rt.settings.summary_chars, config)
-    rt.pages.put_draft(draft)
+    draft = summarize_draft(rt.pages.get_draft(job["id"], Queue.DEDUPE.value), rt.settings.summary_chars, config)
+    rt.pages.put_draft(draft, Queue.SUMMARIZE.value)
     send(Queue.STORE, job)

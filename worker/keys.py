@@ -10,9 +10,14 @@ def page(job_id: str) -> str:
     return f"{PREFIX}page:{job_id}"
 
 
-def draft(job_id: str) -> str:
-    """The parsed article as it moves through dedupe and summarize."""
-    return f"{PREFIX}draft:{job_id}"
+DRAFT_STAGES = ("parse", "dedupe", "summarize")  # the stages that write a draft
+
+
+def draft(job_id: str, stage: str) -> str:
+    """The article as ``stage`` left it, for the next stage. One key per stage, so a late spare
+    copy of an earlier stage (redelivered after a broker outage) cannot overwrite what a later
+    stage already wrote and hand an undeduplicated draft onward."""
+    return f"{PREFIX}draft:{job_id}:{stage}"
 
 
 def deliveries(job_id: str, stage: str) -> str:

@@ -71,15 +71,17 @@ class PageStore:
             raise PayloadLostError("the fetched page expired from Redis before it was parsed")
         return Page.model_validate_json(meta), zlib.decompress(body)
 
-    def put_draft(self, draft: Draft) -> None:
-        key, raw, ttl = keys.draft(draft.job_id), draft.model_dump_json(), self.ttl
+    def put_draft(self, draft: Draft, stage: str) -> None:
+        """Keep the draft as ``stage`` (the stage writing it) left it."""
+        key, raw, ttl = keys.draft(draft.job_id, stage), draft.model_dump_json(), self.ttl
         self._write(lambda pipe: pipe.set(key, raw, ex=ttl))
 
-    def get_draft(self, job_id: str) -> Draft:
-        raw = self.client.get(keys.draft(job_id))
+    def get_draft(self, job_id: str, stage: str) -> Draft:
+        """The draft as ``stage`` (an earlier stage) left it."""
+        raw = self.client.get(keys.draft(job_id, stage))
         if raw is None:
             raise PayloadLostError("the parsed draft expired from Redis before it was stored")
         return Draft.model_validate_json(raw)
 
     def discard(self, job_id: str) -> None:
-        self.client.delete(keys.page(job_id), keys.draft(job_id))
+        self.client.delete(keys.page(job_id), *(keys.draft(job_id, stage) for stage in keys.DRAFT_STAGES))

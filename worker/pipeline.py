@@ -78,7 +78,7 @@ def _forget_unstored_canonical(runtime: Runtime, job_id: str) -> None:
     from worker.errors import PayloadLostError
 
     try:
-        draft = runtime.pages.get_draft(job_id)
+        draft = runtime.pages.get_draft(job_id, Queue.DEDUPE.value)
     except PayloadLostError:
         return
     if draft.record_id and draft.duplicate_of is None and runtime.storage.get_record(str(draft.record_id)) is None:
