@@ -47,14 +47,19 @@ class PageStore:
             write(pipe)
         pending.clear()
 
+    def write_now(self, pending: list[Write]) -> None:
+        """Send held writes in a round trip of their own."""
+        if pending:
+            pipe = self.client.pipeline()
+            self.write_into(pipe, pending)
+            pipe.execute()
+
     def _write(self, write: Write) -> None:
         pending = getattr(self._local, "pending", None)
         if pending is not None:
             pending.append(write)
             return
-        pipe = self.client.pipeline()
-        write(pipe)
-        pipe.execute()
+        self.write_now([write])
 
     def put_page(self, job_id: str, page: Page, body: bytes) -> None:
         meta, packed, key, ttl = page.model_dump_json(), zlib.compress(body, 3), keys.page(job_id), self.ttl

@@ -313,10 +313,11 @@ def run_inline(job: dict[str, Any], runtime: Runtime) -> str | None:
     would, without the broker or the wrapper's bookkeeping (ledger, delivery counts, metrics,
     retries): the stages' own work and nothing else. For the load benchmark's in-process
     baseline. Returns the stage that raised an IngestError, or None."""
-    from worker.app import TASK_MODULES
+    if len(STAGE_FUNCTIONS) < len(Queue):
+        from worker.app import TASK_MODULES
 
-    for module in TASK_MODULES:
-        importlib.import_module(module)  # each stage registers its function on import
+        for module in TASK_MODULES:
+            importlib.import_module(module)  # each stage registers its function on import
     stage: str | None = Queue.FETCH.value
     job = dict(job)
     while stage is not None:
@@ -328,10 +329,7 @@ def run_inline(job: dict[str, Any], runtime: Runtime) -> str | None:
             return stage
         finally:
             outbox, _running.outbox = _running.outbox, None
-        if payloads:
-            pipe = runtime.redis.pipeline(transaction=False)
-            runtime.pages.write_into(pipe, payloads)
-            pipe.execute()
+        runtime.pages.write_now(payloads)
         stage = outbox[0][0] if outbox else None
     return None
 
