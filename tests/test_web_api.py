@@ -83,6 +83,10 @@ def test_records_search_filters_by_words_source_and_date(client, storage):
     assert ids(since="2025-03-22", until="2025-03-31") == {b}
     assert ids(source="nhk", since="2025-04-01") == {c}
     assert ids(q="100%") == set()  # % is a character to find, not a wildcard
+    # A date is YYYY-MM-DD; a number is not read as a Unix time (schemathesis found "-1e-228").
+    for bad in ("0", "-1.2585799987145422e-228", "1711929600", "2025-3-1"):
+        response = client.get("/api/records", params={"until": bad})
+        assert response.status_code == 422 and "YYYY-MM-DD" in response.text, bad
 
     page = client.get("/api/records", params={"limit": 2}).json()
     assert page["total"] == 3 and len(page["items"]) == 2

@@ -6,11 +6,12 @@ repeat); ``POST /api/records/{id}/read`` does, as the reader page does.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from worker.models import Record
 from worker.web import queries
@@ -30,6 +31,17 @@ NOT_FOUND = {404: {"description": "Not found.", "model": ErrorOut}}
 
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def _calendar_date(value: Any) -> Any:
+    # Pydantic would read "0" or "-1e-228" as a Unix time (1970-01-01); the document promises
+    # an ISO date, so that is all a query accepts.
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_calendar_date)]
 
 
 class RecordPage(BaseModel):
@@ -118,8 +130,8 @@ def list_records(
     request: Request,
     q: Annotated[str | None, Query(max_length=200, description="Words in the title or summary.")] = None,
     source: Annotated[str | None, Query(max_length=200, description="Only this category_id.")] = None,
-    since: Annotated[date | None, Query(description="Record date on or after (UTC).")] = None,
-    until: Annotated[date | None, Query(description="Record date on or before (UTC).")] = None,
+    since: Annotated[IsoDate | None, Query(description="Record date on or after (UTC).")] = None,
+    until: Annotated[IsoDate | None, Query(description="Record date on or before (UTC).")] = None,
     duplicates: Annotated[bool, Query(description="Include records that duplicate another.")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
