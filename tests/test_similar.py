@@ -218,6 +218,24 @@ def test_ensure_schema_indexes_records_stored_before_it(tmp_path):
         storage.close()
 
 
+def test_sqlite_index_merges_its_segments_two_at_a_time_also_when_made_before(sqlite_store):
+    # Every store writes an FTS5 segment and a query seeks each term in each segment; merging at
+    # two per level (not FTS5's default four) keeps the query cheap. The setting lives in the
+    # index, so an index created before it must get it at the next start.
+    def automerge() -> int | None:
+        with sqlite_store.storage.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT v FROM similar_fts_config WHERE k = 'automerge'").scalar()
+
+    assert automerge() == 2
+    with sqlite_store.storage.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO similar_fts(similar_fts, rank) VALUES ('automerge', 4)")
+    assert automerge() == 4
+    SimilarIndex(sqlite_store.storage.engine).ensure_schema()
+    assert automerge() == 2
+    sqlite_store.put("Lighthouse keeper retires", ["The lighthouse keeper served forty years."])
+    sqlite_store.index.check()
+
+
 def test_remove_drops_a_record_from_results_until_it_changes(sqlite_store):
     a = sqlite_store.put("Lighthouse keeper retires", ["The lighthouse keeper served forty years."])
     b = sqlite_store.put("Lighthouse restored", ["Volunteers restored the old lighthouse lamp."])
