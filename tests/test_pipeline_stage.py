@@ -251,3 +251,43 @@ def test_a_late_copy_of_an_earlier_stage_cannot_hand_on_an_undeduplicated_draft(
 
     with rt.storage.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM records WHERE canonical_url = ''")).scalar() == 0
+
+
+def test_each_stage_reads_its_input_in_its_start_round_trip_and_clears_it_at_its_end(rt, site, monkeypatch):
+    """Parse, dedupe, summarize and store get their page or draft from the pipeline that records
+    the stage's start, not from a read of their own; the store's clearing of the job's payloads
+    goes out with its end-of-stage bookkeeping."""
+    from tasks.dedupe import dedupe
+    from tasks.store import store
+    from tasks.summarize import summarize
+
+    url = site.page("/prefetch.html", "<html><head><title>Prefetch</title></head><body><article>"
+                    "<p>The night bus to the coast now leaves at eleven and stops at every village.</p>"
+                    "<p>Drivers asked for the change after a winter of late arrivals.</p></article></body></html>")
+    job = job_for(rt, url)
+    fetch.apply(args=[job])
+
+    def own_round_trip(*args, **kwargs):
+        raise AssertionError("the stage read its input in a round trip of its own")
+
+    monkeypatch.setattr(rt.pages.client, "hmget", own_round_trip)
+    monkeypatch.setattr(rt.pages.client, "get", own_round_trip)
+    monkeypatch.setattr(rt.pages.client, "delete", own_round_trip)
+    for stage in (parse, dedupe, summarize, store):
+        stage.apply(args=[job])
+    row = rt.storage.get_job(job)
+    assert row["state"] == "done"
+    assert rt.storage.get_record(row["record_id"]).title == "Prefetch"
+    assert not rt.redis.exists(keys.page(job), *(keys.draft(job, s) for s in keys.DRAFT_STAGES))
+    monkeypatch.undo()
+    # Outside a stage, reads and the clearing go to Redis at once.
+    rt.pages.put_draft(_draft_for(job), "summarize")
+    assert rt.pages.get_draft(job, "summarize").job_id == job
+    rt.pages.discard(job)
+    assert not rt.redis.exists(keys.draft(job, "summarize"))
+
+
+def _draft_for(job_id: str):
+    from worker.models import Article, Draft
+
+    return Draft(job_id=job_id, category_id="test", url="https://example.test/x", article=Article(title="T", body=["b"]))

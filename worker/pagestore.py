@@ -5,7 +5,9 @@ live here so a 1 MB page never travels through a queue.
 
 Inside a running stage (``deferred``), the payload a stage hands on is not written at once: the
 stage wrapper writes it in the same Redis round trip as its end-of-stage bookkeeping, before the
-onward message goes out (worker/pipeline.py ``_finish``). One round trip per hop saved.
+onward message goes out (worker/pipeline.py ``_finish``), and the payload a stage reads is
+fetched in the round trip of its start-of-stage bookkeeping (``prefetch_into``). Two round trips
+per hop saved.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -23,6 +26,10 @@ from worker.models import Draft, Page
 
 
 Write = Callable[[redis.client.Pipeline], None]
+
+# The payload each stage reads: the fetched page, or the draft as the stage before it left it.
+_READS: dict[str, str | None] = {"parse": None, "dedupe": "parse", "summarize": "dedupe", "store": "summarize"}
+_PAGE_FIELDS = ["meta", "body"]
 
 
 class PageStore:
@@ -36,10 +43,40 @@ class PageStore:
         """Hold this thread's payload writes in the yielded list instead of sending them; the
         caller adds them to a pipeline of its own (``write_into``) or drops them."""
         self._local.pending = pending = []
+        self._local.read = {}
         try:
             yield pending
         finally:
             self._local.pending = None
+            self._local.read = None
+
+    def prefetch_into(self, pipe: redis.client.Pipeline, job_id: str, stage: str) -> Callable[[Any], None] | None:
+        """Inside ``deferred``: add the read of the payload ``stage`` is about to ask for to the
+        caller's pipeline. The caller hands that command's result to the returned function; the
+        stage's ``get_page``/``get_draft`` then answers from it without a round trip of its own.
+        None if the stage reads no payload (nothing was added)."""
+        if stage not in _READS or getattr(self._local, "read", None) is None:
+            return None
+        source = _READS[stage]
+        if source is None:
+            key = keys.page(job_id)
+            pipe.hmget(key, _PAGE_FIELDS)
+        else:
+            key = keys.draft(job_id, source)
+            pipe.get(key)
+        read = self._local.read
+
+        def accept(value: Any) -> None:
+            read[key] = value
+
+        return accept
+
+    def _read(self, key: str, fetch: Callable[[], Any]) -> Any:
+        """The prefetched value of ``key`` (once), else a fresh read."""
+        read = getattr(self._local, "read", None)
+        if read and key in read:
+            return read.pop(key)
+        return fetch()
 
     @staticmethod
     def write_into(pipe: redis.client.Pipeline, pending: list[Write]) -> None:
@@ -71,7 +108,8 @@ class PageStore:
         self._write(write)
 
     def get_page(self, job_id: str) -> tuple[Page, bytes]:
-        meta, body = self.client.hmget(keys.page(job_id), ["meta", "body"])
+        key = keys.page(job_id)
+        meta, body = self._read(key, lambda: self.client.hmget(key, _PAGE_FIELDS))
         if meta is None or body is None:
             raise PayloadLostError("the fetched page expired from Redis before it was parsed")
         return Page.model_validate_json(meta), zlib.decompress(body)
@@ -83,10 +121,13 @@ class PageStore:
 
     def get_draft(self, job_id: str, stage: str) -> Draft:
         """The draft as ``stage`` (an earlier stage) left it."""
-        raw = self.client.get(keys.draft(job_id, stage))
+        key = keys.draft(job_id, stage)
+        raw = self._read(key, lambda: self.client.get(key))
         if raw is None:
             raise PayloadLostError("the parsed draft expired from Redis before it was stored")
         return Draft.model_validate_json(raw)
 
     def discard(self, job_id: str) -> None:
-        self.client.delete(keys.page(job_id), *(keys.draft(job_id, stage) for stage in keys.DRAFT_STAGES))
+        """Delete the job's page and drafts (inside a stage: with the stage's end, as writes are)."""
+        names = [keys.page(job_id), *(keys.draft(job_id, stage) for stage in keys.DRAFT_STAGES)]
+        self._write(lambda pipe: pipe.delete(*names))

@@ -174,7 +174,11 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     pipe.incr(keys.deliveries(job_id, stage))
     pipe.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
     inflight.mark_started(pipe, job_id, stage, job.get("priority", 0), sent)
-    started = pipe.execute()[0]
+    accept_payload = runtime.pages.prefetch_into(pipe, job_id, stage)  # the stage's input, same trip
+    results = pipe.execute()
+    started = results[0]
+    if accept_payload is not None:
+        accept_payload(results[-1])
     if started > MAX_DELIVERIES:
         dead_letter(runtime, job_id, stage,
                     f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
@@ -215,8 +219,11 @@ def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: fl
     sends = outbox if outcome == "success" else []
     now = time.time()
     pipe = runtime.redis.pipeline(transaction=False)
-    if payloads and sends:
-        runtime.pages.write_into(pipe, payloads)  # the next stage's input, before its message
+    if payloads and outcome != "retry":
+        # The next stage's input, before its message; or the job's payloads cleared once it
+        # ended (stored, or dead-lettered: a failed stage's partial writes come before the
+        # clearing, so nothing is left). A retry runs the stage again and writes them then.
+        runtime.pages.write_into(pipe, payloads)
     pipe.delete(keys.deliveries(job_id, stage))
     for next_stage, next_job, priority, _retries, _fields in sends:
         inflight.mark_sent(pipe, next_job, next_stage, priority, now)
