@@ -62,6 +62,7 @@ class FetchAttempts:
         _, since, _ = pipe.execute()
         return max(0.0, now - float(since))
 
-    def clear(self) -> None:
-        """Start over: after an outcome, and when a URL is sent again from the dead-letter store."""
-        self.redis.delete(self.key)
+    def clear(self, pipe: redis.client.Pipeline | None = None) -> None:
+        """Start over: after an outcome, and when a URL is sent again from the dead-letter store.
+        With ``pipe``, the delete is queued there for the caller to send."""
+        (pipe if pipe is not None else self.redis).delete(self.key)

@@ -203,12 +203,17 @@ def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
     except PermanentError:
         attempts.clear()
         raise
-    attempts.clear()
     if page.status == 304 and record is not None:
+        attempts.clear()
         rt.storage.finish_job(job["id"], record_id=str(record.id),
                               duplicate_of=str(record.duplicate_of) if record.duplicate_of else None)
         return
-    f.validators.put(url, page)
+
+    def remember(pipe: redis.client.Pipeline) -> None:
+        attempts.clear(pipe)
+        f.validators.put(url, page, pipe)
+
+    rt.pages.defer(remember)  # with the page, in the stage's last round trip
     rt.pages.put_page(job["id"], page, body)
     send(Queue.PARSE, job)
 

@@ -47,10 +47,12 @@ class ValidatorStore:
             return None
         return Validators(final_url.decode(), etag.decode() if etag else None, modified.decode() if modified else None)
 
-    def put(self, url: str, page: Page) -> None:
-        """Remember the page's validators, or forget old ones if it sent none."""
+    def put(self, url: str, page: Page, pipe: redis.client.Pipeline | None = None) -> None:
+        """Remember the page's validators, or forget old ones if it sent none. With ``pipe``,
+        the commands are queued there for the caller to send."""
         key = keys.validators(_digest(url))
-        pipe = self.redis.pipeline()
+        own = pipe is None
+        pipe = self.redis.pipeline() if own else pipe
         pipe.delete(key)
         if page.etag or page.last_modified:
             mapping = {"final_url": page.final_url}
@@ -60,4 +62,5 @@ class ValidatorStore:
                 mapping["last_modified"] = page.last_modified
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, self.ttl)
-        pipe.execute()
+        if own:
+            pipe.execute()

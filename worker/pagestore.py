@@ -91,6 +91,11 @@ class PageStore:
             self.write_into(pipe, pending)
             pipe.execute()
 
+    def defer(self, write: Write) -> None:
+        """Inside a stage, send this write with the stage's end-of-stage round trip (see
+        ``_finish``: unless the stage is to be retried); outside one, at once."""
+        self._write(write)
+
     def _write(self, write: Write) -> None:
         pending = getattr(self._local, "pending", None)
         if pending is not None:
