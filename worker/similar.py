@@ -122,14 +122,16 @@ class DocFreq:
     def from_texts(cls, n_docs: int, texts: Iterable[tuple[str, Sequence[str]]]) -> DocFreq:
         # One flat buffer of each record's distinct word hashes, counted at the end: no
         # per-word objects that would outlive the count in the worker's heap.
+        # Unfiltered but for stopwords: a query never asks for the other useless words (numbers,
+        # single letters), so counting them costs a little memory and no wrong answer, where a
+        # filter per word and record was a third of the time this takes.
         seen = array("q")
         size = 0
         for title, body in texts:
             size += 1
-            words = set(tokens(title))
-            for paragraph in body:
-                words.update(tokens(paragraph))
-            seen.extend(hash(w) for w in words if _useful(w))
+            words = set(tokens("\n".join([title, *body])))
+            words -= STOPWORDS
+            seen.extend(map(hash, words))
         hashes, counts = np.unique(np.frombuffer(seen, dtype=np.int64), return_counts=True)
         return cls(n_docs=max(n_docs, size), sample_size=size, hashes=hashes, counts=counts.astype(np.int64))
 
