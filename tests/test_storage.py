@@ -108,12 +108,34 @@ def test_a_failed_store_leaves_the_job_open(storage, monkeypatch):
 
     job = storage.create_jobs(["https://a.test/fails"], "news")[0]
 
-    def broken(conn, record_id, similar):
+    def broken(conn, job_id, record_id, duplicate_of):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(storage_module, "_set_similar", broken)
+    # Fails after the record's INSERT, in the same transaction.
+    monkeypatch.setattr(storage_module, "_finish_job", broken)
     with pytest.raises(RuntimeError):
         storage.upsert_record(draft("https://a.test/fails", ["x"], digest="f"), similar=[], job_id=job)
     # One transaction: no record without its job's end, and the job can run again.
     assert storage.find_record_by_url("https://a.test/fails") is None
     assert storage.get_job(job)["state"] == "queued"
+
+
+def test_similar_readings_are_stored_with_the_record_never_itself_and_counted(storage):
+    from worker.models import SimilarRef
+
+    a, _ = storage.upsert_record(draft("https://a.test/r1", ["one"], digest="r1"))
+    b, _ = storage.upsert_record(draft("https://a.test/r2", ["two"], digest="r2"))
+    d = draft("https://a.test/r3", ["three"], digest="r3")
+    d = d.model_copy(update={"record_id": uuid.uuid4()})
+    refs = [SimilarRef(id=a, title="A"), SimilarRef(id=str(d.record_id), title="itself"), SimilarRef(id=b, title="B")]
+    c, _ = storage.upsert_record(d, similar=refs)  # new: in the INSERT
+    assert c == str(d.record_id)
+    assert [(str(s.id), s.title) for s in storage.get_record(c).similar] == [(a, "A"), (b, "B")]
+    changed = d.model_copy(update={"content_hash": "r3b", "article": Article(title="Title", body=["three!"])})
+    storage.upsert_record(changed, similar=refs[:2])  # changed text: in the UPDATE
+    assert [str(s.id) for s in storage.get_record(c).similar] == [a]
+    storage.upsert_record(changed, similar=refs[1:])  # unchanged text: readings still refreshed
+    assert [str(s.id) for s in storage.get_record(c).similar] == [b]
+    copy, canonical = storage.upsert_record(draft("https://a.test/r4", ["one"], digest="r1"), similar=refs)
+    assert canonical == a and storage.get_record(copy).similar == []  # a duplicate lists none
+    assert storage.similar_counts([a, c, copy, "nope"]) == {a: 0, c: 1, copy: 0}

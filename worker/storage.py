@@ -169,11 +169,13 @@ def _finish_job(conn: Connection, job_id: str, record_id: str, duplicate_of: str
     )
 
 
+def _readings(record_id: str, similar: Sequence[SimilarRef]) -> list[dict[str, str]]:
+    """The ``similar`` column's value: never the record itself."""
+    return [{"id": str(s.id), "title": s.title} for s in similar if str(s.id) != str(record_id)]
+
+
 def _set_similar(conn: Connection, record_id: str, similar: Sequence[SimilarRef]) -> None:
-    conn.execute(
-        update(records).where(records.c.id == str(record_id))
-        .values(similar=[{"id": str(s.id), "title": s.title} for s in similar])
-    )
+    conn.execute(update(records).where(records.c.id == str(record_id)).values(similar=_readings(record_id, similar)))
 
 
 class Storage:
@@ -273,9 +275,9 @@ class Storage:
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
-                    record_id, duplicate_of = self._upsert_once(conn, draft)
-                    if similar is not None and duplicate_of is None:
-                        _set_similar(conn, record_id, [s for s in similar if str(s.id) != record_id])
+                    record_id, duplicate_of, written = self._upsert_once(conn, draft, similar)
+                    if similar is not None and duplicate_of is None and not written:
+                        _set_similar(conn, record_id, similar)
                     if job_id is not None:
                         _finish_job(conn, job_id, record_id, duplicate_of)
                     return record_id, duplicate_of
@@ -284,14 +286,16 @@ class Storage:
                 continue
         raise RuntimeError(f"could not store {draft.canonical_url}: conflicting writers kept winning")
 
-    def _upsert_once(self, conn: Connection, draft: Draft) -> tuple[str, str | None]:
+    def _upsert_once(self, conn: Connection, draft: Draft,
+                     similar: Sequence[SimilarRef] | None = None) -> tuple[str, str | None, bool]:
+        """(record id, canonical id if a duplicate, whether ``similar`` went into the same write)."""
         article = draft.article
         now = utcnow()
         existing = conn.execute(
             select(records).where(records.c.canonical_url == draft.canonical_url)
         ).first()
         if existing is not None and existing.content_hash == draft.content_hash:
-            return existing.id, existing.duplicate_of
+            return existing.id, existing.duplicate_of, False
         canonical = str(draft.duplicate_of) if draft.duplicate_of else None
         if canonical is None:
             canonical = conn.execute(
@@ -315,17 +319,22 @@ class Storage:
             "language": article.language,
             "updated_at": now,
         }
+        # A canonical record's readings go into the same statement, not an UPDATE after it.
         if existing is not None:
             if existing.id == canonical:
                 canonical = values["duplicate_of"] = None
+            written = similar is not None and canonical is None
+            if written:
+                values["similar"] = _readings(existing.id, similar)
             conn.execute(update(records).where(records.c.id == existing.id).values(**values))
-            return existing.id, canonical
+            return existing.id, canonical, written
         record_id = str(draft.record_id or uuid.uuid4())
+        written = similar is not None and canonical is None
         conn.execute(
-            insert(records).values(id=record_id, canonical_url=draft.canonical_url, created_at=now,
-                                   read_count=0, similar=[], **values)
+            insert(records).values(id=record_id, canonical_url=draft.canonical_url, created_at=now, read_count=0,
+                                   similar=_readings(record_id, similar) if written else [], **values)
         )
-        return record_id, canonical
+        return record_id, canonical, written
 
     def get_record(self, record_id: str) -> Record | None:
         with self.engine.connect() as conn:
@@ -362,8 +371,10 @@ class Storage:
     def similar_counts(self, record_ids: Sequence[str]) -> dict[str, int]:
         """How many similar readings each of these records lists now."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(records.c.id, records.c.similar).where(records.c.id.in_(list(record_ids))))
-            return {rid: len(similar or []) for rid, similar in rows}
+            # Counted by the database: the readings themselves (JSON) need not come back.
+            rows = conn.execute(select(records.c.id, func.json_array_length(records.c.similar))
+                                .where(records.c.id.in_(list(record_ids))))
+            return {rid: count or 0 for rid, count in rows}
 
     def alternate_urls(self, record_id: str) -> list[str]:
         with self.engine.connect() as conn:
