@@ -61,7 +61,7 @@ def near_duplicate_index(rt: Runtime) -> LSHIndex:
 def link_near_duplicate(draft: Draft, index: LSHIndex) -> Draft:
     """The draft, pointing at the record it nearly copies if the index knows one (and made its
     canonical otherwise)."""
-    verdict = index.check_body(str(draft.record_id), draft.article.body)
+    verdict = index.check_body(str(draft.record_id), draft.article.body, draft.content_hash)
     if verdict.duplicate_of and verdict.duplicate_of != str(draft.record_id):
         draft = draft.model_copy(update={"duplicate_of": uuid.UUID(verdict.duplicate_of)})
     return draft

@@ -400,15 +400,16 @@ class LSHIndex:
         keys_, args = self._args(doc_id, signature, content_hash)
         return self._verdict(self._check(keys=keys_, args=args))
 
-    def check_body(self, doc_id: str, paragraphs: Sequence[str]) -> Verdict:
+    def check_body(self, doc_id: str, paragraphs: Sequence[str], content_hash: str | None = None) -> Verdict:
         """``check`` for a body: its signature and content hash made with this index's hasher.
 
         A body of fewer than ``NEAR_MIN_WORDS`` words gets the exact check only: with a
-        handful of shingles, sharing half of them says little.
+        handful of shingles, sharing half of them says little. ``content_hash``: the body's
+        ``textnorm.content_hash`` if the caller has it already (it costs as much as the signature).
         """
         words = textnorm.tokens("\n".join(paragraphs))
         signature = self.hasher.signature_of_tokens(words) if len(words) >= NEAR_MIN_WORDS else None
-        return self.check(doc_id, signature, textnorm.content_hash(paragraphs))
+        return self.check(doc_id, signature, content_hash or textnorm.content_hash(paragraphs))
 
     def check_and_insert(self, doc_id: str, signature: np.ndarray | None, content_hash: str | None = None) -> str | None:
         """The canonical doc id this doc duplicates, or None after inserting it as a canonical."""

@@ -163,6 +163,10 @@ def test_check_body_uses_the_index_hasher(index: LSHIndex) -> None:
     assert index.check_body(first, body).duplicate_of is None
     assert index.check_body(new_id(), [p.upper() for p in body]).exact
     assert index.check_body(new_id(), near_copy("\n".join(body), 2).split("\n")).duplicate_of == first
+    # A content hash the caller already made is the one checked (dedupe has it from the draft).
+    other = article(42).split("\n")
+    assert index.check_body(new_id(), other, content_hash(body)).duplicate_of == first
+    assert index.check_body(new_id(), other, content_hash(body)).exact
 
 
 def test_short_bodies_get_the_exact_check_only(index: LSHIndex) -> None:
