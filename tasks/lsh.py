@@ -407,7 +407,7 @@ class LSHIndex:
         handful of shingles, sharing half of them says little. ``content_hash``: the body's
         ``textnorm.content_hash`` if the caller has it already (it costs as much as the signature).
         """
-        words = textnorm.tokens("\n".join(paragraphs))
+        words = textnorm.body_words(paragraphs)
         signature = self.hasher.signature_of_tokens(words) if len(words) >= NEAR_MIN_WORDS else None
         return self.check(doc_id, signature, content_hash or textnorm.content_hash(paragraphs))
 

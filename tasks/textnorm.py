@@ -7,12 +7,13 @@ page prints twice, as extractors often pick up a repeated block.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-__all__ = ["content_hash", "dedupe_paragraphs", "normalize_text", "paragraph_key", "tokens"]
+__all__ = ["body_words", "content_hash", "dedupe_paragraphs", "normalize_text", "paragraph_key", "tokens"]
 
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
@@ -55,9 +56,18 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(_INVISIBLE_RE.sub("", _nfkc(text)).casefold())
 
 
+# The dedupe stage asks for the same paragraphs' words four times (site boilerplate, repeats,
+# content hash, MinHash), each a regex pass over the text; the same str objects come back, so
+# remembering the last few hundred answers a repeat for the price of a dict lookup.
+@functools.lru_cache(maxsize=512)
 def paragraph_key(paragraph: str) -> str:
     """The words of a paragraph joined by single spaces: equal keys mean the same paragraph."""
     return " ".join(tokens(paragraph))
+
+
+def body_words(paragraphs: Sequence[str]) -> list[str]:
+    """``tokens`` of the paragraphs joined by line breaks (a break never joins or splits words)."""
+    return [word for paragraph in paragraphs for word in paragraph_key(paragraph).split(" ") if word]
 
 
 def content_hash(paragraphs: Iterable[str]) -> str:
@@ -104,10 +114,10 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
     # shared shingles, not by comparing every pair (pages with thousands of lines exist).
     owners: dict[tuple[str, ...], list[int]] = {}
     for paragraph in paragraphs:
-        words = tokens(paragraph)
-        if not words:
+        key = paragraph_key(paragraph)
+        if not key:
             continue
-        key = " ".join(words)
+        words = key.split(" ")
         if key in seen_keys:
             continue
         if len(words) >= CONTAINED_MIN_WORDS:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tasks.textnorm import content_hash, dedupe_paragraphs, normalize_text, tokens
+from tasks.textnorm import body_words, content_hash, dedupe_paragraphs, normalize_text, paragraph_key, tokens
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "example-record.txt"
 
@@ -66,3 +68,19 @@ def test_seed_record_block_printed_twice_is_removed() -> None:
     body = lines[:19]  # paragraphs 1-10, then 2-10 again
     assert body[10] == body[1] and body[18] == body[9]
     assert dedupe_paragraphs(body) == body[:10]
+
+
+# Paragraph text with what makes tokenizing hard: combining marks, compatibility forms,
+# invisible characters, CJK, underscores, apostrophes, line breaks inside a paragraph.
+PARAGRAPH = st.text(alphabet=st.sampled_from(list("ab Z_'-.,\n5") + ["\u0301", "\u00ad", "\u200b", "\ufb01",
+                                                                          "\u00e9", "\u6771", "\u0130", "\uff21"]),
+                    max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PARAGRAPH, max_size=6))
+def test_body_words_are_the_tokens_of_the_joined_body(paragraphs: list[str]) -> None:
+    # The MinHash signature is made from body_words (per paragraph, remembered) instead of
+    # tokenizing the joined body again: the words must be exactly the same.
+    assert body_words(paragraphs) == tokens("\n".join(paragraphs))
+    assert [paragraph_key(p) for p in paragraphs] == [" ".join(tokens(p)) for p in paragraphs]
