@@ -160,10 +160,12 @@ def _terms(text: str) -> list[str]:
     """Content terms: lowercased words without stopwords, and CJK character bigrams."""
     lowered = text.casefold()
     terms: list[str] = []
-    for run in _CJK_RUN.findall(lowered):
-        # No spaces to split on: overlapping character pairs stand in for words.
-        terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-    for word in _WORD.findall(_CJK_RUN.sub(" ", lowered)):
+    if not lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
+        for run in _CJK_RUN.findall(lowered):
+            # No spaces to split on: overlapping character pairs stand in for words.
+            terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+        lowered = _CJK_RUN.sub(" ", lowered)
+    for word in _WORD.findall(lowered):
         if word in _STOPWORDS:
             continue
         if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
@@ -177,8 +179,11 @@ def _is_informative(text: str) -> bool:
     # full stop; a line ending in ":" introduces something else. Neither stands alone.
     if not _FINAL_MARK.search(text):
         return False
-    cjk = sum(len(run) for run in _CJK_RUN.findall(text))
-    words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
+    if text.isascii():
+        cjk, words = 0, len(_WORD.findall(text))
+    else:
+        cjk = sum(len(run) for run in _CJK_RUN.findall(text))
+        words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
     return cjk >= MIN_CJK_CHARS or words >= MIN_WORDS
 
 
