@@ -18,6 +18,7 @@ import argparse
 import atexit
 import functools
 import itertools
+import multiprocessing
 import os
 import platform
 import random
@@ -25,7 +26,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import multiprocessing
 import tempfile
 import threading
 import time

@@ -203,7 +203,7 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
     centroid: dict[str, float] = {}
     for sentence, tf in zip(sentences, counts):
         sentence.terms = {t: (1 + math.log(c)) * idf[t] for t, c in tf.items()}
-        sentence.norm = math.sqrt(sum(w * w for w in sentence.terms.values()))
+        sentence.norm = _norm(sentence.terms)
         sentence.informative = _is_informative(sentence.text)
         sentence.dangling = _is_dangling(sentence.text)
         sentence.question = sentence.text.rstrip(_CLOSING).endswith(("?", "？"))
@@ -220,7 +220,7 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
         denom = math.sqrt(self_sq * others_sq) if self_sq > 0 and others_sq > 1e-12 else 0.0
         centrality = max(0.0, (dot - self_sq) / denom) if denom else 0.0
         lead = 1.0 / math.sqrt(1 + sentence.index)
-        title_sim = _cosine(sentence.terms, title_terms) if title_terms else 0.0
+        title_sim = _cosine(sentence.terms, title_terms, sentence.norm) if title_terms else 0.0
         sentence.score = centrality + TITLE_WEIGHT * title_sim + LEAD_WEIGHT * lead
 
 
@@ -233,25 +233,22 @@ def _count(terms: list[str]) -> dict[str, int]:
 
 def _similarity(a: _Sentence, b: _Sentence) -> float:
     """``_cosine`` of two scored sentences, with their norms from ``_score``."""
-    x, y = (a.terms, b.terms) if len(a.terms) <= len(b.terms) else (b.terms, a.terms)
-    if not x:
+    return _cosine(a.terms, b.terms, a.norm, b.norm)
+
+
+def _norm(v: dict[str, float]) -> float:
+    return math.sqrt(sum(w * w for w in v.values()))
+
+
+def _cosine(a: dict[str, float], b: dict[str, float], norm_a: float | None = None,
+            norm_b: float | None = None) -> float:
+    if not a or not b:
         return 0.0
+    x, y = (a, b) if len(a) <= len(b) else (b, a)  # the sum runs over the shorter one
     dot = sum(w * y.get(t, 0.0) for t, w in x.items())
     if dot <= 0.0:
         return 0.0
-    norm = a.norm * b.norm
-    return dot / norm if norm else 0.0
-
-
-def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if not a or not b:
-        return 0.0
-    if len(a) > len(b):
-        a, b = b, a
-    dot = sum(w * b.get(t, 0.0) for t, w in a.items())
-    if dot <= 0.0:
-        return 0.0
-    norm = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    norm = (_norm(a) if norm_a is None else norm_a) * (_norm(b) if norm_b is None else norm_b)
     return dot / norm if norm else 0.0
 
 

@@ -23,12 +23,18 @@ import redis
 from worker import keys
 from worker.errors import PayloadLostError
 from worker.models import Draft, Page
+from worker.queues import Queue
 
 
 Write = Callable[[redis.client.Pipeline], None]
 
 # The payload each stage reads: the fetched page, or the draft as the stage before it left it.
-_READS: dict[str, str | None] = {"parse": None, "dedupe": "parse", "summarize": "dedupe", "store": "summarize"}
+_READS: dict[str, str | None] = {
+    Queue.PARSE.value: None,
+    Queue.DEDUPE.value: Queue.PARSE.value,
+    Queue.SUMMARIZE.value: Queue.DEDUPE.value,
+    Queue.STORE.value: Queue.SUMMARIZE.value,
+}
 _PAGE_FIELDS = ["meta", "body"]
 
 
@@ -94,9 +100,6 @@ class PageStore:
     def defer(self, write: Write) -> None:
         """Inside a stage, send this write with the stage's end-of-stage round trip (see
         ``_finish``: unless the stage is to be retried); outside one, at once."""
-        self._write(write)
-
-    def _write(self, write: Write) -> None:
         pending = getattr(self._local, "pending", None)
         if pending is not None:
             pending.append(write)
@@ -110,7 +113,7 @@ class PageStore:
             pipe.hset(key, mapping={"meta": meta, "body": packed})  # with its expiry, in one go
             pipe.expire(key, ttl)
 
-        self._write(write)
+        self.defer(write)
 
     def get_page(self, job_id: str) -> tuple[Page, bytes]:
         key = keys.page(job_id)
@@ -122,7 +125,7 @@ class PageStore:
     def put_draft(self, draft: Draft, stage: str) -> None:
         """Keep the draft as ``stage`` (the stage writing it) left it."""
         key, raw, ttl = keys.draft(draft.job_id, stage), draft.model_dump_json(), self.ttl
-        self._write(lambda pipe: pipe.set(key, raw, ex=ttl))
+        self.defer(lambda pipe: pipe.set(key, raw, ex=ttl))
 
     def get_draft(self, job_id: str, stage: str) -> Draft:
         """The draft as ``stage`` (an earlier stage) left it."""
@@ -135,4 +138,4 @@ class PageStore:
     def discard(self, job_id: str) -> None:
         """Delete the job's page and drafts (inside a stage: with the stage's end, as writes are)."""
         names = [keys.page(job_id), *(keys.draft(job_id, stage) for stage in keys.DRAFT_STAGES)]
-        self._write(lambda pipe: pipe.delete(*names))
+        self.defer(lambda pipe: pipe.delete(*names))

@@ -121,10 +121,10 @@ class DocFreq:
     @classmethod
     def from_texts(cls, n_docs: int, texts: Iterable[tuple[str, Sequence[str]]]) -> DocFreq:
         # One flat buffer of each record's distinct word hashes, counted at the end: no
-        # per-word objects that would outlive the count in the worker's heap.
-        # Unfiltered but for stopwords: a query never asks for the other useless words (numbers,
-        # single letters), so counting them costs a little memory and no wrong answer, where a
-        # filter per word and record was a third of the time this takes.
+        # per-word objects that would outlive the count in the worker's heap. Stopwords go; the
+        # other words a query never asks for (numbers, single letters) stay, costing a little
+        # memory and no wrong answer, where filtering each word of each record took a third of
+        # the time.
         seen = array("q")
         size = 0
         for title, body in texts:

@@ -275,9 +275,7 @@ class Storage:
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
-                    record_id, duplicate_of, written = self._upsert_once(conn, draft, similar)
-                    if similar is not None and duplicate_of is None and not written:
-                        _set_similar(conn, record_id, similar)
+                    record_id, duplicate_of = self._upsert_once(conn, draft, similar)
                     if job_id is not None:
                         _finish_job(conn, job_id, record_id, duplicate_of)
                     return record_id, duplicate_of
@@ -287,15 +285,16 @@ class Storage:
         raise RuntimeError(f"could not store {draft.canonical_url}: conflicting writers kept winning")
 
     def _upsert_once(self, conn: Connection, draft: Draft,
-                     similar: Sequence[SimilarRef] | None = None) -> tuple[str, str | None, bool]:
-        """(record id, canonical id if a duplicate, whether ``similar`` went into the same write)."""
+                     similar: Sequence[SimilarRef] | None = None) -> tuple[str, str | None]:
         article = draft.article
         now = utcnow()
         existing = conn.execute(
             select(records).where(records.c.canonical_url == draft.canonical_url)
         ).first()
         if existing is not None and existing.content_hash == draft.content_hash:
-            return existing.id, existing.duplicate_of, False
+            if similar is not None and existing.duplicate_of is None:
+                _set_similar(conn, existing.id, similar)  # same text, but its neighbours may be new
+            return existing.id, existing.duplicate_of
         canonical = str(draft.duplicate_of) if draft.duplicate_of else None
         if canonical is None:
             canonical = conn.execute(
@@ -319,22 +318,18 @@ class Storage:
             "language": article.language,
             "updated_at": now,
         }
-        # A canonical record's readings go into the same statement, not an UPDATE after it.
+        record_id = existing.id if existing is not None else str(draft.record_id or uuid.uuid4())
+        if existing is not None and existing.id == canonical:
+            canonical = values["duplicate_of"] = None
+        if similar is not None and canonical is None:
+            # A canonical record's readings go into the same statement, not an UPDATE after it.
+            values["similar"] = _readings(record_id, similar)
         if existing is not None:
-            if existing.id == canonical:
-                canonical = values["duplicate_of"] = None
-            written = similar is not None and canonical is None
-            if written:
-                values["similar"] = _readings(existing.id, similar)
-            conn.execute(update(records).where(records.c.id == existing.id).values(**values))
-            return existing.id, canonical, written
-        record_id = str(draft.record_id or uuid.uuid4())
-        written = similar is not None and canonical is None
-        conn.execute(
-            insert(records).values(id=record_id, canonical_url=draft.canonical_url, created_at=now, read_count=0,
-                                   similar=_readings(record_id, similar) if written else [], **values)
-        )
-        return record_id, canonical, written
+            conn.execute(update(records).where(records.c.id == record_id).values(**values))
+        else:
+            conn.execute(insert(records).values(id=record_id, canonical_url=draft.canonical_url, created_at=now,
+                                                read_count=0, **({"similar": []} | values)))
+        return record_id, canonical
 
     def get_record(self, record_id: str) -> Record | None:
         with self.engine.connect() as conn:
