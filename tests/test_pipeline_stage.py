@@ -10,7 +10,7 @@ from tasks.parse import parse
 from worker import keys
 from worker.delayed import DelayedJobs
 from worker.pipeline import MAX_DELIVERIES, backoff_seconds
-from worker.queues import Queue
+from worker.queues import Queue, broker_keys
 from worker.runtime import get_runtime
 
 
@@ -193,22 +193,13 @@ def test_run_inline_takes_a_url_through_every_stage_without_the_broker(rt, site)
     assert run_inline({"id": missing, "url": site.url("/missing.html"), "category_id": "test", "priority": 6}, rt) == "fetch"
 
 
-def test_a_stages_payload_goes_out_with_its_end_of_stage_round_trip(rt, site, monkeypatch):
-    """Inside a stage, put_page/put_draft wait for the wrapper's one pipeline at the end,
-    which writes them before the next stage's message is published."""
+def test_a_stages_payload_ledger_and_message_go_out_in_its_end_of_stage_round_trip(rt, site, monkeypatch):
+    """Inside a stage, put_page/put_draft wait for the wrapper's one pipeline at the end, which
+    writes them, then the in-flight ledger's entry, then the next stage's message: one round
+    trip, in that order, and nothing published on its own."""
     url = site.page("/deferred.html", "<html><head><title>Deferred</title></head><body><article>"
                     "<p>The lighthouse keeper logged three ships before dawn and none after.</p></article></body></html>")
     job = job_for(rt, url)
-    seen_at_publish: list[bool] = []
-    import worker.pipeline as pipeline_module
-
-    real_publish = pipeline_module._publish
-
-    def publish(stage, job_id, *args):
-        seen_at_publish.append(bool(rt.redis.exists(keys.page(job_id))))
-        real_publish(stage, job_id, *args)
-
-    monkeypatch.setattr(pipeline_module, "_publish", publish)
     real_put = rt.pages.put_page
 
     def put_page(job_id, page, body):
@@ -216,8 +207,28 @@ def test_a_stages_payload_goes_out_with_its_end_of_stage_round_trip(rt, site, mo
         assert not rt.redis.exists(keys.page(job_id))  # held back, not yet written
 
     monkeypatch.setattr(rt.pages, "put_page", put_page)
+    round_trips: list[list[tuple[str, str]]] = []
+    real_pipeline = rt.redis.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+
+        def execute(*eargs, **ekwargs):
+            round_trips.append([(str(c[0][0]), str(c[0][1]) if len(c[0]) > 1 else "") for c in pipe.command_stack])
+            return real_execute(*eargs, **ekwargs)
+
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(rt.redis, "pipeline", pipeline)
     fetch.apply(args=[job])
-    assert seen_at_publish == [True]
+    with_push = [trip for trip in round_trips if any(name == "LPUSH" for name, _ in trip)]
+    assert len(with_push) == 1
+    order = [key if name == "HSET" else name for name, key in with_push[0]
+             if key in (keys.page(job), keys.inflight()) and name == "HSET" or name == "LPUSH"]
+    assert order == [keys.page(job), keys.inflight(), "LPUSH"]
+    assert sum(rt.redis.llen(k) for k in broker_keys(Queue.PARSE.value)) == 1  # and it did go out
     # Outside a stage it writes at once.
     page, body = rt.pages.get_page(job)
     rt.pages.discard(job)

@@ -9,6 +9,7 @@ in the dead-letter store with a reason a person can act on.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import random
@@ -32,6 +33,7 @@ from worker.metrics import add_stage, record_stage
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
 from worker.storage import TERMINAL_STATES
+from worker.transport import Settlement, settles_in_pipeline
 
 log = logging.getLogger("gleaner.pipeline")
 
@@ -213,8 +215,9 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
 
 
 def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: float, outbox: Outbox,
-            payloads: list | None = None) -> None:
-    """The end's bookkeeping in one round trip, then the stage's onward messages.
+            payloads: list | None = None, task_id: str | None = None) -> None:
+    """The end's bookkeeping, the stage's onward messages and its own message's ack in one
+    round trip (see worker/transport.py; elsewhere the messages follow the round trip).
 
     If Redis fails before the onward messages are written down and sent, the error goes up and
     the message is handed back: the stage runs again, which is harmless (stages are idempotent),
@@ -234,14 +237,30 @@ def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: fl
     if outcome == "success" and not sends:
         inflight.strike(pipe, job_id)  # the stage ended the job (stored, or unchanged since last time)
     add_stage(pipe, stage, outcome, seconds)
+    settlement = None
+    if _settles_in_pipeline():
+        with Settlement(pipe, task_id) as settlement:  # after the ledger: written down, then sent
+            for next_stage, next_job, priority, retries, fields in sends:
+                _publish(next_stage, next_job, priority, retries, now, fields)
+        sends_left: Outbox = []
+    else:
+        sends_left = sends
     try:
         pipe.execute()
     except redis.RedisError as exc:
         if sends:
             raise
         log.warning("could not record the end of %s for job %s: %s", stage, job_id, exc)
-    for next_stage, next_job, priority, retries, fields in sends:
+    else:
+        if settlement is not None:
+            settlement.confirm()
+    for next_stage, next_job, priority, retries, fields in sends_left:
         _publish(next_stage, next_job, priority, retries, now, fields)
+
+
+@functools.cache
+def _settles_in_pipeline() -> bool:
+    return settles_in_pipeline(app)
 
 
 def _load_job(runtime: Runtime, stage: str, job_id: str, fields: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -270,7 +289,8 @@ def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime,
         began = time.perf_counter()
         with runtime.pages.deferred() as payloads:
             outcome = _run(fn, task, stage, job, runtime, limit, sent)
-        _finish(runtime, stage, job_id, outcome, time.perf_counter() - began, _running.outbox, payloads)
+        _finish(runtime, stage, job_id, outcome, time.perf_counter() - began, _running.outbox, payloads,
+                task.request.id)
     except DBAPIError as exc:
         # The database is down, not the page: try the same stage again shortly, without
         # spending one of the job's attempts. The stages are idempotent, so a half-done
