@@ -169,8 +169,9 @@ def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
     f = fetcher_for(rt)
     url = check_url(job["url"])
     attempts = FetchAttempts(rt.redis, job["id"], ttl=s.page_ttl)
-    if first_attempt:
-        attempts.clear()  # a URL sent again from the dead-letter store starts a fresh tally
+    # A URL sent again from the dead-letter store starts a fresh tally. Only a failure reads the
+    # tally, so it is cleared there (and with the page on success), not in a round trip of its own.
+    stale_tally = first_attempt
     host = host_key(url)
     cap = countdown_cap(s)
     try:
@@ -186,6 +187,8 @@ def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
         with f.limiter.slot(host, policy, interval=interval, token=job["id"]):
             page, body = fetch_page(url, f.client, f.limits, validators=known if record else None)
     except HostBusyError as exc:
+        if stale_tally:
+            attempts.clear()
         waited = attempts.waited_for_host()
         if waited > s.host_busy_timeout:
             attempts.clear()
@@ -194,6 +197,8 @@ def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
     except RetryableError as exc:
         if exc.status in (429, 503) and exc.retry_after:
             f.limiter.pause(host, min(exc.retry_after, cap))  # the whole host asked for a break
+        if stale_tally:
+            attempts.clear()
         failed = attempts.failed()
         if failed > s.fetch_retries:
             attempts.clear()
