@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 
 import pytest
@@ -167,3 +168,35 @@ def test_a_real_pipeline_run_is_counted_at_every_stage(redis_url, tmp_path, site
     # The run may straddle a minute boundary: look at the last few minutes together.
     recent = metrics.throughput(broker, minutes=5)
     assert sum(row["stages"].get("store", {}).get("success", 0) for row in recent) >= 1
+
+
+def test_a_tally_holds_runs_until_due_then_adds_what_record_stage_would(client):
+    clock = [1000.0]
+    tally = metrics.Tally(every=1.0, clock=lambda: clock[0])
+    now = time.time()
+    runs = [("fetch", "success", 0.2), ("fetch", "success", 0.003), ("fetch", "failure", 7.0), ("parse", "retry", 0.01)]
+    for stage, outcome, seconds in runs:
+        tally.add(stage, outcome, seconds, now=now)
+    pipe = client.pipeline(transaction=False)
+    assert not tally.flush_into(pipe) and not pipe.command_stack  # not due yet: nothing queued
+    clock[0] += 1.5
+    assert tally.flush_into(pipe)
+    pipe.execute()
+    assert not tally.flush_into(client.pipeline(transaction=False), force=True)  # nothing left to send
+    counts = metrics.stage_counts(client)
+    assert counts["fetch"] == {"success": 2, "failure": 1, "retry": 0} and counts["parse"]["retry"] == 1
+    hist = metrics.latency(client, ["fetch"])["fetch"]
+    assert hist.count == 3 and hist.total == pytest.approx(7.203)
+    assert dict(hist.buckets)["0.005"] == 1 and dict(hist.buckets)["0.25"] == 2 and dict(hist.buckets)["10.0"] == 3
+    minute = [row for row in metrics.throughput(client, minutes=2, now=now) if row["stages"]][-1]
+    assert minute["stages"] == {"fetch": {"success": 2, "failure": 1}, "parse": {"retry": 1}}
+    assert 0 < client.ttl(metrics.minute_key(int(now // 60))) <= metrics.MINUTE_TTL
+
+
+def test_a_tally_flushed_at_shutdown_sends_what_it_holds_and_refuses_bad_names(client):
+    tally = metrics.Tally(every=3600)
+    tally.add("store", "success", 0.01)
+    assert tally.flush(client)
+    assert metrics.stage_counts(client)["store"]["success"] == 1
+    with pytest.raises(ValueError):
+        tally.add("store", "ok", 0.1)

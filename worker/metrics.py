@@ -1,6 +1,7 @@
 """Pipeline metrics kept in Redis, so every worker process adds to the same counters.
 
-The stage wrapper calls :func:`record_stage` once per task run; the web app reads the totals back
+The stage wrapper counts each task run in a :class:`Tally` and adds a second's worth at a time to
+Redis (:func:`record_stage` adds one run at once); the web app reads the totals back
 (``/metrics``, the overview's throughput chart). Three kinds of keys, all under ``gleaner:metrics:``:
 
 - ``counts``            hash ``{stage}:{outcome}`` -> runs since the Redis data began
@@ -17,8 +18,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import redis
@@ -71,6 +73,76 @@ def add_stage(pipe: redis.client.Pipeline, stage: str, outcome: str, seconds: fl
     pipe.hincrby(latency_key(stage), "count", 1)
     pipe.hincrby(minute_key(minute), field_name, 1)
     pipe.expire(minute_key(minute), MINUTE_TTL)
+
+
+class Tally:
+    """Stage runs counted in this process and added to Redis at most every ``every`` seconds,
+    riding on a round trip the caller makes anyway (the stage wrapper's end-of-stage pipeline).
+
+    Six counter commands a task, five tasks an article, cost about 1% of a worker's CPU and more
+    of Redis's; a second's worth of runs fits in a few dozen commands. The price: the dashboard
+    lags by up to ``every`` seconds, and a killed worker loses its last second of counts (the
+    books are the jobs table, not these). Thread-safe; one per process.
+    """
+
+    def __init__(self, every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self._lock = threading.Lock()
+        self._runs: dict[tuple[str, str, str, int], int] = {}  # (stage, outcome, bucket, minute) -> runs
+        self._seconds: dict[str, float] = {}  # stage -> summed run time
+        self._due = clock() + every
+
+    def add(self, stage: str, outcome: str, seconds: float, *, now: float | None = None) -> None:
+        _check(stage, outcome)
+        seconds = max(0.0, float(seconds))
+        key = (stage, outcome, bucket_for(seconds), int((time.time() if now is None else now) // 60))
+        with self._lock:
+            self._runs[key] = self._runs.get(key, 0) + 1
+            self._seconds[stage] = self._seconds.get(stage, 0.0) + seconds
+
+    def flush_into(self, pipe: redis.client.Pipeline, *, force: bool = False) -> bool:
+        """Queue the held counts onto ``pipe`` if they are due (or ``force``); True if any were."""
+        if not force and self.clock() < self._due:
+            return False
+        with self._lock:
+            runs, seconds, self._runs, self._seconds = self._runs, self._seconds, {}, {}
+            self._due = self.clock() + self.every
+        if not runs:
+            return False
+        counts: dict[str, int] = {}  # "stage:outcome" -> runs
+        buckets: dict[tuple[str, str], int] = {}  # (stage, bucket) -> runs
+        per_stage: dict[str, int] = {}
+        minutes: dict[tuple[int, str], int] = {}  # (minute, "stage:outcome") -> runs
+        for (stage, outcome, bucket, minute), n in runs.items():
+            name = f"{stage}:{outcome}"
+            counts[name] = counts.get(name, 0) + n
+            buckets[(stage, bucket)] = buckets.get((stage, bucket), 0) + n
+            per_stage[stage] = per_stage.get(stage, 0) + n
+            minutes[(minute, name)] = minutes.get((minute, name), 0) + n
+        for name, n in counts.items():
+            pipe.hincrby(counts_key(), name, n)
+        for (stage, bucket), n in buckets.items():
+            pipe.hincrby(latency_key(stage), bucket, n)
+        for stage, n in per_stage.items():
+            pipe.hincrbyfloat(latency_key(stage), "sum", seconds[stage])
+            pipe.hincrby(latency_key(stage), "count", n)
+        for (minute, name), n in minutes.items():
+            pipe.hincrby(minute_key(minute), name, n)
+        for minute in {m for m, _ in minutes}:
+            pipe.expire(minute_key(minute), MINUTE_TTL)
+        return True
+
+    def flush(self, client: redis.Redis) -> bool:
+        """Send whatever is held now, in a round trip of its own (at shutdown). False on failure."""
+        pipe = client.pipeline(transaction=False)
+        if not self.flush_into(pipe, force=True):
+            return True
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not record the last stage metrics: %s", exc)
+            return False
+        return True
 
 
 def record_stage(client: redis.Redis, stage: str, outcome: str, seconds: float, *, now: float | None = None) -> bool:

@@ -22,14 +22,14 @@ import kombu.exceptions
 import redis
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import task_failure, worker_init, worker_ready, worker_shutdown
+from celery.signals import task_failure, worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 from sqlalchemy.exc import DBAPIError
 
 from worker import inflight, keys
 from worker.app import app
 from worker.delayed import DelayedJobs, ReleaseLoop
 from worker.errors import IngestError, RetryableError
-from worker.metrics import add_stage, record_stage
+from worker.metrics import Tally, record_stage
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
 from worker.storage import TERMINAL_STATES
@@ -49,6 +49,7 @@ STAGE_FUNCTIONS: dict[str, StageFn] = {}  # stage name -> its function, as stage
 # stage that sent none ended its job there.
 _running = threading.local()
 Outbox = list[tuple[str, str, int, int, dict[str, Any]]]
+_tally = Tally()  # this process's stage-run metrics, on their way to Redis (worker/metrics.py)
 
 
 def backoff_seconds(retries: int, retry_after: float | None, cap: float) -> float:
@@ -175,6 +176,12 @@ def _start_release_loop(**_: Any) -> None:
 def _stop_release_loop(**_: Any) -> None:
     if _release_loop is not None:
         _release_loop.stop()
+    _tally.flush(get_runtime().redis)
+
+
+@worker_process_shutdown.connect
+def _flush_metrics(**_: Any) -> None:
+    _tally.flush(get_runtime().redis)  # a prefork pool's child counts its own runs
 
 
 def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runtime, limit: int,
@@ -242,7 +249,8 @@ def _finish(runtime: Runtime, stage: str, job_id: str, outcome: str, seconds: fl
         inflight.mark_sent(pipe, next_job, next_stage, priority, now)
     if outcome == "success" and not sends:
         inflight.strike(pipe, job_id)  # the stage ended the job (stored, or unchanged since last time)
-    add_stage(pipe, stage, outcome, seconds)
+    _tally.add(stage, outcome, seconds)
+    _tally.flush_into(pipe)  # a second's worth of every stage's counts, now and then
     settlement = None
     if _settles_in_pipeline():
         with Settlement(pipe, task_id) as settlement:  # after the ledger: written down, then sent
