@@ -223,7 +223,7 @@ def fetch_job(job: dict[str, Any], rt: Runtime, *, first_attempt: bool = False,
     send(Queue.PARSE, job)
 
 
-@stage_task(Queue.FETCH, max_retries=WRAPPER_RETRY_CEILING)
+@stage_task(Queue.FETCH, max_retries=WRAPPER_RETRY_CEILING, reads_source=True)
 def fetch(job: dict[str, Any], rt: Runtime) -> None:
     request = current_task.request if current_task else None
     # A source's own politeness (sources.toml) overrides the global per-host limits for its URLs.

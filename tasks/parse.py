@@ -19,7 +19,7 @@ def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Artic
     return article
 
 
-@stage_task(Queue.PARSE, needs_row=False)
+@stage_task(Queue.PARSE, needs_row=False, reads_source=True)
 def parse(job: dict[str, Any], rt: Runtime) -> None:
     page, body = rt.pages.get_page(job["id"])
     article = parse_page(page, body, rules_for(rt.redis, job["category_id"]))

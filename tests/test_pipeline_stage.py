@@ -326,3 +326,31 @@ def test_a_sent_message_carries_the_arguments_flower_shows(rt, site):
     assert shown.startswith("{'sent': ") and "'category': 'test'" in shown and "'priority': " in shown
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
     assert args == [job] and kwargs["category"] == "test" and shown == repr(kwargs)
+
+
+def test_fetch_and_parse_read_their_sources_entry_in_the_start_round_trip(rt, site, monkeypatch):
+    from tasks.parse import parse as parse_task
+    from worker.scheduler import Registry, _read_ahead
+    from worker.sources import parse_sources
+
+    source = parse_sources('[sources.ahead]\nfeeds = ["http://127.0.0.1/rss.xml"]\n\n'
+                           '[sources.ahead.rules]\ntitle = "h2.real-title"\n', "sources.toml")[0]
+    Registry(rt.redis).add(source)
+    url = site.page("/ahead.html", "<html><head><title>Wrong title</title></head><body><article>"
+                    "<h2 class='real-title'>Read ahead</h2><p>The ferry left at nine and the harbour "
+                    "master wrote down every car that boarded it.</p></article></body></html>")
+    job = rt.storage.create_jobs([url], "ahead")[0]
+    lookups: list[str] = []
+    real_hget = rt.redis.hget
+
+    def hget(name, key):
+        if name == keys.sources():
+            lookups.append(key)
+        return real_hget(name, key)
+
+    monkeypatch.setattr(rt.redis, "hget", hget)
+    fetch.apply(args=[job])
+    parse_task.apply(args=[job], kwargs={"category": "ahead", "priority": 6})
+    assert lookups == []  # both answered from the start round trip
+    assert rt.pages.get_draft(job, Queue.PARSE.value).article.title == "Read ahead"  # the rules applied
+    assert getattr(_read_ahead, "entry", None) is None  # nothing left over for a later caller

@@ -32,6 +32,7 @@ from worker.errors import IngestError, RetryableError
 from worker.metrics import Tally, record_stage
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
+from worker.scheduler import forget_read_ahead, read_entry_into
 from worker.storage import TERMINAL_STATES
 from worker.transport import Settlement, settles_in_pipeline
 
@@ -44,6 +45,7 @@ MAX_DELIVERIES = 3  # a job whose stage killed its worker this often is poison, 
 
 StageFn = Callable[[dict[str, Any], Runtime], None]
 STAGE_FUNCTIONS: dict[str, StageFn] = {}  # stage name -> its function, as stage_task wrapped it
+STAGES_READING_SOURCE: set[str] = set()  # stages that look up their job's source (see stage_task)
 
 # The messages the stage running on this thread has asked to send (None outside a stage); a
 # stage that sent none ended its job there.
@@ -193,11 +195,15 @@ def _run(fn: StageFn, task: Task, stage: str, job: dict[str, Any], runtime: Runt
     pipe.incr(keys.deliveries(job_id, stage))
     pipe.expire(keys.deliveries(job_id, stage), runtime.settings.page_ttl)
     inflight.mark_started(pipe, job_id, stage, job.get("priority", 0), sent)
-    accept_payload = runtime.pages.prefetch_into(pipe, job_id, stage)  # the stage's input, same trip
+    # What the stage will read first, in the same trip: its input, and its source's entry.
+    reads = [(len(pipe.command_stack), runtime.pages.prefetch_into(pipe, job_id, stage))]
+    if stage in STAGES_READING_SOURCE and job.get("category_id"):
+        reads.append((len(pipe.command_stack), read_entry_into(pipe, job["category_id"])))
     results = pipe.execute()
     started = results[0]
-    if accept_payload is not None:
-        accept_payload(results[-1])
+    for at, accept in reads:
+        if accept is not None:
+            accept(results[at])
     if started > MAX_DELIVERIES:
         dead_letter(runtime, job_id, stage,
                     f"{stage} stage started {started - 1} times without finishing (a crash or kill each time)")
@@ -317,18 +323,24 @@ def _attempt(task: Task, fn: StageFn, stage: str, job_id: str, runtime: Runtime,
         runtime.redis.delete(keys.deliveries(job_id, stage))
     finally:
         _running.outbox = None
+        forget_read_ahead()
 
 
-def stage_task(queue: Queue, *, max_retries: int | None = None, needs_row: bool = True) -> Callable[[StageFn], Task]:
+def stage_task(queue: Queue, *, max_retries: int | None = None, needs_row: bool = True,
+               reads_source: bool = False) -> Callable[[StageFn], Task]:
     """Wrap a stage function as its Celery task. ``needs_row``: read the job's row before each
     run (its URL, and whether it already finished) rather than trust the message's fields. Fetch
     does, so a redelivered finished job is not fetched again; the later stages need only the
     in-flight page or draft, which a finished job no longer has (a late copy then ends quietly,
-    see ``dead_letter``), and the store's upsert makes a second store change nothing."""
+    see ``dead_letter``), and the store's upsert makes a second store change nothing.
+    ``reads_source``: the stage looks up its job's source entry (rules, politeness); the wrapper
+    reads it in its start round trip."""
     stage = queue.value
 
     def decorate(fn: StageFn) -> Task:
         STAGE_FUNCTIONS[stage] = fn
+        if reads_source:
+            STAGES_READING_SOURCE.add(stage)
         @app.task(name=f"gleaner.{stage}", bind=True, max_retries=None)
         def run(self: Task, job_id: str, sent: float | None = None, category: str | None = None,
                 priority: int | None = None, **_: Any) -> None:

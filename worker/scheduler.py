@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -405,8 +406,35 @@ def _stamp(path: Path) -> str:
 
 # --- lookups for the pipeline -----------------------------------------------------------------------
 
+# A source's entry read ahead by the stage wrapper, (key, raw), for the stage on this thread.
+_read_ahead = threading.local()
+
+
+def read_entry_into(pipe: redis.client.Pipeline, key: str) -> Callable[[Any], None]:
+    """Add the read of source ``key``'s entry to the caller's pipeline (the stage wrapper's start
+    round trip). The caller hands that command's result to the returned function; the stage's
+    next ``rules_for``/``politeness_for`` for ``key`` on this thread then answers from it once,
+    without a round trip of its own."""
+    pipe.hget(keys.sources(), key)
+
+    def accept(raw: Any) -> None:
+        _read_ahead.entry = (key, raw)
+
+    return accept
+
+
+def forget_read_ahead() -> None:
+    """Drop an entry read ahead that the stage did not use (so nothing later takes it as fresh)."""
+    _read_ahead.entry = None
+
+
 def _entry(client: redis.Redis, key: str) -> Entry | None:
-    raw = client.hget(keys.sources(), key)
+    held = getattr(_read_ahead, "entry", None)
+    if held is not None and held[0] == key:
+        _read_ahead.entry = None
+        raw = held[1]
+    else:
+        raw = client.hget(keys.sources(), key)
     if not raw:
         return None
     try:
