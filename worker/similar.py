@@ -225,6 +225,14 @@ def _sqlite_index(prefix: str) -> str:
     )
 
 
+# Built once: text() scans its SQL for parameters every time one is made.
+_SQLITE_SEARCH = text(
+    "SELECT d.record_id, r.title FROM ("
+    "  SELECT rowid AS docid, rank FROM similar_fts WHERE similar_fts MATCH :q AND rank MATCH :w"
+    "  ORDER BY rank LIMIT :n) AS hit "
+    "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
+    "WHERE r.duplicate_of IS NULL ORDER BY hit.rank")
+
 _SQLITE_SCHEMA = [
     # records has a text primary key, so its implicit rowid may change on VACUUM: the index
     # numbers documents itself and maps them to record ids here.
@@ -459,13 +467,7 @@ class SimilarIndex:
     def _search_sqlite(self, query: str, limit: int) -> list[Any]:
         weights = f"bm25({float(self.title_weight)!r}, 1.0)"
         with self.engine.connect() as conn:
-            return list(conn.execute(text(
-                "SELECT d.record_id, r.title FROM ("
-                "  SELECT rowid AS docid, rank FROM similar_fts WHERE similar_fts MATCH :q AND rank MATCH :w"
-                "  ORDER BY rank LIMIT :n) AS hit "
-                "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
-                "WHERE r.duplicate_of IS NULL ORDER BY hit.rank"),
-                {"q": query, "w": weights, "n": limit}))
+            return list(conn.execute(_SQLITE_SEARCH, {"q": query, "w": weights, "n": limit}))
 
     def _search_postgresql(self, terms: Sequence[str], limit: int, excluded: set[str]) -> list[Any]:
         # Weights are {D, C, B, A}: body words count 1/title_weight of title words.
