@@ -175,7 +175,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--urls", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--pool", choices=["threads", "prefork"], default="threads")
+    parser.add_argument("--pool", choices=["threads", "solo", "prefork"], default="threads",
+                        help="Celery's execution pool in each worker (solo: one task at a time, in the "
+                             "worker's own thread; --concurrency is then 1)")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="threads or processes per worker (more threads only fight over the GIL)")
     parser.add_argument("--baseline", type=int, default=0,
@@ -184,6 +186,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "load.md")
     parser.add_argument("--quick", action="store_true", help="do not write the results file")
     args = parser.parse_args()
+    if args.pool == "solo":
+        args.concurrency = 1
 
     from tests.servers import RedisServer  # the same throwaway redis-server the tests use
     from worker.processes import worker_argv
