@@ -328,14 +328,16 @@ def test_a_sent_message_carries_the_arguments_flower_shows(rt, site):
     assert args == [job] and kwargs["category"] == "test" and shown == repr(kwargs)
 
 
-def test_fetch_and_parse_read_their_sources_entry_in_the_start_round_trip(rt, site, monkeypatch):
+def test_fetch_and_parse_read_their_sources_entry_in_the_start_round_trip(rt, site, monkeypatch, request):
     from tasks.parse import parse as parse_task
     from worker.scheduler import Registry, _read_ahead
     from worker.sources import parse_sources
 
-    source = parse_sources('[sources.ahead]\nfeeds = ["http://127.0.0.1/rss.xml"]\n\n'
+    source = parse_sources(f'[sources.ahead]\nfeeds = ["{site.url("/rss.xml")}"]\nevery = "1h"\n\n'
                            '[sources.ahead.rules]\ntitle = "h2.real-title"\n', "sources.toml")[0]
-    Registry(rt.redis).add(source)
+    registry = Registry(rt.redis)
+    registry.add(source)
+    request.addfinalizer(lambda: registry.remove("ahead"))  # later tests expect no sources
     url = site.page("/ahead.html", "<html><head><title>Wrong title</title></head><body><article>"
                     "<h2 class='real-title'>Read ahead</h2><p>The ferry left at nine and the harbour "
                     "master wrote down every car that boarded it.</p></article></body></html>")
