@@ -1,4 +1,6 @@
-"""kombu's Redis transport with one synchronous client per channel (worker/transport.py)."""
+"""kombu's Redis transport with one client per channel and settlement in the stage's pipeline (worker/transport.py)."""
+
+from contextlib import contextmanager
 
 import redis
 from kombu import Connection
@@ -39,51 +41,51 @@ def test_messages_still_go_round(redis_url):
     assert redis.Redis.from_url(redis_url).hlen("unacked") == 0  # every ack reached Redis
 
 
+@contextmanager
+def held_message(redis_url: str, name: str, task_id: str):
+    """A message with a Celery-style task id, consumed (unacknowledged) through the transport."""
+    with Connection(redis_url, transport="worker.transport:Transport") as conn:
+        queue = conn.SimpleQueue(name)
+        try:
+            queue.put({"n": 1}, headers={"id": task_id})
+            yield queue, queue.get(timeout=5)
+        finally:
+            queue.close()
+
+
 def test_a_settlement_acks_in_the_callers_round_trip_and_kombus_ack_then_skips_redis(redis_url, monkeypatch):
     from worker.transport import QoS, Settlement
 
     client = redis.Redis.from_url(redis_url)
-    with Connection(redis_url, transport="worker.transport:Transport") as conn:
-        queue = conn.SimpleQueue("gleaner-settle-test")
-        try:
-            queue.put({"n": 1}, headers={"id": "task-1"})
-            message = queue.get(timeout=5)
-            assert client.hlen("unacked") == 1
-            pipe = client.pipeline(transaction=False)
-            with Settlement(pipe, "task-1") as settlement:
-                pass
-            assert client.hlen("unacked") == 1  # queued on the pipeline, not sent by itself
-            pipe.execute()
-            assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
-            settlement.confirm()
+    with held_message(redis_url, "gleaner-settle-test", "task-1") as (queue, message):
+        assert client.hlen("unacked") == 1
+        pipe = client.pipeline(transaction=False)
+        with Settlement(pipe, "task-1") as settlement:
+            pass
+        assert client.hlen("unacked") == 1  # queued on the pipeline, not sent by itself
+        pipe.execute()
+        assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+        settlement.confirm()
 
-            def no_redis(self, *args, **kwargs):
-                raise AssertionError("kombu's ack went to Redis again")
+        def no_redis(self, *args, **kwargs):
+            raise AssertionError("kombu's ack went to Redis again")
 
-            monkeypatch.setattr(QoS, "_remove_from_indices", no_redis)
-            message.ack()
-            qos = queue.consumer.channel.qos
-            qos._flush()  # kombu settles its in-memory acks lazily
-            assert not qos._delivered  # kombu's own bookkeeping done
-        finally:
-            queue.close()
+        monkeypatch.setattr(QoS, "_remove_from_indices", no_redis)
+        message.ack()
+        qos = queue.consumer.channel.qos
+        qos._flush()  # kombu settles its in-memory acks lazily
+        assert not qos._delivered  # kombu's own bookkeeping done
 
 
 def test_an_unconfirmed_settlement_leaves_the_ack_to_kombu(redis_url):
     from worker.transport import Settlement
 
     client = redis.Redis.from_url(redis_url)
-    with Connection(redis_url, transport="worker.transport:Transport") as conn:
-        queue = conn.SimpleQueue("gleaner-settle-test-2")
-        try:
-            queue.put({"n": 1}, headers={"id": "task-2"})
-            message = queue.get(timeout=5)
-            with Settlement(client.pipeline(transaction=False), "task-2"):
-                pass  # the pipeline never executes (Redis failed, say)
-            message.ack()
-            assert client.hlen("unacked") == 0  # kombu's own ack removed it
-        finally:
-            queue.close()
+    with held_message(redis_url, "gleaner-settle-test-2", "task-2") as (_queue, message):
+        with Settlement(client.pipeline(transaction=False), "task-2"):
+            pass  # the pipeline never executes (Redis failed, say)
+        message.ack()
+        assert client.hlen("unacked") == 0  # kombu's own ack removed it
 
 
 def test_messages_published_in_a_settlement_wait_for_the_pipeline(redis_url):
