@@ -59,22 +59,6 @@ def _check(stage: str, outcome: str) -> None:
         raise ValueError(f"stage name {stage!r} must be lowercase letters, digits and underscores")
 
 
-def add_stage(pipe: redis.client.Pipeline, stage: str, outcome: str, seconds: float, *,
-              now: float | None = None) -> None:
-    """Queue the commands counting one run of ``stage`` onto a pipeline the caller executes
-    (the stage wrapper sends them with its own bookkeeping: one round trip a task)."""
-    _check(stage, outcome)
-    seconds = max(0.0, float(seconds))
-    minute = int((time.time() if now is None else now) // 60)
-    field_name = f"{stage}:{outcome}"
-    pipe.hincrby(counts_key(), field_name, 1)
-    pipe.hincrby(latency_key(stage), bucket_for(seconds), 1)
-    pipe.hincrbyfloat(latency_key(stage), "sum", seconds)
-    pipe.hincrby(latency_key(stage), "count", 1)
-    pipe.hincrby(minute_key(minute), field_name, 1)
-    pipe.expire(minute_key(minute), MINUTE_TTL)
-
-
 class Tally:
     """Stage runs counted in this process and added to Redis at most every ``every`` seconds,
     riding on a round trip the caller makes anyway (the stage wrapper's end-of-stage pipeline).
@@ -133,32 +117,27 @@ class Tally:
         return True
 
     def flush(self, client: redis.Redis) -> bool:
-        """Send whatever is held now, in a round trip of its own (at shutdown). False on failure."""
+        """Send whatever is held now, in a round trip of its own. False if Redis failed (logged)."""
         pipe = client.pipeline(transaction=False)
         if not self.flush_into(pipe, force=True):
             return True
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            log.warning("could not record the last stage metrics: %s", exc)
+            log.warning("could not record stage metrics: %s", exc)
             return False
         return True
 
 
 def record_stage(client: redis.Redis, stage: str, outcome: str, seconds: float, *, now: float | None = None) -> bool:
-    """Count one run of ``stage`` that ended in ``outcome`` after ``seconds``.
+    """Count one run of ``stage`` that ended in ``outcome`` after ``seconds``, at once.
 
     One round trip (a non-transactional pipeline). A Redis failure is logged and reported by
     returning False: losing a metric must never fail the task being measured.
     """
-    pipe = client.pipeline(transaction=False)
-    add_stage(pipe, stage, outcome, seconds, now=now)
-    try:
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("could not record %s %s metric: %s", stage, outcome, exc)
-        return False
-    return True
+    tally = Tally()
+    tally.add(stage, outcome, seconds, now=now)
+    return tally.flush(client)
 
 
 # --- reading ------------------------------------------------------------------------------------
