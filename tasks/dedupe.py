@@ -1,7 +1,7 @@
 """Dedupe stage: a site's repeated lines and a page's repeated paragraphs out, a canonical URL,
 a content hash, and the record this one copies (exactly or nearly), if any.
 
-Near-duplicates are found with the MinHash LSH index in Redis (tasks/lsh.py), shared by every
+Near-duplicates are found with the MinHash LSH index in Redis (tasks/duplicates/lsh.py), shared by every
 worker: its check-and-insert is one Lua script, so of two near-copies arriving at once exactly
 one becomes canonical. Record ids are derived from the canonical URL, so the index can name a
 canonical record before that record has reached the store stage.
@@ -16,9 +16,9 @@ from typing import Any
 
 import redis
 
-from tasks.boilerplate import BoilerplateFilter, site_of
-from tasks.lsh import LSHIndex
-from tasks.textnorm import content_hash, dedupe_paragraphs
+from tasks.duplicates.boilerplate import BoilerplateFilter, site_of
+from tasks.duplicates.lsh import LSHIndex
+from tasks.duplicates.textnorm import content_hash, dedupe_paragraphs
 from tasks.urlnorm import pick_canonical
 from worker.errors import ExtractionError
 from worker.models import Draft

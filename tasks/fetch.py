@@ -19,12 +19,12 @@ import redis
 from celery import current_task
 
 from tasks.attempts import FetchAttempts, countdown_cap, retry_delay
-from tasks.download import FetchLimits, check_url, download, media_type, parse_retry_after, user_agent
-from tasks.hostlimit import HostLimiter, HostPolicy, host_key
-from tasks.netguard import AddressGuard, GuardedTransport
-from tasks.robots import RobotsCache, origin_of
+from tasks.fetching.download import FetchLimits, check_url, download, media_type, parse_retry_after, user_agent
+from tasks.fetching.hostlimit import HostLimiter, HostPolicy, host_key
+from tasks.fetching.netguard import AddressGuard, GuardedTransport
+from tasks.fetching.robots import RobotsCache, origin_of
 from tasks.urlnorm import canonicalize_url
-from tasks.validators import Validators, ValidatorStore
+from tasks.fetching.validators import Validators, ValidatorStore
 from worker.errors import (
     AttemptsExhaustedError,
     ContentTypeError,
@@ -39,7 +39,7 @@ from worker.models import Page
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
-from worker.scheduler import host_policy_for
+from worker.registry import host_policy_for
 from worker.settings import Settings
 
 __all__ = ["FetchLimits", "HostPolicy", "check_url", "fetch", "fetch_job", "fetch_page"]

@@ -9,7 +9,7 @@ from worker.models import Article, Draft, Page
 from worker.pipeline import send, stage_task
 from worker.queues import Queue
 from worker.runtime import Runtime
-from worker.scheduler import rules_for
+from worker.registry import rules_for
 
 
 def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Article:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.llm import SummarizerConfig, summarize as summarize_text
+from tasks.summaries.llm import SummarizerConfig, summarize as summarize_text
 from tasks.stats import count_words
 from worker.models import Draft
 from worker.pipeline import send, stage_task

@@ -1,6 +1,6 @@
 import gzip
 
-from tasks.discover import parse_feed, parse_sitemap
+from tasks.discovery.run import parse_feed, parse_sitemap
 
 
 def test_sitemap_and_index_and_gzip():
@@ -29,7 +29,7 @@ def test_entities_are_not_expanded():
     assert all("aaaaa" not in p for p in pages)
 
 
-# --- parsing details (tasks.discover owns feeds, sitemaps and listings) --------------------------
+# --- parsing details (tasks.discovery.run owns feeds, sitemaps and listings) --------------------------
 
 import threading  # noqa: E402
 import zlib  # noqa: E402
@@ -37,7 +37,7 @@ import zlib  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 
-from tasks.discover import (  # noqa: E402
+from tasks.discovery.run import (  # noqa: E402
     DISCOVERY_PRIORITY,
     discover_source,
     parse_listing,
@@ -50,7 +50,7 @@ from worker.errors import TooLargeError  # noqa: E402
 from worker.models import Article, Draft  # noqa: E402
 from worker.pagestore import PageStore  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
-from worker.scheduler import Registry  # noqa: E402
+from worker.registry import Registry  # noqa: E402
 from worker.settings import get_settings  # noqa: E402
 from worker.similar import SimilarIndex  # noqa: E402
 from worker.sources import Source  # noqa: E402
@@ -87,7 +87,7 @@ def test_news_sitemap_and_index_lastmod():
 
 
 def test_gzip_is_inflated_only_up_to_the_cap():
-    from tasks import discover
+    from tasks.discovery import run as discover
 
     big = b"<urlset>" + b" " * (3 * 1024 * 1024) + b"</urlset>"
     compressed = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -195,7 +195,7 @@ def test_a_run_queues_each_new_url_once_and_asks_changed_since(rt, site):
 
 
 def test_stored_and_seen_urls_are_not_queued(rt, site):
-    from tasks.seen import SeenURLs
+    from tasks.discovery.seen import SeenURLs
     from tasks.urlnorm import canonicalize_url
 
     stored = site.url("/a/stored")
@@ -241,7 +241,7 @@ def test_failures_are_reported_per_start_point(rt, site):
 
 
 def test_discovery_fetches_take_turns_by_the_source_politeness(rt, site):
-    from tasks.hostlimit import host_key
+    from tasks.fetching.hostlimit import host_key
 
     site.routes["/rss.xml"] = (200, {"Content-Type": "application/rss+xml"}, _rss(site, ["/a/1"]))
     host = keys.host_state(host_key(site.base_url))
@@ -292,7 +292,7 @@ def test_urls_that_could_not_be_queued_are_found_again(rt, site, monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("database went away")
 
-    monkeypatch.setattr("tasks.discover.submit", broken)
+    monkeypatch.setattr("tasks.discovery.run.submit", broken)
     with pytest.raises(ConnectionError):
         discover_source(source, rt)
     monkeypatch.undo()

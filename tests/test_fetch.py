@@ -10,8 +10,8 @@ import pytest
 
 from tasks.extraction.decode import decode_html
 from tasks.fetch import FetchLimits, check_url, fetch_page
-from tasks.netguard import AddressGuard, GuardedTransport
-from tasks.validators import Validators
+from tasks.fetching.netguard import AddressGuard, GuardedTransport
+from tasks.fetching.validators import Validators
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker.errors import (

@@ -9,7 +9,7 @@ import redis
 
 from tasks.attempts import FetchAttempts, countdown_cap, retry_delay
 from tasks.fetch import HostPolicy, fetch, fetch_job, fetcher_for, reset_fetchers
-from tasks.hostlimit import host_key
+from tasks.fetching.hostlimit import host_key
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker import keys

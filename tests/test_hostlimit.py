@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from tasks.hostlimit import HostLimiter, HostPolicy, host_key
+from tasks.fetching.hostlimit import HostLimiter, HostPolicy, host_key
 from worker import keys
 from worker.errors import HostBusyError
 

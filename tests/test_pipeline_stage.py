@@ -330,7 +330,7 @@ def test_a_sent_message_carries_the_arguments_flower_shows(rt, site):
 
 def test_fetch_and_parse_read_their_sources_entry_in_the_start_round_trip(rt, site, monkeypatch, request):
     from tasks.parse import parse as parse_task
-    from worker.scheduler import Registry, _read_ahead
+    from worker.registry import Registry, _read_ahead
     from worker.sources import parse_sources
 
     source = parse_sources(f'[sources.ahead]\nfeeds = ["{site.url("/rss.xml")}"]\nevery = "1h"\n\n'

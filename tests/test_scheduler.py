@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from worker import keys
-from worker.scheduler import Registry, RunReport, UnknownSource, politeness_for, rules_for, web_sources
+from worker.registry import Registry, RunReport, UnknownSource, politeness_for, rules_for, web_sources
 from worker.sources import Source
 
 
@@ -232,7 +232,7 @@ def test_file_and_cli_sources_each_keep_their_place(registry, tmp_path):
 
 
 def test_host_policy_overrides_for_the_fetch_stage(registry, client):
-    from worker.scheduler import host_policy_for
+    from worker.registry import host_policy_for
     from worker.settings import get_settings
 
     settings = get_settings()

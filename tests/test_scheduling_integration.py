@@ -21,7 +21,7 @@ from tests.example_page import news_page
 from tests.prose import prose
 from tests.servers import REPO, CeleryWorker, RedisServer, Site, base_env, run_cli
 from worker.queues import Queue
-from worker.scheduler import Registry
+from worker.registry import Registry
 from worker.storage import Storage
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from celery import Celery
 
 from worker.celeryconfig import CeleryConfig
 
-TASK_MODULES = ["tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store", "tasks.discover"]
+TASK_MODULES = ["tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store", "tasks.discovery.run"]
 
 
 def create_app() -> Celery:

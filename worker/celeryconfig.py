@@ -73,7 +73,7 @@ class CeleryConfig:
 
     @property
     def beat_schedule(self) -> dict:
-        # One static entry: the tick claims due sources from Redis (worker.scheduler), so sources
+        # One static entry: the tick claims due sources from Redis (worker.registry), so sources
         # change without restarting beat and two beats never run one slot twice. A tick that waited
         # longer than two ticks is stale: the next one does its work.
         tick = self._settings.sources_tick

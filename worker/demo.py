@@ -10,7 +10,7 @@ import sys
 import click
 import httpx
 
-from tasks.discover import parse_feed, parse_sitemap
+from tasks.discovery.run import parse_feed, parse_sitemap
 from worker.processes import stop_children, worker_argv
 from worker.queues import Queue
 from worker.settings import Settings

@@ -26,7 +26,7 @@ def deliveries(job_id: str, stage: str) -> str:
 
 
 def lsh_index(name: str = "near") -> str:
-    """Prefix of a near-duplicate LSH index (tasks.lsh): band buckets, doc map, signatures, meta under it."""
+    """Prefix of a near-duplicate LSH index (tasks.duplicates.lsh): band buckets, doc map, signatures, meta under it."""
     return f"{PREFIX}lsh:{name}:"
 
 
@@ -36,7 +36,7 @@ def seen_url(digest: str) -> str:
 
 
 def boilerplate_lines(host: str) -> str:
-    """Per host: paragraph hash -> on how many of the host's recent pages it appeared (tasks.boilerplate)."""
+    """Per host: paragraph hash -> on how many of the host's recent pages it appeared (tasks.duplicates.boilerplate)."""
     return f"{PREFIX}bp:lines:{host}"
 
 
@@ -46,17 +46,17 @@ def boilerplate_pages(host: str) -> str:
 
 
 def robots(origin: str) -> str:
-    """A site's robots.txt (scheme://host:port), cached with the robots TTL (tasks.robots)."""
+    """A site's robots.txt (scheme://host:port), cached with the robots TTL (tasks.fetching.robots)."""
     return f"{PREFIX}robots:{origin}"
 
 
 def host_slots(host: str) -> str:
-    """Per host: sorted set of in-flight fetch leases scored by expiry in ms (tasks.hostlimit)."""
+    """Per host: sorted set of in-flight fetch leases scored by expiry in ms (tasks.fetching.hostlimit)."""
     return f"{PREFIX}host:slots:{host}"
 
 
 def host_tickets(host: str) -> str:
-    """Per host: sorted set of waiting fetches scored by the Redis time in ms of their turn (tasks.hostlimit)."""
+    """Per host: sorted set of waiting fetches scored by the Redis time in ms of their turn (tasks.fetching.hostlimit)."""
     return f"{PREFIX}host:tickets:{host}"
 
 
@@ -76,7 +76,7 @@ def fetch_attempts(job_id: str) -> str:
 
 
 def sources() -> str:
-    """Hash: source key -> {"source": Source JSON, "origin": "file"|"cli", "line": N} (worker.scheduler)."""
+    """Hash: source key -> {"source": Source JSON, "origin": "file"|"cli", "line": N} (worker.registry)."""
     return f"{PREFIX}sources:defs"
 
 

@@ -32,7 +32,7 @@ from worker.errors import IngestError, RetryableError
 from worker.metrics import Tally, record_stage
 from worker.queues import Priority, Queue
 from worker.runtime import Runtime, get_runtime
-from worker.scheduler import forget_read_ahead, read_entry_into
+from worker.registry import forget_read_ahead, read_entry_into
 from worker.storage import TERMINAL_STATES
 from worker.transport import Settlement, settles_in_pipeline
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     host_busy_max_wait: float = 30.0  # seconds; cap on one busy-host re-queue countdown
     host_busy_timeout: float = 3600.0  # seconds a URL may wait in total for a busy host before dead-lettering
 
-    # Scheduled crawling (worker.scheduler, tasks.discover)
+    # Scheduled crawling (worker.registry, tasks.discovery.run)
     sources: Path | None = None  # the sources.toml to sync into Redis; unset: only `gleaner sources add` ones
     sources_tick: float = 5.0  # seconds between beat's polls for due sources (a source's own interval is its `every`)
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from worker.scheduler import web_sources
+from worker.registry import web_sources
 from worker.settings import Settings, get_settings
 from worker.storage import Storage
 from worker.web import auth

@@ -18,7 +18,7 @@ import httpx
 import redis
 from protego import Protego
 
-from tasks.download import FetchLimits, download
+from tasks.fetching.download import FetchLimits, download
 from worker import keys
 from worker.errors import NetworkError, RedirectError, RetryableError, ServerError
 

@@ -25,7 +25,7 @@ import redis
 from pydantic import ValidationError
 
 from tasks.extraction.rules import SiteRules
-from tasks.hostlimit import HostPolicy
+from tasks.fetching.hostlimit import HostPolicy
 from worker import keys
 from worker.settings import Settings
 from worker.sources import Politeness, Source, SourcesFileError, parse_sources, read_sources_file, table_line

@@ -1,7 +1,7 @@
 """Discovery: article URLs from a source's feeds, sitemaps and listing pages, and the tasks that poll sources.
 
 ``gleaner.poll_sources`` is beat's one periodic task: it syncs the sources file if it changed and
-claims the sources that are due (``worker.scheduler``), sending one ``gleaner.discover`` per
+claims the sources that are due (``worker.registry``), sending one ``gleaner.discover`` per
 claimed run. ``gleaner.discover`` fetches the source's start points through the fetch stage's
 guarded client (robots.txt, per-host limits, conditional requests), and queues at scheduled
 priority only the URLs not seen before.
@@ -28,11 +28,11 @@ from bs4 import BeautifulSoup
 from lxml import etree
 from sqlalchemy import select
 
-from tasks.download import Download, download, media_type
+from tasks.fetching.download import Download, download, media_type
 from tasks.fetch import Fetcher, fetcher_for
-from tasks.hostlimit import HostPolicy, host_key
-from tasks.robots import origin_of
-from tasks.seen import SeenURLs
+from tasks.fetching.hostlimit import HostPolicy, host_key
+from tasks.fetching.robots import origin_of
+from tasks.discovery.seen import SeenURLs
 from tasks.urlnorm import canonicalize_url
 from worker import keys
 from worker.errors import (
@@ -48,7 +48,7 @@ from worker.app import app
 from worker.models import Page
 from worker.queues import Priority
 from worker.runtime import Runtime, get_runtime
-from worker.scheduler import Claim, Registry, RunReport, host_policy
+from worker.registry import Claim, Registry, RunReport, host_policy
 from worker.settings import Settings
 from worker.sources import Source
 from worker.storage import Storage, records
