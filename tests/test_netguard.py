@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tasks.fetching.download import FetchLimits
-from tasks.fetch import fetch_page
+from tasks.fetching.pages import fetch_page
 from tasks.fetching.netguard import AddressGuard, GuardedTransport, forbidden_kind
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures

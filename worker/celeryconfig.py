@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from kombu import Queue as KombuQueue
 
-from worker.queues import PRIORITY_SEP, Priority, Queue
+from worker.pipeline import Pipeline, get_pipeline
+from worker.queues import PRIORITY_SEP, Priority
 from worker.redis_server import resolve_redis_url
 from worker.settings import Settings, get_settings
 
-STAGE_TASKS = {q: f"gleaner.{q.value}" for q in Queue}
+# Polling sources is network I/O like fetching, so it runs on the workers of the I/O-bound queue.
+DISCOVERY_TASKS = ("gleaner.poll_sources", "gleaner.discover")
+
+
+def io_queue(pipeline: Pipeline) -> str:
+    """The queue discovery's tasks share: the first I/O-bound stage's (else the first stage's)."""
+    return next((s.name for s in pipeline if s.io_bound), pipeline.first.name)
 
 
 class CeleryConfig:
@@ -38,13 +45,6 @@ class CeleryConfig:
     task_ignore_result = True
     task_store_errors_even_if_ignored = False
 
-    task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
-    task_default_queue = Queue.FETCH.value
-    task_routes = {name: {"queue": q.value, "routing_key": q.value} for q, name in STAGE_TASKS.items()} | {
-        # Polling sources is network I/O like fetching, so it runs on the fetch workers.
-        name: {"queue": Queue.FETCH.value, "routing_key": Queue.FETCH.value}
-        for name in ("gleaner.poll_sources", "gleaner.discover")
-    }
 
     task_default_priority = Priority.SCHEDULED.value
     worker_send_task_events = False  # Flower users turn them on with -E; they cost ~40% throughput
@@ -52,6 +52,22 @@ class CeleryConfig:
     @property
     def _settings(self) -> Settings:
         return get_settings()
+
+    # One queue per stage of the table, each stage's task routed to its own.
+    @property
+    def task_queues(self) -> list[KombuQueue]:
+        return [KombuQueue(name, routing_key=name) for name in get_pipeline().names()]
+
+    @property
+    def task_default_queue(self) -> str:
+        return get_pipeline().first.name
+
+    @property
+    def task_routes(self) -> dict:
+        pipeline = get_pipeline()
+        routes = {f"gleaner.{name}": {"queue": name, "routing_key": name} for name in pipeline.names()}
+        io = io_queue(pipeline)
+        return routes | {task: {"queue": io, "routing_key": io} for task in DISCOVERY_TASKS}
 
     @property
     def broker_url(self) -> str:

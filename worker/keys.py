@@ -5,19 +5,11 @@ from __future__ import annotations
 PREFIX = "gleaner:"
 
 
-def page(job_id: str) -> str:
-    """A fetched page (zlib-compressed body plus metadata), waiting for parse."""
-    return f"{PREFIX}page:{job_id}"
-
-
-DRAFT_STAGES = ("parse", "dedupe", "summarize")  # the stages that write a draft
-
-
-def draft(job_id: str, stage: str) -> str:
-    """The article as ``stage`` left it, for the next stage. One key per stage, so a late spare
-    copy of an earlier stage (redelivered after a broker outage) cannot overwrite what a later
-    stage already wrote and hand an undeduplicated draft onward."""
-    return f"{PREFIX}draft:{job_id}:{stage}"
+def payload(job_id: str, stage: str) -> str:
+    """What ``stage`` handed on for a job (its output payload: the fetched page, a draft), waiting
+    for the next stage. One key per producing stage, so a late spare copy of an earlier stage
+    (redelivered after a broker outage) cannot overwrite what a later stage already wrote."""
+    return f"{PREFIX}payload:{job_id}:{stage}"
 
 
 def deliveries(job_id: str, stage: str) -> str:
@@ -68,11 +60,6 @@ def host_state(host: str) -> str:
 def validators(url_digest: str) -> str:
     """Per fetched URL (its digest): ETag, Last-Modified and final URL for conditional requests."""
     return f"{PREFIX}validators:{url_digest}"
-
-
-def fetch_attempts(job_id: str) -> str:
-    """Per job: failed fetch attempts, and since when its host has kept it waiting (tasks.attempts)."""
-    return f"{PREFIX}fetch:attempts:{job_id}"
 
 
 def sources() -> str:

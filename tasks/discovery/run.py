@@ -1,268 +1,71 @@
-"""Discovery: article URLs from a source's feeds, sitemaps and listing pages, and the tasks that poll sources.
+"""Discovery runs: a source's start points fetched through the fetch policy (robots.txt, host
+limits, conditional requests: tasks/fetching/policy.py), and the new article URLs handed to the
+caller's ``enqueue`` at scheduled priority; and beat's tick, which claims the due sources.
 
-``gleaner.poll_sources`` is beat's one periodic task: it syncs the sources file if it changed and
-claims the sources that are due (``worker.registry``), sending one ``gleaner.discover`` per
-claimed run. ``gleaner.discover`` fetches the source's start points through the fetch stage's
-guarded client (robots.txt, per-host limits, conditional requests), and queues at scheduled
-priority only the URLs not seen before.
-
-Feeds and sitemaps are parsed with lxml, not feedparser: only item links are needed (the article
-page itself is fetched and extracted), lxml is already here, and its parser is set up to expand no
-entities and read nothing from the network, and to recover from broken markup.
+The Celery tasks around these (``gleaner.poll_sources``, ``gleaner.discover``) are in
+worker/celery_tasks.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-import uuid
-import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import urljoin
 
 import redis
-from bs4 import BeautifulSoup
-from lxml import etree
 from sqlalchemy import select
 
-from tasks.fetching.download import Download, download, media_type
-from tasks.fetch import Fetcher, fetcher_for
-from tasks.fetching.hostlimit import HostPolicy, host_key
-from tasks.fetching.robots import origin_of
+from tasks.discovery.feeds import MAX_XML_BYTES, parse_listing, xml_links
 from tasks.discovery.seen import SeenURLs
+from tasks.fetching.download import media_type
+from tasks.fetching.pages import ACCEPT_HTML
 from tasks.urlnorm import canonicalize_url
 from worker import keys
-from worker.errors import (
-    HostBusyError,
-    HTTPStatusError,
-    IngestError,
-    InvalidURLError,
-    RobotsDisallowedError,
-    ServerError,
-    TooLargeError,
-)
-from worker.app import app
+from worker.errors import IngestError, InvalidURLError
 from worker.models import Page
 from worker.queues import Priority
-from worker.runtime import Runtime, get_runtime
-from worker.registry import Claim, Registry, RunReport, host_policy
+from worker.registry import Claim, Registry, RunReport
+from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.sources import Source
 from worker.storage import Storage, records
-from worker.submit import submit
 
 log = logging.getLogger("gleaner.discover")
 
-__all__ = ["discover", "discover_source", "parse_feed", "parse_listing", "parse_sitemap", "poll_sources",
-           "select_new", "sitemap_entries"]
+__all__ = ["DISCOVERY_PRIORITY", "Enqueue", "discover_source", "poll_due", "run_source", "select_new"]
 
 MAX_URLS_PER_RUN = 10_000  # article URLs taken from one run of one source; the rest wait for the next
 MAX_CHILD_SITEMAPS = 20  # child sitemaps of an index read per run, the most recently modified first
 MAX_SITEMAP_DEPTH = 2  # an index of indexes at most (the protocol allows none; some sites nest one)
-MAX_XML_BYTES = 50 * 1024 * 1024  # a gzipped sitemap is inflated no further (the protocol's own cap)
 # Between manual (0) and scheduled (6) work: a crawl backlog must not hold back the polls that feed it.
 DISCOVERY_PRIORITY = 3
 RUN_MARGIN = 10.0  # seconds of a run's time limit kept for queueing the URLs it found
 ACCEPT_XML = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
-ACCEPT_HTML = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, recover=True, huge_tree=False)
-_SKIP_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "#")
-
-
-# --- parsing ----------------------------------------------------------------------------------------
-
-def _local(tag: object) -> str:
-    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    # Bounded: a small .gz can inflate to gigabytes.
-    z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = z.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"corrupt gzip data: {exc}") from None
-    if len(out) > limit or z.unconsumed_tail:
-        raise TooLargeError(f"gzipped sitemap inflates past {limit} bytes")
-    return out
-
-
-def _root(data: bytes, base_url: str | None = None, limit: int = MAX_XML_BYTES):
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip(data, limit)
-    # A stray newline before "<?xml" makes the declaration illegal; servers send one often enough.
-    if data[:1].isspace():
-        data = data.lstrip()
-    try:
-        root = etree.fromstring(data, parser=_PARSER, base_url=base_url)
-    except etree.XMLSyntaxError as exc:
-        raise ValueError(f"not XML: {exc}") from None
-    if root is None:
-        raise ValueError("not an XML document")
-    return root
-
-
-def _text(node) -> str:
-    return (node.text or "").strip()
-
-
-@dataclass
-class Sitemap:
-    pages: list[str] = field(default_factory=list)
-    children: list[tuple[str, str]] = field(default_factory=list)  # (URL, lastmod or "")
-
-
-def _sitemap_of(root) -> Sitemap:
-    out = Sitemap()
-    for node in root:
-        kind = _local(node.tag)
-        loc = lastmod = ""
-        for child in node:
-            name = _local(child.tag)
-            if name == "loc":
-                loc = _text(child)
-            elif name == "lastmod":
-                lastmod = _text(child)
-        if not loc:
-            continue
-        if kind == "sitemap":
-            out.children.append((loc, lastmod))
-        elif kind == "url":
-            out.pages.append(loc)
-    return out
-
-
-def sitemap_entries(data: bytes) -> Sitemap:
-    """Page URLs and child sitemaps (with their lastmod) of a urlset, news sitemap or index, plain or gzip."""
-    return _sitemap_of(_root(data))
-
-
-def parse_sitemap(data: bytes) -> tuple[list[str], list[str]]:
-    """(page URLs, child sitemap URLs) of a sitemap or sitemap index."""
-    found = sitemap_entries(data)
-    return found.pages, [url for url, _ in found.children]
-
-
-def _feed_links(root, base_url: str | None) -> list[str]:
-    links: list[str] = []
-    for node in root.iter():
-        kind = _local(node.tag)
-        if kind not in ("item", "entry"):
-            continue
-        href = _entry_link(node)
-        if href:
-            # xml:base on the entry or its parents, else the feed's own URL, resolves relative links.
-            base = node.base or base_url
-            links.append(urljoin(base, href) if base else href)
-    return list(dict.fromkeys(links))
-
-
-def _entry_link(node) -> str | None:
-    fallback = None
-    for child in node:
-        name = _local(child.tag)
-        if name == "link":
-            href = (child.get("href") or _text(child)).strip()
-            rel = child.get("rel", "alternate")
-            if href and rel == "alternate":
-                if child.get("type", "text/html") in ("text/html", "application/xhtml+xml"):
-                    return href
-                fallback = fallback or href
-        elif name == "guid" and fallback is None:
-            # RSS 2.0: a guid is the item's permalink unless it says isPermaLink="false".
-            if child.get("isPermaLink", "true").lower() != "false" and _text(child).startswith(("http://", "https://")):
-                fallback = _text(child)
-    return fallback
-
-
-def parse_feed(data: bytes, base_url: str | None = None) -> list[str]:
-    """Item links of an RSS 0.9x/1.0/2.0 or Atom feed, in feed order, relative ones resolved."""
-    return _feed_links(_root(data, base_url), base_url)
-
-
-def parse_listing(html: bytes | str, base_url: str, selector: str) -> list[str]:
-    """Links a CSS selector picks on a listing page: an <a href> it matches, or the link inside
-    (or around) an element it matches, resolved against the page's <base> or its URL."""
-    soup = BeautifulSoup(html, "lxml")
-    base_tag = soup.find("base", href=True)
-    base = urljoin(base_url, base_tag["href"]) if base_tag else base_url
-    links: list[str] = []
-    for element in soup.select(selector):
-        anchor = element if element.name == "a" and element.get("href") else (
-            element.find("a", href=True) or element.find_parent("a", href=True))
-        if anchor is None:
-            continue
-        href = str(anchor["href"]).strip()
-        if href and not href.lower().startswith(_SKIP_SCHEMES):
-            links.append(urljoin(base, href))
-    return list(dict.fromkeys(links))
-
-
-def _xml_links(body: bytes, url: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """(article URLs, child sitemaps) of whatever XML a start point serves: search engines accept a
-    feed as a sitemap, and sites mix the two up, so the document's root decides, not the config."""
-    root = _root(body, url)
-    kind = _local(root.tag)
-    if kind in ("urlset", "sitemapindex"):
-        found = _sitemap_of(root)
-        return [urljoin(url, p) for p in found.pages], [(urljoin(url, c), m) for c, m in found.children]
-    if kind in ("rss", "rdf", "feed", "channel"):
-        return _feed_links(root, url), []
-    raise ValueError(f"not a feed or sitemap (its root element is <{kind or '?'}>)")
-
-
-# --- fetching ---------------------------------------------------------------------------------------
-
-def _status_error(got: Download) -> IngestError:
-    if got.status == 429 or got.status >= 500:
-        return ServerError(f"HTTP {got.status}", status=got.status)
-    return HTTPStatusError(f"HTTP {got.status}", status=got.status)
+# Queues article URLs for ingestion: (urls, the source's key, priority) -> anything.
+Enqueue = Callable[[Sequence[str], str, Priority], Any]
 
 
 class _Run:
-    """One discovery run of one source: the fetcher, the source's host policy, and a deadline."""
+    """One discovery run of one source: the fetch policy, the source's politeness, and a deadline."""
 
-    def __init__(self, source: Source, rt: Runtime, fetcher: Fetcher, policy: HostPolicy, budget: float) -> None:
-        self.source, self.rt, self.f, self.policy = source, rt, fetcher, policy
+    def __init__(self, source: Source, rt: Runtime, budget: float) -> None:
+        self.source, self.policy = source, rt.fetcher
         self.deadline = time.monotonic() + budget
         self.budget = budget
         self.fresh: list[tuple[str, Page]] = []  # validators to keep once the URLs are queued
         self.not_modified = 0
 
     def get(self, url: str, accept: str, *, conditional: bool = True) -> bytes | None:
-        """The body at ``url``, or None if it is unchanged since the last run (304)."""
-        s = self.rt.settings
-        rules = self.f.robots.rules_for(url) if s.robots_obey else None
-        if rules is not None and not rules.allowed(url):
-            raise RobotsDisallowedError(f"robots.txt of {origin_of(url)} disallows it to {rules.agent}")
-        interval = self.policy.interval(rules.crawl_delay if rules else None, s.max_crawl_delay)
-        known = self.f.validators.get(url) if conditional else None
-        headers = {"Accept": accept, **(known.headers() if known else {})}
-        token = uuid.uuid4().hex
-        while True:
-            remaining = self.deadline - time.monotonic()
-            if remaining < 1.0:
-                raise IngestError(f"not fetched: the run's {self.budget:g}s budget ran out")
-            # Each fetch ends by the run's deadline, so the whole run ends inside the task's time limit.
-            limits = dataclasses.replace(self.f.limits, total_timeout=min(self.f.limits.total_timeout, remaining))
-            try:
-                with self.f.limiter.slot(host_key(url), self.policy, interval=interval, token=token):
-                    got = download(url, self.f.client, limits, headers=headers, max_bytes=MAX_XML_BYTES)
-                break
-            except HostBusyError as exc:
-                wait = exc.retry_after or 1.0
-                if time.monotonic() + wait > self.deadline:
-                    raise
-                time.sleep(wait)
-        if got.status == 304 and known is not None:
+        """The body at ``url``, or None if it is unchanged since the last run (304). Waits for the
+        host's turn within the run's deadline, so the whole run ends inside the task's time limit."""
+        known = self.policy.validators.get(url) if conditional else None
+        got = self.policy.get(url, accept=accept, politeness=self.source.politeness, validators=known,
+                              max_bytes=MAX_XML_BYTES, deadline=self.deadline)
+        if got is None:
             self.not_modified += 1
             return None
-        if not 200 <= got.status < 300:
-            raise _status_error(got)
         if conditional and (got.headers.get("etag") or got.headers.get("last-modified")):
             media, _ = media_type(got.headers)
             self.fresh.append((url, Page(url=url, final_url=got.final_url, status=got.status,
@@ -278,7 +81,7 @@ class _Run:
         body = self.get(url, ACCEPT_XML)
         if body is None:
             return []
-        pages, children = _xml_links(body, url)
+        pages, children = xml_links(body, url)
         if children:
             # An index is read in full every run: its children change without it changing, and
             # they, not it, are asked "changed since?".
@@ -292,9 +95,18 @@ class _Run:
                 pages.extend(self.xml(child, depth + 1, visited))
         return pages
 
-    def listing(self, url: str, selector: str) -> list[str]:
+    def listing(self, url: str, selector: str | None) -> list[str]:
         body = self.get(url, ACCEPT_HTML)
-        return [] if body is None else parse_listing(body, url, selector)
+        return [] if body is None else parse_listing(body, url, selector or "a[href]")
+
+
+# How a run reads each kind of start point a Source lists (``Source.start_points``): a new kind of
+# source is a field on Source (worker/sources.py) and its reader here.
+READERS: dict[str, Callable[[_Run, str, str | None], list[str]]] = {
+    "feed": lambda run, url, _selector: run.xml(url),
+    "sitemap": lambda run, url, _selector: run.xml(url),
+    "listing": lambda run, url, selector: run.listing(url, selector),
+}
 
 
 def _stored(storage: Storage, canonical_urls: list[str]) -> set[str]:
@@ -330,12 +142,12 @@ def run_budget(s: Settings) -> float:
     return max(5.0, s.visibility_timeout * 0.75 - RUN_MARGIN)
 
 
-def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None) -> RunReport:
-    """Poll every start point of ``source`` and queue the new article URLs; a RunReport says what
-    happened. A start point that fails is reported and skipped; the others still count."""
+def discover_source(source: Source, rt: Runtime, enqueue: Enqueue) -> RunReport:
+    """Poll every start point of ``source`` and ``enqueue`` the new article URLs; a RunReport says
+    what happened. A start point that fails is reported and skipped; the others still count."""
     s = rt.settings
     started = time.time()
-    run = _Run(source, rt, fetcher or fetcher_for(rt), host_policy(s, source.politeness), budget=run_budget(s))
+    run = _Run(source, rt, budget=run_budget(s))
     report = RunReport(started=started, finished=started)
     found: list[str] = []
     for kind, url, selector in source.start_points():
@@ -343,7 +155,7 @@ def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None)
             report.errors.append(f"{kind} {url}: not polled, the run's {run.budget:g}s budget ran out")
             continue
         try:
-            found.extend(run.listing(url, selector or "a[href]") if kind == "listing" else run.xml(url))
+            found.extend(READERS[kind](run, url, selector))
         except IngestError as exc:
             report.errors.append(f"{kind} {url}: {exc.reason}")
         except ValueError as exc:
@@ -355,7 +167,7 @@ def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None)
     new = select_new(unique, rt.redis, rt.storage, rt.settings.seen_url_window)
     if new:
         try:
-            submit(rt.storage, new, source.key, Priority.SCHEDULED)
+            enqueue(new, source.key, Priority.SCHEDULED)
         except Exception:
             # Unclaim them, or the seen-URL window would keep them out of every later run.
             seen = SeenURLs(rt.redis, rt.settings.seen_url_window)
@@ -364,13 +176,13 @@ def discover_source(source: Source, rt: Runtime, fetcher: Fetcher | None = None)
             raise
     # Only now: had queueing failed, the next run must see these start points as changed.
     for url, page in run.fresh:
-        run.f.validators.put(url, page)
+        run.policy.validators.put(url, page)
     report.found, report.new, report.not_modified = len(unique), len(new), run.not_modified
     report.finished = time.time()
     return report
 
 
-# --- the tasks ----------------------------------------------------------------------------------------
+# --- beat's tick and one run -------------------------------------------------------------------------
 
 def poll_due(rt: Runtime, send: Callable[..., Any]) -> list[Claim]:
     """One beat tick: sync the sources file if it changed, claim the due sources, send their runs."""
@@ -386,7 +198,7 @@ def poll_due(rt: Runtime, send: Callable[..., Any]) -> list[Claim]:
     return claims
 
 
-def run_source(key: str, slot: int | None, rt: Runtime) -> RunReport | None:
+def run_source(key: str, slot: int | None, rt: Runtime, enqueue: Enqueue) -> RunReport | None:
     """Run one claimed slot of a source, unless it is gone, paused, already run, or still running."""
     registry = Registry(rt.redis)
     entry = registry.get(key)
@@ -406,7 +218,7 @@ def run_source(key: str, slot: int | None, rt: Runtime) -> RunReport | None:
         log.warning("source %s: previous run still going; this one skipped", key)
         return None
     try:
-        report = discover_source(entry.source, rt)
+        report = discover_source(entry.source, rt, enqueue)
     except Exception as exc:  # noqa: BLE001 - a crash must end up in the source's last_error
         log.exception("source %s: discovery crashed", key)
         now = time.time()
@@ -420,14 +232,3 @@ def run_source(key: str, slot: int | None, rt: Runtime) -> RunReport | None:
     log.info("source %s: %d URLs listed, %d new%s", key, report.found, report.new,
              f"; errors: {'; '.join(report.errors)}" if report.errors else "")
     return report
-
-
-@app.task(name="gleaner.poll_sources", ignore_result=True)
-def poll_sources(**_: Any) -> int:
-    # **_ lets a newer beat add arguments without breaking older workers mid-deploy.
-    return len(poll_due(get_runtime(), app.send_task))
-
-
-@app.task(name="gleaner.discover", ignore_result=True)
-def discover(key: str, slot: int | None = None, **_: Any) -> None:
-    run_source(key, slot, get_runtime())
