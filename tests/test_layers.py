@@ -130,3 +130,13 @@ def test_the_domain_never_imports_the_celery_layer():
     leaks = sorted(m for m in edges if m.startswith("tasks") and m in layer)
     assert leaks == [], f"domain modules reaching Celery: {leaks}"
     assert sorted(set(CELERY_FREE) & layer) == []
+
+
+def test_migrations_import_no_live_code():
+    """A migration is a record of what was done; importing today's code would change it."""
+    edges = graph()
+    versions = [m for m in edges if m.startswith("worker.migrations.versions.")]
+    assert versions
+    assert {m: sorted(d for d in deps if d in edges) for m, deps in edges.items()
+            if m in versions and deps & set(edges)} == {}
+
