@@ -76,7 +76,7 @@ def stage_task(pipeline: Pipeline, stage: Stage, dispatcher: Dispatcher) -> Task
                 runner.later(rt, Message(stage.name, job_id, fields), delay)
                 return
             if job is not None:
-                runner.run_stage(pipeline, stage, job, rt, dispatcher, sent=sent, task_id=self.request.id)
+                runner.run_stage(pipeline, stage, job, rt, dispatcher, sent=sent)
         except BROKER_DOWN as exc:
             # Redis is unreachable, so nothing can be recorded: hand the message back (or, if even
             # that fails, leave it unacked for redelivery after the visibility timeout). A pause

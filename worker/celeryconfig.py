@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kombu import Queue as KombuQueue
 
+from worker import celery_compat
 from worker.pipeline import Pipeline, get_pipeline
 from worker.queues import PRIORITY_SEP, Priority
 from worker.redis_server import resolve_redis_url
@@ -36,10 +37,11 @@ class CeleryConfig:
     # articles/s, the cores 92% -> 95% busy). Not more: a URL queued by hand can be kept waiting
     # by at most one message per slot, and a killed worker has little in hand to give back.
     worker_prefetch_multiplier = 2
-    worker_cancel_long_running_tasks_on_connection_loss = True
-    worker_consumer = "worker.consumer:Consumer"  # reconnects after a Redis restart (see there)
+    # Off: on a lost broker connection a running task finishes and its message comes back through
+    # the visibility-timeout restore (worker/celery_compat.py). Cancelling it would only waste its
+    # work: every stage is idempotent, and the threads and solo pools cannot cancel a task anyway.
+    worker_cancel_long_running_tasks_on_connection_loss = False
     broker_connection_retry_on_startup = True
-    broker_transport = "worker.transport:Transport"  # kombu's Redis transport, minus a client per command
 
     # Outcomes live in the jobs table, so nothing reads task results.
     task_ignore_result = True
@@ -52,6 +54,17 @@ class CeleryConfig:
     @property
     def _settings(self) -> Settings:
         return get_settings()
+
+    # Gleaner's consumer (reconnects after a Redis restart) and Redis transport (a stage's onward
+    # message rides on its last round trip), or Celery's and kombu's own if the installed versions
+    # lack what they rely on: worker/celery_compat.py.
+    @property
+    def worker_consumer(self) -> str:
+        return celery_compat.consumer_class()
+
+    @property
+    def broker_transport(self) -> str:
+        return celery_compat.transport_class()
 
     # One queue per stage of the table, each stage's task routed to its own.
     @property

@@ -15,12 +15,13 @@ only do their work, see worker/stage.py):
 3. **End**, one Redis round trip, in this order: the output payload and the writes riding with it
    (or, when the job ended, its payloads cleared); the in-flight ledger (the next stage's entry,
    the retry's, or the job struck off); this process's metrics tally, now and then; and last the
-   onward message, with the Redis half of this message's ack when the transport allows
-   (``Sender.settle``). So a message never goes out before the payload it points to and the
-   ledger entry that would find it if it were lost, and a worker killed before the round trip
-   leaves the job to run again from its last stage. If Redis fails there with something still to
-   send, the error goes up and the caller hands its message back to run the stage again (stages
-   are idempotent); with nothing to send it is only logged.
+   onward message (``Sender.settle``: in the same round trip when the transport allows, else
+   right after it). So a message never goes out before the payload it points to and the ledger
+   entry that would find it if it were lost, and a worker killed before the round trip leaves the
+   job to run again from its last stage. If Redis fails there with something still to send, the
+   error goes up and the caller hands its message back to run the stage again (stages are
+   idempotent); with nothing to send it is only logged. The broker acknowledges the stage's own
+   message after the runner returns (late acks).
 
 ``send`` puts jobs into a stage's queue from outside a stage (enqueueing, a due retry, the
 sweeper, a page entering at a later stage with its input). ``run_inline`` runs a job through
@@ -59,18 +60,16 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 class Sender(Protocol):
     """How messages reach the broker (worker/dispatch.py: as Celery tasks)."""
 
-    def settle(self, pipe: redis.client.Pipeline, messages: Sequence[Message], sent: float,
-               task_id: str | None) -> Callable[[], None]:
-        """Queue onto ``pipe`` whatever of ``messages`` (and of the ack of ``task_id``'s own message)
-        can go in its round trip; return what is left to do once ``pipe`` has executed."""
+    def settle(self, pipe: redis.client.Pipeline, messages: Sequence[Message], sent: float) -> Callable[[], None]:
+        """Queue ``messages`` onto ``pipe`` (after the ledger entries already on it) if they can go
+        in its round trip; return what is left to do once ``pipe`` has executed."""
         ...
 
 
 class NoMessages:
     """A Sender for round trips that send nothing."""
 
-    def settle(self, pipe: redis.client.Pipeline, messages: Sequence[Message], sent: float,
-               task_id: str | None) -> Callable[[], None]:
+    def settle(self, pipe: redis.client.Pipeline, messages: Sequence[Message], sent: float) -> Callable[[], None]:
         if messages:
             raise ValueError("this round trip cannot send messages")
         return _nothing
@@ -100,7 +99,7 @@ class _End:
 
 
 def run_stage(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender, *,
-              sent: float | None = None, task_id: str | None = None) -> str:
+              sent: float | None = None) -> str:
     """Run ``stage`` on ``job`` with its bookkeeping; return the outcome for the metrics (success,
     failure or retry). Raises only what is not the page's fault: Redis unreachable."""
     began = time.perf_counter()
@@ -114,7 +113,7 @@ def run_stage(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: S
         log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage.name, job.id,
                     type(exc).__name__, delay)
         end = _End("retry", retry=(job.to(stage.name), delay))
-    _finish(pipeline, stage, job, rt, sender, end, time.perf_counter() - began, task_id)
+    _finish(pipeline, stage, job, rt, sender, end, time.perf_counter() - began)
     return end.outcome
 
 
@@ -214,8 +213,8 @@ def _read(client: redis.Redis, codec: Any, key: str) -> Any:
     return pipe.execute()[0]
 
 
-def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender, end: _End, seconds: float,
-            task_id: str | None) -> None:
+def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender, end: _End,
+            seconds: float) -> None:
     """The end round trip, in the order the module's docstring gives and for the reason it gives."""
     now = time.time()
     pipe = rt.redis.pipeline(transaction=False)
@@ -234,7 +233,7 @@ def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sen
         inflight.strike(pipe, job.id)
     rt.tally.add(stage.name, end.outcome, seconds)
     rt.tally.flush_into(pipe)  # a second's worth of every stage's counts, now and then
-    after = sender.settle(pipe, end.onward, now, task_id)
+    after = sender.settle(pipe, end.onward, now)
     try:
         pipe.execute()
     except redis.RedisError as exc:
@@ -246,8 +245,10 @@ def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sen
 
 
 def dead_letter(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, reason: str) -> None:
-    """Dead-letter a job from outside its stage (the stage was killed), with the same clearing."""
-    _finish(pipeline, stage, job, rt, NoMessages(), _dead(pipeline, stage, job, rt, reason), 0.0, None)
+    """Dead-letter a job from outside its stage (the stage was killed), with the same clearing; its
+    failure is counted at once (the caller is a worker's main process, which runs no stages)."""
+    _finish(pipeline, stage, job, rt, NoMessages(), _dead(pipeline, stage, job, rt, reason), 0.0)
+    rt.tally.flush(rt.redis)
 
 
 def later(rt: Runtime, message: Message, delay: float) -> None:
@@ -275,7 +276,7 @@ def send(rt: Runtime, sender: Sender, messages: Sequence[Message], *, pipeline: 
                 stage.input.write(pipe, pipeline.input_key(stage.name, message.job_id), payloads[message.job_id],
                                   rt.settings.page_ttl)
             inflight.mark_sent(pipe, message.job_id, message.stage, message.priority, now)
-        after = sender.settle(pipe, batch, now, None)
+        after = sender.settle(pipe, batch, now)
         pipe.execute()
         after()
 
