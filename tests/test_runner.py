@@ -281,20 +281,35 @@ def record_round_trips(rt, monkeypatch) -> list[list[tuple[str, str]]]:
     return trips
 
 
-def test_a_stages_payload_ledger_and_message_go_out_in_its_end_of_stage_round_trip(rt, site, monkeypatch):
-    """The runner's end round trip writes the stage's output payload, then the in-flight
-    ledger's entry, then the next stage's message: one round trip, in that order."""
+def test_a_stages_payload_and_ledger_go_out_in_one_round_trip_before_its_message(rt, site, monkeypatch):
+    """The runner's end round trip writes the stage's output payload, then the in-flight ledger's
+    entry; the next stage's message goes out only once that round trip has succeeded."""
     url = site.page("/deferred.html", article_page(
         "Deferred", "The lighthouse keeper logged three ships before dawn and none after."))
     job = job_for(rt, url)
     trips = record_round_trips(rt, monkeypatch)
+    queued_then: list[int] = []
+    real_pipeline = rt.redis.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+
+        def execute(*eargs, **ekwargs):
+            queued_then.append(sum(rt.redis.llen(k) for k in broker_keys("parse")))
+            return real_execute(*eargs, **ekwargs)
+
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(rt.redis, "pipeline", pipeline)
     fetch.apply(args=[job])
-    with_push = [trip for trip in trips if any(name == "LPUSH" for name, _ in trip)]
-    assert len(with_push) == 1
-    order = [key if name == "HSET" else name for name, key in with_push[0]
-             if key in (keys.payload(job, "fetch"), keys.inflight()) and name == "HSET" or name == "LPUSH"]
-    assert order == [keys.payload(job, "fetch"), keys.inflight(), "LPUSH"]
-    assert sum(rt.redis.llen(k) for k in broker_keys("parse")) == 1  # and it did go out
+    [end] = [i for i, trip in enumerate(trips) if ("HSET", keys.payload(job, "fetch")) in trip]
+    order = [key for name, key in trips[end] if name == "HSET" and key in (keys.payload(job, "fetch"), keys.inflight())]
+    assert order == [keys.payload(job, "fetch"), keys.inflight()]
+    assert rt.redis.hget(keys.inflight(), job).decode().startswith("parse|")
+    assert queued_then[end] == 0  # nothing sent before the end round trip
+    assert sum(rt.redis.llen(k) for k in broker_keys("parse")) == 1  # and the message after it
 
 
 def test_each_stage_reads_its_input_in_its_start_round_trip_and_clears_it_at_its_end(rt, site, monkeypatch):

@@ -55,16 +55,11 @@ class CeleryConfig:
     def _settings(self) -> Settings:
         return get_settings()
 
-    # Gleaner's consumer (reconnects after a Redis restart) and Redis transport (a stage's onward
-    # message rides on its last round trip), or Celery's and kombu's own if the installed versions
-    # lack what they rely on: worker/celery_compat.py.
+    # Gleaner's consumer, which reconnects after a Redis restart; Celery's own if the installed
+    # version lacks what it relies on (worker/celery_compat.py).
     @property
     def worker_consumer(self) -> str:
         return celery_compat.consumer_class()
-
-    @property
-    def broker_transport(self) -> str:
-        return celery_compat.transport_class()
 
     # One queue per stage of the table, each stage's task routed to its own.
     @property

@@ -14,14 +14,14 @@ only do their work, see worker/stage.py):
    payloads (the table's ``undo``).
 3. **End**, one Redis round trip, in this order: the output payload and the writes riding with it
    (or, when the job ended, its payloads cleared); the in-flight ledger (the next stage's entry,
-   the retry's, or the job struck off); this process's metrics tally, now and then; and last the
-   onward message (``Sender.settle``: in the same round trip when the transport allows, else
-   right after it). So a message never goes out before the payload it points to and the ledger
-   entry that would find it if it were lost, and a worker killed before the round trip leaves the
-   job to run again from its last stage. If Redis fails there with something still to send, the
-   error goes up and the caller hands its message back to run the stage again (stages are
-   idempotent); with nothing to send it is only logged. The broker acknowledges the stage's own
-   message after the runner returns (late acks).
+   the retry's, or the job struck off); and this process's metrics tally, now and then. Then,
+   once that round trip has succeeded, the onward message (``Sender.send``). So a message never
+   goes out before the payload it points to and the ledger entry that would find it if it were
+   lost, and a worker killed before the round trip leaves the job to run again from its last
+   stage. If Redis fails there, or the send fails, with something still to send, the error goes
+   up and the caller hands its message back to run the stage again (stages are idempotent); with
+   nothing to send it is only logged. The broker acknowledges the stage's own message after the
+   runner returns (late acks).
 
 ``send`` puts jobs into a stage's queue from outside a stage (enqueueing, a due retry, the
 sweeper, a page entering at a later stage with its input). ``run_inline`` runs a job through
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,23 +60,9 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 class Sender(Protocol):
     """How messages reach the broker (worker/dispatch.py: as Celery tasks)."""
 
-    def settle(self, pipe: redis.client.Pipeline, messages: Sequence[Message], sent: float) -> Callable[[], None]:
-        """Queue ``messages`` onto ``pipe`` (after the ledger entries already on it) if they can go
-        in its round trip; return what is left to do once ``pipe`` has executed."""
+    def send(self, messages: Sequence[Message], sent: float) -> None:
+        """Put ``messages`` on their stages' queues; their ledger entries are already written."""
         ...
-
-
-class NoMessages:
-    """A Sender for round trips that send nothing."""
-
-    def settle(self, pipe: redis.client.Pipeline, messages: Sequence[Message], sent: float) -> Callable[[], None]:
-        if messages:
-            raise ValueError("this round trip cannot send messages")
-        return _nothing
-
-
-def _nothing() -> None:
-    pass
 
 
 @dataclass
@@ -213,7 +199,7 @@ def _read(client: redis.Redis, codec: Any, key: str) -> Any:
     return pipe.execute()[0]
 
 
-def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender, end: _End,
+def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender | None, end: _End,
             seconds: float) -> None:
     """The end round trip, in the order the module's docstring gives and for the reason it gives."""
     now = time.time()
@@ -233,7 +219,6 @@ def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sen
         inflight.strike(pipe, job.id)
     rt.tally.add(stage.name, end.outcome, seconds)
     rt.tally.flush_into(pipe)  # a second's worth of every stage's counts, now and then
-    after = sender.settle(pipe, end.onward, now)
     try:
         pipe.execute()
     except redis.RedisError as exc:
@@ -241,13 +226,14 @@ def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sen
             raise
         log.warning("could not record the end of %s for job %s: %s", stage.name, job.id, exc)
         return
-    after()
+    if end.onward:
+        sender.send(end.onward, now)
 
 
 def dead_letter(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, reason: str) -> None:
     """Dead-letter a job from outside its stage (the stage was killed), with the same clearing; its
     failure is counted at once (the caller is a worker's main process, which runs no stages)."""
-    _finish(pipeline, stage, job, rt, NoMessages(), _dead(pipeline, stage, job, rt, reason), 0.0)
+    _finish(pipeline, stage, job, rt, None, _dead(pipeline, stage, job, rt, reason), 0.0)
     rt.tally.flush(rt.redis)
 
 
@@ -261,8 +247,8 @@ def later(rt: Runtime, message: Message, delay: float) -> None:
 
 def send(rt: Runtime, sender: Sender, messages: Sequence[Message], *, pipeline: Pipeline | None = None,
          payloads: Mapping[str, Any] | None = None) -> None:
-    """Hand jobs to stages from outside a stage: each batch's ledger entries in one round trip, the
-    messages with it or right after (a message lost on the way is then found by the sweeper).
+    """Hand jobs to stages from outside a stage: each batch's ledger entries in one round trip, then
+    the messages (a message lost on the way is then found by the sweeper).
 
     A job entering at a later stage brings that stage's input: ``payloads`` (job id -> value) are
     written, before the ledger, where that stage of ``pipeline`` reads them."""
@@ -276,9 +262,8 @@ def send(rt: Runtime, sender: Sender, messages: Sequence[Message], *, pipeline: 
                 stage.input.write(pipe, pipeline.input_key(stage.name, message.job_id), payloads[message.job_id],
                                   rt.settings.page_ttl)
             inflight.mark_sent(pipe, message.job_id, message.stage, message.priority, now)
-        after = sender.settle(pipe, batch, now)
         pipe.execute()
-        after()
+        sender.send(batch, now)
 
 
 def run_inline(pipeline: Pipeline, job: Job, rt: Runtime, *, start: str | None = None,
