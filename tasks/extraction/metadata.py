@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
 
 from tasks.extraction import jsonld
-from tasks.extraction.dates import date_from_url, parse_date, without_dates
+from tasks.extraction.dates import without_dates
 
 _SPACES = re.compile(r"\s+")
-_LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_]|$)")
 _URLISH = re.compile(r"^(?:https?:)?//|^www\.", re.I)
 _TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
 _BY = re.compile(r"^(?:by|von|par|por|di|door)\s+", re.I)
@@ -91,24 +89,23 @@ class PageMeta:
         ]
         return [clean(t) for t in found if t and clean(t)]
 
-    def published(self, url: str | None) -> datetime | None:
-        for value in (jsonld.text(self.article.get("datePublished")), *self._all(_PUBLISHED_KEYS),
-                      jsonld.text(self.article.get("dateCreated"))):
-            found = parse_date(value)
-            if found:
-                return found
-        for tag in self.times:
-            found = parse_date(tag.get("datetime") if isinstance(tag.get("datetime"), str) else tag.get_text())
-            if found:
-                return found
-        return date_from_url(url) or date_from_url(self.canonical(url))
+    def declared_published(self) -> list[str]:
+        """The publication timestamps the page declares, most specific first."""
+        found = [jsonld.text(self.article.get("datePublished")), *self._all(_PUBLISHED_KEYS),
+                 jsonld.text(self.article.get("dateCreated"))]
+        return [value for value in found if value]
 
-    def modified(self) -> datetime | None:
-        for value in (jsonld.text(self.article.get("dateModified")), *self._all(_MODIFIED_KEYS)):
-            found = parse_date(value)
-            if found:
-                return found
-        return None
+    def declared_modified(self) -> list[str]:
+        found = [jsonld.text(self.article.get("dateModified")), *self._all(_MODIFIED_KEYS)]
+        return [value for value in found if value]
+
+    def time_stamps(self) -> list[str]:
+        """What the page's <time> elements say: their datetime attribute, else their text."""
+        found = []
+        for tag in self.times:
+            value = tag.get("datetime")
+            found.append(value if isinstance(value, str) and value.strip() else clean(tag.get_text()))
+        return [value for value in found if value]
 
     def _all(self, keys: tuple[str, ...]) -> list[str]:
         return [self.meta[key][0] for key in keys if key in self.meta]
@@ -119,14 +116,10 @@ class PageMeta:
             return None
         return urljoin(url, found) if url else found
 
-    def language(self) -> str | None:
-        for value in (self.html_lang, self.first("content-language", "language", "dc.language", "og:locale"),
-                      jsonld.text(self.article.get("inLanguage"))):
-            if isinstance(value, str):
-                match = _LANG.match(value.strip())
-                if match:
-                    return match.group(1).lower()
-        return None
+    def declared_languages(self) -> list[str | None]:
+        """The page's language declarations: <html lang>, then <meta>, then JSON-LD's inLanguage."""
+        return [self.html_lang, self.first("content-language", "language", "dc.language", "og:locale"),
+                jsonld.text(self.article.get("inLanguage"))]
 
     def site_name(self) -> str | None:
         found = self.first("og:site_name", "application-name", "twitter:site")
