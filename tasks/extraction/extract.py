@@ -13,6 +13,7 @@ from typing import Any
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 
 from tasks.extraction import rules as site_rules
+from tasks.extraction.authors import byline_names, choose_authors, marked_bylines
 from tasks.extraction.blocks import Block, read_blocks
 from tasks.extraction.body import article_blocks
 from tasks.extraction.dates import date_from_url, is_dateline
@@ -143,7 +144,8 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
         body=body,
         published_at=published,
         modified_at=choose_modified(declared_modified, zone, published, fetched_at),
-        authors=meta.authors(),
+        authors=choose_authors(meta.declared_authors(), lambda: byline_names(blocks, title, chosen[0], meta.outlets()),
+                               lambda: marked_bylines(soup), meta.outlets()),
         language=choose_language(meta.declared_languages(), title, body),
         site_name=site_name,
         image=meta.image(url),
