@@ -41,6 +41,7 @@ import trafilatura  # noqa: E402
 
 from bench.corpora import HALVES, author_right, available, date_right, load  # noqa: E402
 from tasks.extraction import extract as extract_module  # noqa: E402
+from tasks.extraction import published as published_module  # noqa: E402
 from tasks.extraction import extract_article  # noqa: E402
 from tasks.extraction.language import detect  # noqa: E402
 from worker.errors import ExtractionError  # noqa: E402
@@ -68,8 +69,8 @@ class Clock:
 
 
 @contextmanager
-def patched(name: str, replacement: Callable[..., Any]) -> Iterator[None]:
-    with mock.patch.object(extract_module, name, replacement):
+def patched(module: Any, name: str, replacement: Callable[..., Any]) -> Iterator[None]:
+    with mock.patch.object(module, name, replacement):
         yield
 
 
@@ -105,13 +106,13 @@ def run(set_name: str) -> dict[str, Any]:
     detect("Loaded once per process.")
     for page in pages[:5]:
         gleaner(page.html, page.url), htmldate_date(page.html, page.url, True), trafilatura_meta(page.html, page.url)
-    with patched("search_page", search.wrap(extract_module.search_page)), \
-            patched("choose_language", language.wrap(extract_module.choose_language)):
+    with patched(published_module, "search_page", search.wrap(published_module.search_page)), \
+            patched(extract_module, "choose_language", language.wrap(extract_module.choose_language)):
         start = time.perf_counter()
         for page in pages:
             answers["gleaner"].append(gleaner(page.html, page.url))
         seconds["gleaner"] = time.perf_counter() - start
-    with patched("search_page", lambda *args, **kwargs: None):
+    with patched(published_module, "search_page", lambda *args, **kwargs: None):
         answers["gleaner, own signals only"] = [gleaner(p.html, p.url) for p in pages]
     for name, extensive in (("htmldate extensive", True), ("htmldate fast", False)):
         start = time.perf_counter()

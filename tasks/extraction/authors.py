@@ -15,7 +15,7 @@ from bs4 import Tag
 
 from tasks.extraction.blocks import Block
 from tasks.extraction.dates import without_dates
-from tasks.extraction.metadata import clean
+from tasks.extraction.metadata import PageMeta, clean
 
 MAX_AUTHORS = 20
 _MAX_NAME_CHARS = 80
@@ -202,6 +202,12 @@ def marked_bylines(soup: Tag) -> list[str]:
         if len(linked) + len(hinted) >= _MAX_MARKED:
             break
     return linked + hinted
+
+
+def page_authors(meta: PageMeta, soup: Tag, blocks: list[Block], first_body: Block, title: str) -> list[str]:
+    outlets = meta.outlets()
+    return choose_authors(meta.declared_authors(), lambda: byline_names(blocks, title, first_body, outlets),
+                          lambda: marked_bylines(soup), outlets)
 
 
 def choose_authors(declared: list[list[str]], printed: Callable[[], list[str]], marked: Callable[[], list[str]],

@@ -13,15 +13,15 @@ from typing import Any
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 
 from tasks.extraction import rules as site_rules
-from tasks.extraction.authors import byline_names, choose_authors, marked_bylines
+from tasks.extraction.authors import page_authors
 from tasks.extraction.blocks import Block, read_blocks
 from tasks.extraction.body import article_blocks
-from tasks.extraction.dates import date_from_url, is_dateline
+from tasks.extraction.dates import is_dateline
 from tasks.extraction.decode import decode_html
 from tasks.extraction.language import choose_language
 from tasks.extraction.metadata import PageMeta
 from tasks.extraction.prepare import prepare
-from tasks.extraction.published import choose_modified, choose_published, printed_dates, publisher_zone, search_page
+from tasks.extraction.published import page_dates
 from tasks.extraction.rules import SiteRules
 from tasks.extraction.title import choose_title
 from worker.errors import ExtractionError
@@ -126,26 +126,16 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
     body = [block.text for block in chosen if not is_dateline(block.text) and block.text != title]
     if not body:
         raise ExtractionError("no article text found: no run of paragraphs stands out on the page")
-    declared, declared_modified, time_stamps = meta.declared_published(), meta.declared_modified(), meta.time_stamps()
-    zone = publisher_zone([*declared, *declared_modified, *time_stamps])
-    published = choose_published(
-        rule_text=site_rules.rule_date_text(rules, soup) if rules is not None else None,
-        url_day=date_from_url(url, fetched_at) or date_from_url(meta.canonical(url), fetched_at),
-        declared=declared,
-        zone=zone,
-        printed=lambda: printed_dates(blocks, chosen[0], title, time_stamps, fetched_at),
-        search=lambda: search_page(markup, url, fetched_at),
-        latest=fetched_at,
-    )
+    published, modified = page_dates(meta, url, markup, blocks, chosen[0], title, fetched_at,
+                                     site_rules.rule_date_text(rules, soup) if rules is not None else None)
     return Article(
         url=url,
         canonical_url=meta.canonical(url),
         title=title,
         body=body,
         published_at=published,
-        modified_at=choose_modified(declared_modified, zone, published, fetched_at),
-        authors=choose_authors(meta.declared_authors(), lambda: byline_names(blocks, title, chosen[0], meta.outlets()),
-                               lambda: marked_bylines(soup), meta.outlets()),
+        modified_at=modified,
+        authors=page_authors(meta, soup, blocks, chosen[0], title),
         language=choose_language(meta.declared_languages(), title, body),
         site_name=site_name,
         image=meta.image(url),

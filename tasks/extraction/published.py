@@ -25,7 +25,8 @@ import lxml.html
 from htmldate import find_date
 
 from tasks.extraction.blocks import Block
-from tasks.extraction.dates import EARLIEST, WIDEST_OFFSET, has_clock, parse_date, stated_offset
+from tasks.extraction.dates import EARLIEST, WIDEST_OFFSET, date_from_url, has_clock, parse_date, stated_offset
+from tasks.extraction.metadata import PageMeta
 
 _QUARTER_HOUR = timedelta(minutes=15)  # every UTC offset in use is a whole number of quarter hours
 _DATELINE_WINDOW = 40  # blocks after the headline where a dateline may sit
@@ -33,6 +34,23 @@ _DATELINE_CHARS = 100
 
 # htmldate logs what it could not parse at WARNING/ERROR; for us that is an ordinary miss.
 logging.getLogger("htmldate").setLevel(logging.CRITICAL)
+
+
+def page_dates(meta: PageMeta, url: str | None, markup: str, blocks: list[Block], first_body: Block, title: str,
+               fetched_at: datetime | None, rule_text: str | None = None) -> tuple[datetime | None, datetime | None]:
+    """The page's publication and update dates, none later than ``fetched_at`` (default: now)."""
+    declared, modified, time_stamps = meta.declared_published(), meta.declared_modified(), meta.time_stamps()
+    zone = publisher_zone([*declared, *modified, *time_stamps])
+    published = choose_published(
+        rule_text=rule_text,
+        url_day=date_from_url(url, fetched_at) or date_from_url(meta.canonical(url), fetched_at),
+        declared=declared,
+        zone=zone,
+        printed=lambda: printed_dates(blocks, first_body, title, time_stamps, fetched_at),
+        search=lambda: search_page(markup, url, fetched_at),
+        latest=fetched_at,
+    )
+    return published, choose_modified(modified, zone, published, fetched_at)
 
 
 def publisher_zone(stamps: Iterable[str]) -> timezone | None:
