@@ -9,7 +9,7 @@ JSON-LD list, several bylines).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from bs4 import Tag
 
@@ -86,12 +86,9 @@ def _without_roles(name: str) -> str:
     end = next((i for i, word in enumerate(words) if word in _ROLE_NOUNS or word in _CREDENTIALS), None)
     if end is None:
         return name
-    start = end
-    while start > 0 and words[start - 1] in _MODIFIERS:
-        start -= 1
-    # Walk over title words that are neither modifiers nor names ("Autos" in "Senior Autos Reporter").
-    first_modifier = next((i for i in range(start) if words[i] in _MODIFIERS), start)
-    return " ".join(name.split()[:min(start, first_modifier) if first_modifier else start])
+    # The title starts at its first modifier ("Senior" in "Senior Autos Reporter"), else at the role.
+    start = next((i for i in range(end) if words[i] in _MODIFIERS), end)
+    return " ".join(name.split()[:start])
 
 
 def _one_name(raw: str) -> str | None:
@@ -112,7 +109,7 @@ def _name_like(text: str) -> bool:
                                                          w.lower() in ("and", "&") for w in words)
 
 
-def _without_outlet(name: str, outlets: list[str]) -> str:
+def _without_outlet(name: str, outlets: Sequence[str]) -> str:
     """A name without the outlet's name glued before or after it ("Ann Example USA TODAY")."""
     lowered = name.lower()
     for outlet in outlets:
@@ -126,7 +123,7 @@ def _without_outlet(name: str, outlets: list[str]) -> str:
     return name
 
 
-def clean_authors(names: Iterable[str], outlets: list[str] = []) -> list[str]:  # noqa: B006 (never mutated)
+def clean_authors(names: Iterable[str], outlets: Sequence[str] = ()) -> list[str]:
     """Names without "By", dates, job titles, handles, URLs or duplicates, split where a byline
     joins several, and without an outlet's name glued on."""
     found: list[str] = []

@@ -5,7 +5,10 @@ Most trusted first, and why:
 1. a source's date rule: a person said where the date is;
 2. the date in the URL: a CMS writes the day into the address when it first publishes the article
    and never changes it, so it is the original date, on the publisher's own calendar;
-3. the page's declaration (JSON-LD ``datePublished``, ``article:published_time`` and their kin);
+3. the page's declaration (JSON-LD ``datePublished``, ``article:published_time`` and their kin),
+   unless the date printed for readers disagrees and htmldate's reading of the page sides with
+   the printed one (one of the two is about something else: a template, a first draft, another
+   story; the third, independent reading decides);
 4. a date printed for readers near the headline (``<time>``, "Posted on 20 November 2019");
 5. htmldate's search of the page's markup and text, for pages that state none of these.
 
@@ -36,7 +39,8 @@ _DATELINE_CHARS = 100
 # 5 MB page is searched this far only.
 _SEARCH_CHARS = 400_000
 
-# htmldate logs what it could not parse at WARNING/ERROR; for us that is an ordinary miss.
+# htmldate logs at ERROR what it could not parse ("external parser error"): for us an ordinary
+# miss, not something for an operator's log or the `gleaner extract` terminal.
 logging.getLogger("htmldate").setLevel(logging.CRITICAL)
 
 
