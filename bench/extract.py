@@ -35,6 +35,7 @@ from worker.errors import ExtractionError  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache" / "extract-peers.json.gz"
 BASE = "trafilatura"  # the peer every speed ratio is taken against
+LAST = "gleaner's last run"  # the cache's entry for Gleaner's per-page body F1 of the previous run
 
 
 @dataclass
@@ -361,6 +362,15 @@ def print_worst(f1s: dict[str, dict[str, dict[str, float | None]]], pages: dict[
         print(f"  {loss:+.3f}  gleaner {mine:.3f}  trafilatura {peer_text}  {set_name}/{page.id}  {page.url[:80]}")
 
 
+def print_changed(f1s: dict[str, dict[str, dict[str, float | None]]], previous: dict[str, dict]) -> None:
+    """The pages whose Gleaner body F1 moved by more than a hundredth since the previous run."""
+    for set_name, by_extractor in f1s.items():
+        for page_id, now in by_extractor["gleaner"].items():
+            before = previous.get(set_name, {}).get(page_id)
+            if now is not None and before is not None and abs(now - before) > 0.01:
+                print(f"  {now - before:+.3f}  {before:.3f} -> {now:.3f}  {set_name}/{page_id}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
@@ -368,6 +378,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=[e.name for e in EXTRACTORS],
                         help="run only these extractors (peers' last outputs come from the cache; no report)")
     parser.add_argument("--worst", type=int, default=0, help="print the N pages where Gleaner loses most")
+    parser.add_argument("--changed", action="store_true",
+                        help="print the pages whose Gleaner body F1 moved since the last run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "extract.md")
     args = parser.parse_args()
     names = set(args.only or [e.name for e in EXTRACTORS]) | {"gleaner"}
@@ -387,10 +399,17 @@ def main() -> None:
         results[set_name], f1s[set_name] = run(set_name, pages, extractors, cached)
         print_summary({set_name: results[set_name]}, halves)
     seconds = time.perf_counter() - started
+    previous = {}
+    for set_name, by_extractor in f1s.items():
+        last = cache.setdefault(LAST, {}).setdefault(set_name, {})
+        previous[set_name] = dict(last)
+        last.update(by_extractor["gleaner"])
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     CACHE.write_bytes(gzip.compress(json.dumps(cache).encode()))
     if args.worst:
         print_worst(f1s, all_pages, args.worst)
+    if args.changed:
+        print_changed(f1s, previous)
     if args.only or args.half or set(args.sets) != set(SETS):
         return
     args.out.parent.mkdir(parents=True, exist_ok=True)

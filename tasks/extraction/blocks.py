@@ -13,6 +13,7 @@ from bs4 import NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
 _SPACES = re.compile(r"\s+")
+_NOT_LETTERS = re.compile(r"[^a-zA-Z]+")
 
 # Elements that end the current line of text: a paragraph never spans one of their edges.
 BLOCK_TAGS = frozenset(
@@ -39,6 +40,11 @@ _FURNITURE_HINT = re.compile(
     r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags?|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])",
     re.I,
 )
+# Furniture words that say where an element sits or how it is shown, not what it holds: themes
+# and page builders put them on the article's own wrappers too ("content-sidebar-wrap", every
+# section an "elementor-widget"), so the body finder overrules them where they hold most of the
+# article. Words that name what an element holds (comments, related links, sharing) always stand.
+LAYOUT_HINTS = frozenset("widget sidebar footer header form toolbar masthead hidden more meta".split())
 # class/id hints of the element that holds the article's text.
 _ARTICLE_HINT = re.compile(
     r"(?:article|story|post|entry|news|blog)[_-]?(?:body|content|text)|articlebody|main-?content|"
@@ -55,6 +61,7 @@ class Block:
     link_chars: int  # characters of the text inside <a>
     path: tuple[int, ...]  # ids of every element from the root down to the owner
     furniture: tuple[int, ...]  # depths (indexes into path) of the elements that look like furniture
+    hints: tuple[str, ...]  # the word that made each of them look so ("nav", "widget", "comment"...)
     semantic: tuple[int, ...]  # depths of the elements that say "the article's text is here"
 
 
@@ -73,7 +80,7 @@ def _skipped(tag: Tag) -> bool:
 
 
 def _furniture(tag: Tag) -> str:
-    """The tag name or class/id hint that says navigation, comments, sharing, ads...; "" if none."""
+    """The tag name or class/id hint word that says navigation, comments, sharing, ads...; "" if none."""
     name = tag.name
     if name in FURNITURE_TAGS:
         return name
@@ -87,7 +94,7 @@ def _furniture(tag: Tag) -> str:
     if not hint or not isinstance(hint, str):
         return ""
     match = _FURNITURE_HINT.search(hint)
-    return match.group().lower() if match else ""
+    return _NOT_LETTERS.sub("", match.group()).lower() if match else ""
 
 
 def _semantic(tag: Tag) -> bool:
@@ -123,6 +130,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
     link_chars = 0
     path: list[int] = []
     furniture: list[int] = []
+    hints: list[str] = []
     semantic: list[int] = []
     owners: list[str] = []
     link_depth = 0
@@ -134,7 +142,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
             if text:
                 owner = owners[-1] if owners else ""
                 blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
-                                    tuple(semantic)))
+                                    tuple(hints), tuple(semantic)))
             parts.clear()
         link_chars = 0
 
@@ -151,6 +159,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
             path.pop()
             if furniture and furniture[-1] == depth:
                 furniture.pop()
+                hints.pop()
             if semantic and semantic[-1] == depth:
                 semantic.pop()
             if name == "a":
@@ -182,6 +191,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
         hint = _furniture(node)
         if hint:
             furniture.append(depth)
+            hints.append(hint)
             if collect is not None and ("author" in hint or "byline" in hint):
                 collect.append(node)  # the byline, for pages that name no author in metadata
         elif _semantic(node):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.extraction.blocks import Block
+from tasks.extraction.blocks import LAYOUT_HINTS, Block
 
 _FIXED_COST = 25  # characters a block must exceed to add to a run: short lines are navigation
 _LINK_COST = 3  # each linked character counts against the run this many times over
@@ -106,17 +106,27 @@ def _container(blocks: list[Block], first: int, last: int, scores: list[int]) ->
     return depth, head[depth]
 
 
-def _wrappers(blocks: list[Block], first: int, last: int, scores: list[int]) -> set[tuple[int, int]]:
-    """(depth, id) of furniture-looking elements that hold most of the run: wrappers, not furniture."""
-    mass: dict[tuple[int, int], int] = {}
+def _wrappers(blocks: list[Block], first: int, last: int, scores: list[int]) -> tuple[set[tuple[int, int]], set[str]]:
+    """Furniture-looking elements that hold most of the run, and furniture hint words that do.
+
+    Such an element is a wrapper, not furniture (class="content-with-sidebar"); a hint word is
+    the page's own layout vocabulary, not furniture, when the elements it marks hold most of
+    the run between them (every section of a page builder's article is a "widget"), if it is
+    one of the words that say where an element sits rather than what it holds.
+    """
+    elements: dict[tuple[int, int], int] = {}
+    words: dict[str, int] = {}
     total = 0
     for block, score in zip(blocks[first:last + 1], scores[first:last + 1]):
         if score > 0:
             total += score
             for d in block.furniture:
                 key = (d, block.path[d])
-                mass[key] = mass.get(key, 0) + score
-    return {key for key, held in mass.items() if held * 2 >= total}
+                elements[key] = elements.get(key, 0) + score
+            for hint in set(block.hints) & LAYOUT_HINTS:
+                words[hint] = words.get(hint, 0) + score
+    return ({key for key, held in elements.items() if held * 2 >= total},
+            {hint for hint, held in words.items() if held * 2 >= total})
 
 
 def article_blocks(blocks: list[Block], title: str = "") -> list[Block]:
@@ -145,14 +155,15 @@ def article_blocks(blocks: list[Block], title: str = "") -> list[Block]:
 def _read_container(blocks: list[Block], first: int, last: int, scores: list[int], teasers: set[int],
                     title: str) -> list[Block]:
     depth, container = _container(blocks, first, last, scores)
-    wrappers = _wrappers(blocks, first, last, scores)
+    wrappers, layout_words = _wrappers(blocks, first, last, scores)
     chosen = []
     for i, block in enumerate(blocks):
         path = block.path
         if len(path) <= depth or path[depth] != container or i in teasers:
             continue
         if block.furniture and block.furniture[-1] > depth and any(
-            d > depth and (d, path[d]) not in wrappers for d in block.furniture
+            d > depth and (d, path[d]) not in wrappers and hint not in layout_words
+            for d, hint in zip(block.furniture, block.hints)
         ):
             continue  # furniture inside the article: share bars, captions, related links
         if block.link_chars * 2 > len(block.text):
