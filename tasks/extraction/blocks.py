@@ -28,6 +28,11 @@ SKIP_TAGS = frozenset(
     "button figcaption figure input label menu dialog title meta link img picture video audio source "
     "map area embed script style noscript template svg iframe select textarea option".split()
 )
+# Skipped elements that only ever hold a few words. One left open by broken markup ("<button><div>
+# </button>") swallows the rest of the page in lxml's tree, where a browser would have closed it:
+# holding more text than any of them would, it is read like any other element.
+_SMALL_TAGS = frozenset("button label figcaption figure menu picture video audio map option".split())
+_SWALLOWED_CHARS = 2000
 # Elements that usually hold page furniture, but that some sites wrap around the whole page.
 FURNITURE_TAGS = frozenset("nav footer aside form header".split())
 _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
@@ -67,7 +72,7 @@ class Block:
 
 def _skipped(tag: Tag) -> bool:
     if tag.name in SKIP_TAGS:
-        return True
+        return tag.name not in _SMALL_TAGS or not _swallowed(tag)
     attrs = tag.attrs
     if not attrs:
         return False
@@ -77,6 +82,16 @@ def _skipped(tag: Tag) -> bool:
         or attrs.get("aria-hidden") == "true"
         or (isinstance(style, str) and _HIDDEN_STYLE.search(style) is not None)
     )
+
+
+def _swallowed(tag: Tag) -> bool:
+    """Whether a small element holds more text than it ever would on its own (stops counting early)."""
+    total = 0
+    for text in tag.strings:
+        total += len(text)
+        if total > _SWALLOWED_CHARS:
+            return True
+    return False
 
 
 def _furniture(tag: Tag) -> str:
