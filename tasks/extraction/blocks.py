@@ -41,7 +41,7 @@ _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
 _FURNITURE_HINT = re.compile(
     r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
     r"navigation|footer|cookie|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
-    r"signup|screen-?reader|sr-only|d-none|toolbar|pagination|masthead|widget|"
+    r"signup|screen-?reader|sr-only|(?:^|\s)d-none(?:$|\s)|toolbar|pagination|masthead|widget|"
     r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags?|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])",
     re.I,
 )

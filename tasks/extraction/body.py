@@ -133,6 +133,9 @@ def article_blocks(blocks: list[Block], title: str = "") -> list[Block]:
     """The blocks of the element that holds the article, minus furniture, link lists and the title."""
     if not blocks:
         return []
+    # Teasers (lists of other articles) count against a run, so it does not settle on them; in
+    # the container that holds the run they are kept, as the sections of a listicle whose
+    # headings link out (a linked heading itself goes, as any link does).
     teasers = _teasers(blocks)
     plain = [(-len(b.text) if i in teasers else _score(b)) for i, b in enumerate(blocks)]
     honoured = [(-len(b.text) if b.furniture else score) for b, score in zip(blocks, plain)]
@@ -146,20 +149,19 @@ def article_blocks(blocks: list[Block], title: str = "") -> list[Block]:
         tries.insert(0, (first_u, last_u, plain))
     for first, last, scores in tries:
         if last >= first:
-            chosen = _read_container(blocks, first, last, scores, teasers, title)
+            chosen = _read_container(blocks, first, last, scores, title)
             if chosen:
                 return chosen
     return []
 
 
-def _read_container(blocks: list[Block], first: int, last: int, scores: list[int], teasers: set[int],
-                    title: str) -> list[Block]:
+def _read_container(blocks: list[Block], first: int, last: int, scores: list[int], title: str) -> list[Block]:
     depth, container = _container(blocks, first, last, scores)
     wrappers, layout_words = _wrappers(blocks, first, last, scores)
     chosen = []
     for i, block in enumerate(blocks):
         path = block.path
-        if len(path) <= depth or path[depth] != container or i in teasers:
+        if len(path) <= depth or path[depth] != container:
             continue
         if block.furniture and block.furniture[-1] > depth and any(
             d > depth and (d, path[d]) not in wrappers and hint not in layout_words
