@@ -70,11 +70,11 @@ class Block:
     semantic: tuple[int, ...]  # depths of the elements that say "the article's text is here"
 
 
-def _skipped(tag: Tag) -> bool:
+def _skipped(tag: Tag, hidden: bool) -> bool:
     if tag.name in SKIP_TAGS:
         return tag.name not in _SMALL_TAGS or not _swallowed(tag)
     attrs = tag.attrs
-    if not attrs:
+    if not attrs or hidden:
         return False
     style = attrs.get("style")
     return (
@@ -134,11 +134,12 @@ def _semantic(tag: Tag) -> bool:
 COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
 
 
-def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
+def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = False) -> list[Block]:
     """Every line of visible text under root, in document order, with where it sits in the tree.
 
     Elements named in COLLECT_TAGS, and bylines, are appended to ``collect`` on the way, so
-    metadata needs no second walk over the tree.
+    metadata needs no second walk over the tree. ``hidden`` reads elements hidden by their
+    attributes too (hidden, aria-hidden, display: none).
     """
     blocks: list[Block] = []
     parts: list[str] = []
@@ -191,7 +192,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
         name = node.name
         if name in COLLECT_TAGS and collect is not None:
             collect.append(node)
-        if _skipped(node):
+        if _skipped(node, hidden):
             continue
         is_block = name in BLOCK_TAGS
         if is_block:

@@ -17,6 +17,7 @@ from tasks.extraction.blocks import Block, read_blocks
 from tasks.extraction.body import article_blocks
 from tasks.extraction.dates import is_dateline, parse_date
 from tasks.extraction.decode import decode_html
+from tasks.extraction.fallback import no_text_reason, second_strategy
 from tasks.extraction.metadata import PageMeta
 from tasks.extraction.prepare import prepare
 from tasks.extraction.rules import SiteRules
@@ -117,9 +118,12 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
     chosen = _rule_body(rules, soup) if rules is not None else []
     if not chosen:
         chosen = article_blocks(blocks, title)
-    body = [block.text for block in chosen if not is_dateline(block.text) and block.text != title]
+    body = _body_text([block.text for block in chosen], title)
     if not body:
-        raise ExtractionError("no article text found: no run of paragraphs stands out on the page")
+        texts, chosen = second_strategy(soup, documents)
+        body = _body_text(texts, title)
+    if not body:
+        raise ExtractionError(no_text_reason(blocks))
     published = parse_date(site_rules.rule_date_text(rules, soup)) if rules is not None else None
     published = published or meta.published(url) or _visible_date(blocks, chosen, title)
     return Article(
@@ -137,6 +141,10 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
     )
 
 
+def _body_text(texts: list[str], title: str) -> list[str]:
+    return [text for text in texts if not is_dateline(text) and text != title]
+
+
 _DATELINE_WINDOW = 40  # blocks after the headline where a dateline may sit
 _DATELINE_CHARS = 100
 
@@ -145,7 +153,8 @@ def _visible_date(blocks: list[Block], chosen: list[Block], title: str) -> datet
     """A date printed near the headline ("Posted on 20 November 2019"), for pages with no metadata."""
     start = next((i for i, b in enumerate(blocks) if b.tag == "h1" and b.text == title), None)
     if start is None:
-        start = max(0, next((i for i, b in enumerate(blocks) if b is chosen[0]), 0) - _DATELINE_WINDOW // 4)
+        first = chosen[0] if chosen else None
+        start = max(0, next((i for i, b in enumerate(blocks) if b is first), 0) - _DATELINE_WINDOW // 4)
     for block in blocks[start:start + _DATELINE_WINDOW]:
         if len(block.text) <= _DATELINE_CHARS:
             found = parse_date(block.text)
