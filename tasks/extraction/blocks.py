@@ -42,7 +42,9 @@ _FURNITURE_HINT = re.compile(
     r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
     r"navigation|footer|cookie|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
     r"signup|screen-?reader|sr-only|(?:^|\s)d-none(?:$|\s)|toolbar|pagination|masthead|widget|"
-    r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags?|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])",
+    r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])|"
+    # "tag" alone or last: "tag-politics" is the label WordPress puts on the article itself.
+    r"(?:^|[\s_-])tag(?:$|[\s_])",
     re.I,
 )
 # Furniture words that say where an element sits or how it is shown, not what it holds: themes
