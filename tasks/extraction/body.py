@@ -16,10 +16,13 @@ from tasks.extraction.blocks import LAYOUT_HINTS, Block
 _FIXED_COST = 25  # characters a block must exceed to add to a run: short lines are navigation
 _LINK_COST = 3  # each linked character counts against the run this many times over
 _PROSE_LINK_COST = 1  # in a <p>: a paragraph's links are citations in prose, a menu is not written in <p>
+_PROSE_LINK_SHARE = 0.8  # a <p> inside the article goes only when more of it than this is linked
 _HEADINGS = frozenset(("h1", "h2", "h3", "h4", "h5", "h6"))
 _TEASER_ITEM_BLOCKS = 6  # a linked heading with at most this many blocks around it is a teaser
 _TEASER_ITEM_CHARS = 700
-_ITEM_TAGS = frozenset(("li", "dd", "dt", "tr", "h2", "h3", "h4", "h5", "h6"))
+# Elements whose one-word lines are text (a name in a list, a heading); elsewhere a lone word
+# between paragraphs is a widget's label: "Advertisement", "Tags", "Comments".
+_ITEM_TAGS = frozenset(("li", "dd", "dt", "tr", "h2", "h3", "h4", "h5", "h6", "p"))
 _LABEL = re.compile(r"^\W*[^\W\d_]{1,20}\W*$")
 _SPLIT_SHARE = 10  # a sibling section with a tenth of the text makes the article a split one
 
@@ -192,11 +195,11 @@ def _read_container(blocks: list[Block], first: int, last: int, scores: list[int
             continue
         if block.furniture and block.furniture[-1] > depth and excused.furniture(block, depth):
             continue  # furniture inside the article: share bars, captions, related links
-        if block.link_chars * 2 > len(block.text):
-            continue
+        if block.link_chars > len(block.text) * (_PROSE_LINK_SHARE if block.tag == "p" else 0.5):
+            continue  # a link list; a paragraph is one only when nearly all of it is linked
         if block.tag == "h1" and title and block.text == title:
             continue
         if block.tag not in _ITEM_TAGS and _LABEL.match(block.text):
-            continue  # a lone word between paragraphs: "Advertisement", "Tags", "Comments"
+            continue
         chosen.append(block)
     return chosen
