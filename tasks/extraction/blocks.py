@@ -47,6 +47,10 @@ _FURNITURE_HINT = re.compile(
     r"(?:^|[\s_-])tag(?:$|[\s_])",
     re.I,
 )
+# The same short words as the last word of a camelCase name ("InlineImage-imageEmbedCredit",
+# "articleMeta"), as CSS modules and component libraries write them.
+_CAMEL_HINT = re.compile(r"(?<=[a-z])(?:Ads?|Hidden|Nav|Menu|Tags?|Author|Meta|Date|Modal|Popup|Credits?|More|Print|Email)"
+                         r"(?=$|[\s_-])")
 # Furniture words that say where an element sits or how it is shown, not what it holds: themes
 # and page builders put them on the article's own wrappers too ("content-sidebar-wrap", every
 # section an "elementor-widget"), so the body finder overrules them where they hold most of the
@@ -110,7 +114,7 @@ def _furniture(tag: Tag) -> str:
         hint = f"{hint} {ident}"
     if not hint or not isinstance(hint, str):
         return ""
-    match = _FURNITURE_HINT.search(hint)
+    match = _FURNITURE_HINT.search(hint) or _CAMEL_HINT.search(hint)
     return _NOT_LETTERS.sub("", match.group()).lower() if match else ""
 
 
