@@ -23,15 +23,16 @@ BLOCK_TAGS = frozenset(
 )
 # Elements whose edges separate words but not lines: the cells of a table row read as one line.
 _SPACED_TAGS = frozenset(("td", "th"))
-# Elements whose text is never article text.
+# Elements whose text is never article text. Not <figure>: its caption goes (figcaption), but
+# what else it holds is content (tables come wrapped in figures: <figure class="wp-block-table">).
 SKIP_TAGS = frozenset(
-    "button figcaption figure input label menu dialog title meta link img picture video audio source "
+    "button figcaption input label menu dialog title meta link img picture video audio source "
     "map area embed script style noscript template svg iframe select textarea option".split()
 )
 # Skipped elements that only ever hold a few words. One left open by broken markup ("<button><div>
 # </button>") swallows the rest of the page in lxml's tree, where a browser would have closed it:
 # holding more text than any of them would, it is read like any other element.
-_SMALL_TAGS = frozenset("button label figcaption figure menu picture video audio map option".split())
+_SMALL_TAGS = frozenset("button label figcaption menu picture video audio map option".split())
 _SWALLOWED_CHARS = 2000
 # Elements that usually hold page furniture, but that some sites wrap around the whole page.
 FURNITURE_TAGS = frozenset("nav footer aside form header".split())
