@@ -52,11 +52,13 @@ _FURNITURE_HINT = re.compile(
 # "articleMeta"), as CSS modules and component libraries write them.
 _CAMEL_HINT = re.compile(r"(?<=[a-z])(?:Ads?|Hidden|Nav|Menu|Tags?|Author|Meta|Date|Modal|Popup|Credits?|More|Print|Email)"
                          r"(?=$|[\s_-])")
-# Furniture words that say where an element sits or how it is shown, not what it holds: themes
-# and page builders put them on the article's own wrappers too ("content-sidebar-wrap", every
-# section an "elementor-widget"), so the body finder overrules them where they hold most of the
-# article. Words that name what an element holds (comments, related links, sharing) always stand.
-LAYOUT_HINTS = frozenset("widget sidebar footer header form toolbar masthead hidden more meta".split())
+# Furniture words that say where an element sits or how it is shown, or that it holds links
+# (navigation), not that it holds prose of its own: themes and page builders put them on the
+# article's own wrappers too ("content-sidebar-wrap", every section an "elementor-widget", each
+# section of a long read a "content-nav-section"), so the body finder overrules them where they
+# hold most of the article's prose. Words that name prose that is not the article (comments,
+# related stories, notices) always stand.
+LAYOUT_HINTS = frozenset("widget sidebar footer header form toolbar masthead hidden more meta nav navigation menu".split())
 # class/id hints of the element that holds the article's text.
 _ARTICLE_HINT = re.compile(
     r"(?:article|story|post|entry|news|blog)[_-]?(?:body|content|text)|articlebody|main-?content|"
