@@ -117,7 +117,7 @@ def _furniture(tag: Tag) -> str:
         hint = f"{hint} {ident}"
     if not hint or not isinstance(hint, str):
         return ""
-    match = _FURNITURE_HINT.search(hint) or _CAMEL_HINT.search(hint)
+    match = _FURNITURE_HINT.search(hint) or (None if hint.islower() else _CAMEL_HINT.search(hint))
     return _NOT_LETTERS.sub("", match.group()).lower() if match else ""
 
 
