@@ -41,7 +41,7 @@ _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
 # class/id hints of page furniture: distinctive words anywhere, short ones as whole words.
 _FURNITURE_HINT = re.compile(
     r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
-    r"navigation|footer|cookie|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
+    r"navigation|footer|cookie|consent|gdpr|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
     r"signup|screen-?reader|sr-only|(?:^|\s)d-none(?:$|\s)|toolbar|pagination|masthead|widget|"
     r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])|"
     # "tag" alone or last: "tag-politics" is the label WordPress puts on the article itself.
@@ -59,6 +59,9 @@ _CAMEL_HINT = re.compile(r"(?<=[a-z])(?:Ads?|Hidden|Nav|Menu|Tags?|Author|Meta|D
 # hold most of the article's prose. Words that name prose that is not the article (comments,
 # related stories, notices) always stand.
 LAYOUT_HINTS = frozenset("widget sidebar footer header form toolbar masthead hidden more meta nav navigation menu".split())
+# Furniture words of notices that are never article text, not even wrapped around all of a page's
+# text: on a consent wall, the cookie notice is all there is.
+NOTICE_HINTS = frozenset(("cookie", "consent", "gdpr"))
 # class/id hints of the element that holds the article's text.
 _ARTICLE_HINT = re.compile(
     r"(?:article|story|post|entry|news|blog)[_-]?(?:body|content|text)|articlebody|main-?content|"

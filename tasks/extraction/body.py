@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tasks.extraction.blocks import LAYOUT_HINTS, Block
+from tasks.extraction.blocks import LAYOUT_HINTS, NOTICE_HINTS, Block
 
 _FIXED_COST = 25  # characters a block must exceed to add to a run: short lines are navigation
 _LINK_COST = 3  # each linked character counts against the run this many times over
@@ -122,11 +122,11 @@ class _Excused:
     def __or__(self, other: _Excused) -> _Excused:
         return _Excused(self.wrappers | other.wrappers, self.layout | other.layout)
 
-    def furniture(self, block: Block, below: int = -1) -> bool:
-        """Whether a furniture hint not overruled marks an element of the block deeper than ``below``."""
+    def furniture(self, block: Block) -> bool:
+        """Whether a furniture hint not overruled marks an element above the block."""
         path = block.path
         return any(
-            d > below and hint not in self.layout and (d, path[d]) not in self.wrappers
+            hint not in self.layout and (d, path[d]) not in self.wrappers
             for d, hint in zip(block.furniture, block.hints)
         )
 
@@ -134,10 +134,12 @@ class _Excused:
 def _excused(blocks: list[Block], first: int, last: int, scores: list[int]) -> _Excused:
     """The furniture hints a run overrules: those whose elements hold at least half of its prose.
 
-    One element that does is a wrapper (class="content-with-sidebar"). A word that says where an
-    element sits rather than what it holds (blocks.LAYOUT_HINTS) is the page's layout vocabulary
-    when the elements it marks do between them: every section of a page builder's article is a
-    "widget". Words that say what an element holds (comments, related links) always stand.
+    One element that does is a wrapper (class="content-with-sidebar"), unless it is a notice
+    (blocks.NOTICE_HINTS): on a consent wall a cookie notice is the only text. A word that says
+    where an element sits rather than what it holds (blocks.LAYOUT_HINTS) is the page's layout
+    vocabulary when the elements it marks do between them: every section of a page builder's
+    article is a "widget". Words that say what an element holds (comments, related links) always
+    stand.
     """
     elements: dict[tuple[int, int], int] = {}
     words: dict[str, int] = {}
@@ -145,9 +147,10 @@ def _excused(blocks: list[Block], first: int, last: int, scores: list[int]) -> _
     for block, score in zip(blocks[first:last + 1], scores[first:last + 1]):
         if score > 0:
             total += score
-            for d in block.furniture:
-                key = (d, block.path[d])
-                elements[key] = elements.get(key, 0) + score
+            for d, hint in zip(block.furniture, block.hints):
+                if hint not in NOTICE_HINTS:
+                    key = (d, block.path[d])
+                    elements[key] = elements.get(key, 0) + score
             for hint in LAYOUT_HINTS.intersection(block.hints):
                 words[hint] = words.get(hint, 0) + score
     return _Excused(frozenset(key for key, held in elements.items() if held * 2 >= total),
@@ -193,8 +196,8 @@ def _read_container(blocks: list[Block], first: int, last: int, scores: list[int
         path = block.path
         if len(path) <= depth or path[depth] != container:
             continue
-        if block.furniture and block.furniture[-1] > depth and excused.furniture(block, depth):
-            continue  # furniture inside the article: share bars, captions, related links
+        if block.furniture and excused.furniture(block):
+            continue  # furniture: share bars, captions, related links; a comment thread or a notice
         if block.link_chars > len(block.text) * (_PROSE_LINK_SHARE if block.tag == "p" else 0.5):
             continue  # a link list; a paragraph is one only when nearly all of it is linked
         if block.tag == "h1" and title and block.text == title:
