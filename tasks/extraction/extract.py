@@ -1,4 +1,5 @@
-"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose."""
+"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose
+(by a second strategy where no run of paragraphs stands out)."""
 
 from __future__ import annotations
 
