@@ -201,7 +201,7 @@ def marked_bylines(soup: Tag) -> list[str]:
     return linked + hinted
 
 
-def page_authors(meta: PageMeta, soup: Tag, blocks: list[Block], first_body: Block, title: str) -> list[str]:
+def page_authors(meta: PageMeta, soup: Tag, blocks: list[Block], first_body: Block | None, title: str) -> list[str]:
     outlets = meta.outlets()
     return choose_authors(meta.declared_authors(), lambda: byline_names(blocks, title, first_body, outlets),
                           lambda: marked_bylines(soup), outlets)

@@ -1,4 +1,5 @@
-"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose."""
+"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose
+(by a second strategy where no run of paragraphs stands out)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tasks.extraction.blocks import Block, read_blocks
 from tasks.extraction.body import article_blocks
 from tasks.extraction.dates import is_dateline
 from tasks.extraction.decode import decode_html
+from tasks.extraction.fallback import no_text_reason, second_strategy
 from tasks.extraction.language import choose_language
 from tasks.extraction.metadata import PageMeta
 from tasks.extraction.prepare import prepare
@@ -123,10 +125,14 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
     chosen = _rule_body(rules, soup) if rules is not None else []
     if not chosen:
         chosen = article_blocks(blocks, title)
-    body = [block.text for block in chosen if not is_dateline(block.text) and block.text != title]
+    body = _body_text([block.text for block in chosen], title)
     if not body:
-        raise ExtractionError("no article text found: no run of paragraphs stands out on the page")
-    published, modified = page_dates(meta, url, markup, blocks, chosen[0], title, fetched_at,
+        texts, chosen = second_strategy(soup, documents)
+        body = _body_text(texts, title)
+    if not body:
+        raise ExtractionError(no_text_reason(blocks))
+    first_body = chosen[0] if chosen else None  # none when the body is the page's JSON-LD articleBody
+    published, modified = page_dates(meta, url, markup, blocks, first_body, title, fetched_at,
                                      site_rules.rule_date_text(rules, soup) if rules is not None else None)
     return Article(
         url=url,
@@ -135,12 +141,16 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
         body=body,
         published_at=published,
         modified_at=modified,
-        authors=page_authors(meta, soup, blocks, chosen[0], title),
+        authors=page_authors(meta, soup, blocks, first_body, title),
         language=choose_language(meta.declared_languages(), title, body),
         site_name=site_name,
         image=meta.image(url),
         tags=meta.tags(),
     )
+
+
+def _body_text(texts: list[str], title: str) -> list[str]:
+    return [text for text in texts if not is_dateline(text) and text != title]
 
 
 def _rule_body(rules: SiteRules, soup: BeautifulSoup) -> list[Block]:
