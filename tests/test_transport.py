@@ -107,3 +107,26 @@ def test_messages_published_in_a_settlement_wait_for_the_pipeline(redis_url):
             assert queue.get(timeout=5).payload == {"n": 8}
         finally:
             queue.close()
+
+
+def test_an_ack_or_reject_that_cannot_reach_redis_frees_the_prefetch_slot(tmp_path):
+    import pytest
+
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        for settle in ("ack", "requeue"):
+            with held_message(server.url, f"gleaner-outage-{settle}", f"task-{settle}") as (queue, message):
+                qos = queue.consumer.channel.qos
+                assert len(qos._delivered) == 1
+                server.stop()  # Redis gone (a partition looks the same from here)
+                with pytest.raises(queue.consumer.channel.connection_errors):
+                    message.ack() if settle == "ack" else message.reject(requeue=True)
+                qos._flush()
+                # Still in Redis's unacked hash for the visibility-timeout restore; not held here,
+                # or a worker whose every slot met the outage would never consume again.
+                assert not qos._delivered
+                server.start()
+    finally:
+        server.stop()

@@ -23,7 +23,9 @@ by ``broker_transport`` in worker/celeryconfig.py; broker URLs stay ``redis://``
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
@@ -61,14 +63,30 @@ class QoS(kombu_redis.QoS):
     def ack(self, delivery_tag: str) -> None:
         if self._forget(delivery_tag):
             virtual.QoS.ack(self, delivery_tag)  # Redis already has it; the rest is in memory
-        else:
+            return
+        with self._slot_freed_on_failure(delivery_tag):
             super().ack(delivery_tag)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         if self._forget(delivery_tag):
             virtual.QoS.ack(self, delivery_tag)  # the stage finished: nothing to hand back
-        else:
+            return
+        with self._slot_freed_on_failure(delivery_tag):
             super().reject(delivery_tag, requeue=requeue)
+
+    @contextlib.contextmanager
+    def _slot_freed_on_failure(self, delivery_tag: str) -> Iterator[None]:
+        """An ack or reject that cannot reach Redis (a network partition, an outage) leaves the
+        message in Redis's unacked hash, to come back after the visibility timeout. kombu then
+        keeps it in its prefetch count for good, so a worker whose every slot met the outage
+        never asks Redis for a message again, even once it is reachable (seen in
+        tests/test_multihost.py: a worker host cut off for a minute). Free the slot; the error
+        still goes up to be logged."""
+        try:
+            yield
+        except self.channel.connection_errors:
+            virtual.QoS.ack(self, delivery_tag)  # in memory only
+            raise
 
 
 class Channel(kombu_redis.Channel):
