@@ -19,18 +19,20 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class RedisServer:
-    """A throwaway redis-server on 127.0.0.1 with AOF, in the foreground of a child process."""
+    """A throwaway redis-server on 127.0.0.1 with AOF (and a password if given), in the foreground
+    of a child process."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, password: str | None = None) -> None:
         self.directory = directory
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.directory / "redis.conf"
-        conf.write_text(server_config(self.directory, self.port, daemonize=False))
+        conf.write_text(server_config(self.directory, self.port, daemonize=False, password=self.password))
         self.proc = subprocess.Popen([redis_server_binary(), str(conf)], stdout=subprocess.DEVNULL)
         wait_for_ping(self.url)
         return self
@@ -46,13 +48,13 @@ Handler = Callable[[BaseHTTPRequestHandler], Response | None]
 
 
 class Site:
-    """An HTTP server on 127.0.0.1 serving whatever the test puts in ``routes``.
+    """An HTTP server on 127.0.0.1 (or ``bind``) serving whatever the test puts in ``routes``.
 
     A route is (status, headers, body) or a callable that gets the request handler and either
     returns such a tuple or writes the response itself (for misbehaving servers) and returns None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.routes: dict[str, Response | Handler] = {}
         self.hits: dict[str, int] = {}
         site = self
@@ -86,9 +88,9 @@ class Site:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = ThreadingHTTPServer(bind, _Handler)
         self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.base_url = f"http://{bind[0]}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def page(self, path: str, html: str, *, status: int = 200, content_type: str = "text/html; charset=utf-8") -> str:
