@@ -168,11 +168,15 @@ class PostgresServer:
     """A private PostgreSQL cluster on 127.0.0.1 (Debian's binaries), run as the postgres user
     when we are root, since initdb refuses to run as root."""
 
-    def __init__(self, directory: Path) -> None:
+    # A test cluster: no fsync (a crash of the test machine loses nothing we keep).
+    SETTINGS = {"fsync": "off", "max_connections": "300"}
+
+    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.bindir = self.find_bindir()
+        self.settings = {**self.SETTINGS, **(settings or {})}
         self._databases = 0
 
     @staticmethod
@@ -218,8 +222,8 @@ class PostgresServer:
         data = self.directory / "data"
         self.proc = subprocess.Popen(
             self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                                "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off",
-                                "-c", "max_connections=300"],
+                                "-p", str(self.port), "-k", str(self.directory),
+                                *(arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}"))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_ready()
 
