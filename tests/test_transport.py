@@ -2,8 +2,11 @@
 
 from contextlib import contextmanager
 
+import pytest
 import redis
 from kombu import Connection
+
+from tests.servers import RedisServer
 
 from worker.app import app
 
@@ -110,9 +113,6 @@ def test_messages_published_in_a_settlement_wait_for_the_pipeline(redis_url):
 
 
 def test_an_ack_or_reject_that_cannot_reach_redis_frees_the_prefetch_slot(tmp_path):
-    import pytest
-
-    from tests.servers import RedisServer
 
     server = RedisServer(tmp_path / "redis").start()
     try:
@@ -130,3 +130,23 @@ def test_an_ack_or_reject_that_cannot_reach_redis_frees_the_prefetch_slot(tmp_pa
                 server.start()
     finally:
         server.stop()
+
+
+def test_an_ack_on_a_channel_a_reconnect_collected_frees_the_slot_without_raising(redis_url):
+    with held_message(redis_url, "gleaner-stale-channel", "task-stale") as (queue, message):
+        channel = queue.consumer.channel
+        qos = channel.qos
+        # What a broker reconnect leaves behind (kombu's Connection.collect and the pools'
+        # disconnect): the old channel's transport no longer has its client.
+        channel._disconnect_pools()
+        transport_client, channel.connection.client = channel.connection.client, None
+        try:
+            message.reject(requeue=True)  # kombu raised AttributeError here, and the worker exited
+            qos._flush()
+            assert not qos._delivered
+        finally:
+            channel.connection.client = transport_client
+    client = redis.Redis.from_url(redis_url)
+    assert client.hexists("unacked", message.delivery_tag)  # left for the restore
+    client.hdel("unacked", message.delivery_tag)
+    client.zrem("unacked_index", message.delivery_tag)

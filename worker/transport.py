@@ -24,6 +24,7 @@ by ``broker_transport`` in worker/celeryconfig.py; broker URLs stay ``redis://``
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,8 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
+
+log = logging.getLogger("gleaner.transport")
 
 # The pipeline this thread's publishes go into while a stage settles (None: publish directly).
 _settling = threading.local()
@@ -76,17 +79,31 @@ class QoS(kombu_redis.QoS):
 
     @contextlib.contextmanager
     def _slot_freed_on_failure(self, delivery_tag: str) -> Iterator[None]:
-        """An ack or reject that cannot reach Redis (a network partition, an outage) leaves the
-        message in Redis's unacked hash, to come back after the visibility timeout. kombu then
-        keeps it in its prefetch count for good, so a worker whose every slot met the outage
-        never asks Redis for a message again, even once it is reachable (seen in
-        tests/test_multihost.py: a worker host cut off for a minute). Free the slot; the error
-        still goes up to be logged."""
+        """An ack or reject that cannot reach Redis leaves the message in Redis's unacked hash, to
+        come back after the visibility timeout. Two ways it cannot:
+
+        - Redis is unreachable (a network partition, an outage). kombu then keeps the message in
+          its prefetch count for good, so a worker whose every slot met the outage never asks
+          Redis for a message again, even once it is reachable (seen in tests/test_multihost.py:
+          a worker host cut off for a minute). Free the slot; the error goes up to be logged.
+        - The channel is gone: the consumer reconnected since the message came, and a task that
+          was waiting in the pool then (not running, so worker/consumer.py did not settle it)
+          acks or rejects on the old channel, whose transport has been collected. kombu raises
+          AttributeError inside the event loop and the worker exits ("Unrecoverable error", seen
+          when Redis crashed under the multi-host test). Free the slot and carry on.
+        """
         try:
             yield
         except self.channel.connection_errors:
             virtual.QoS.ack(self, delivery_tag)  # in memory only
             raise
+        except AttributeError:
+            transport = self.channel.connection
+            if transport is not None and transport.client is not None:
+                raise  # a live channel: a real bug, not ours to hide
+            virtual.QoS.ack(self, delivery_tag)
+            log.warning("a message's channel closed with a broker reconnect before its ack; "
+                        "it returns through the visibility-timeout restore")
 
 
 class Channel(kombu_redis.Channel):
