@@ -46,6 +46,12 @@ VISIBILITY = 20  # seconds: short, so redelivery after a partition fits in a tes
 # short visibility timeout): a query on a connection whose peer went silent fails after 10 s
 # instead of TCP's 15 minutes, and an idle one is found dead by keepalives.
 PG_TIMEOUTS = "connect_timeout=5&tcp_user_timeout=10000&keepalives_idle=10&keepalives_interval=5&keepalives_count=2"
+# The server's side of it, as deploy/SCALING.md advises (there 30 s): a session whose client went
+# silent in the middle of a transaction is ended after 10 s, and its row locks with it. Without
+# this, the cut-off host's unfinished store held the lock on its record's URL, and the survivor's
+# store of the same job waited on it until the link came back.
+PG_SERVER_TIMEOUTS = {"idle_in_transaction_session_timeout": "10s", "tcp_keepalives_idle": "10",
+                      "tcp_keepalives_interval": "5", "tcp_keepalives_count": "2", "tcp_user_timeout": "10000"}
 # Settings the test changes from their defaults (the rest are a deployment's defaults).
 TEST_SETTINGS = {
     "GLEANER_VISIBILITY_TIMEOUT": str(VISIBILITY),
@@ -138,7 +144,8 @@ class DataHost:
         self.pg_proc = self.host.popen(
             [str(self.pg.bindir / "postgres"), "-D", str(self.pg.directory / "data"),
              "-c", f"listen_addresses={self.host.address}", "-p", str(PG_PORT),
-             "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200"],
+             "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200",
+             *(arg for k, v in PG_SERVER_TIMEOUTS.items() for arg in ("-c", f"{k}={v}"))],
             env=dict(os.environ), log=self.root / "postgres.log", user="postgres")
         self.host.call(_wait_for_postgres, self.database_url("postgres"), self.pg_proc, 60.0)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.multihost import WORKERS
+from tests.multihost import PG_SERVER_TIMEOUTS, PG_TIMEOUTS, WORKERS
 from tests.servers import REPO
 from worker.preflight import EX_CONFIG
 from worker.settings import secret_settings
@@ -46,7 +46,10 @@ def test_compose_keeps_secrets_in_files_and_servers_on_chosen_addresses(compose)
     assert web["environment"]["GLEANER_WEB_TOKEN_FILE"] == "/run/secrets/web_token" and "web_token" in web["secrets"]
     redis = compose["services"]["redis"]
     assert "requirepass" in " ".join(redis["entrypoint"]) and "appendonly yes" in " ".join(redis["entrypoint"])
-    assert compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_password"
+    postgres = compose["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_password"
+    # The server-side timeouts the multi-host test runs with (there scaled down).
+    assert {f"{k}=" for k in PG_SERVER_TIMEOUTS} <= {arg.split("=")[0] + "=" for arg in postgres["command"]}
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             # "address:port:port", never "port:port" (which publishes on every interface).
@@ -64,6 +67,8 @@ def test_systemd_units_take_secrets_as_credentials_and_do_not_retry_a_refused_lo
     web = (DEPLOY / "systemd" / "gleaner-web.service").read_text()
     assert "GLEANER_WEB_TOKEN_FILE=%d/web_token" in web
     env = (DEPLOY / "systemd" / "env.example").read_text()
+    client_timeouts = {pair.split("=")[0] for pair in PG_TIMEOUTS.split("&")}
+    assert all(f"{name}=" in env for name in client_timeouts)  # the database URL it describes
     assert not any(re.search(rf"^{variable}=", env, re.M) for variable in SECRET_VARIABLES)
     worker = (DEPLOY / "systemd" / "gleaner-worker@.service").read_text()
     enable = re.search(r"systemctl enable --now (.*)", worker).group(1).split()
