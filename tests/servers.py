@@ -47,6 +47,15 @@ Response = tuple[int, dict[str, str], bytes]
 Handler = Callable[[BaseHTTPRequestHandler], Response | None]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a killed worker, a cut-off host) is no error of ours:
+    no traceback on stderr for it."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Site:
     """An HTTP server on 127.0.0.1 (or ``bind``) serving whatever the test puts in ``routes``.
 
@@ -88,7 +97,7 @@ class Site:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(bind, _Handler)
+        self.server = _QuietServer(bind, _Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://{bind[0]}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
