@@ -85,6 +85,7 @@ records = Table(
     Column("content_hash", String(64), nullable=False),
     Column("authors", JSON, nullable=False, default=list),
     Column("language", String(35)),
+    Column("modified_at", UTCDateTime),
 )
 # At most one canonical (non-duplicate) record per text: the database, not a race between
 # workers, has the last word on exact duplicates.
@@ -150,6 +151,9 @@ def record_from_row(row: Any) -> Record:
         title=row.title,
         body=row.body,
         published_at=row.published_at,
+        modified_at=row.modified_at,
+        authors=row.authors or [],
+        language=row.language,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_read_at=row.last_read_at,
@@ -317,6 +321,7 @@ class Storage:
             "title": article.title,
             "body": article.body,
             "published_at": article.published_at,
+            "modified_at": article.modified_at,
             "summary": draft.summary,
             "word_count": draft.word_count,
             "content_hash": draft.content_hash,
