@@ -202,9 +202,9 @@ class Storage:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        from worker.schema import upgrade
+        from worker.schema import prepare
 
-        upgrade(self.engine)
+        prepare(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -273,13 +273,6 @@ class Storage:
             return {state: n for state, n in rows}
 
     # --- records ----------------------------------------------------------------------------
-
-    def find_canonical_by_hash(self, content_hash: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(records.c.id).where(records.c.content_hash == content_hash,
-                                           records.c.duplicate_of.is_(None))
-            ).scalar()
 
     def upsert_record(self, draft: Draft, *, similar: Sequence[SimilarRef] | None = None,
                       job_id: str | None = None) -> tuple[str, str | None]:
