@@ -37,6 +37,28 @@ def test_storage_opens_a_migrated_database(database_url):
     engine.dispose()
 
 
+def test_the_migrated_similar_index_is_the_one_the_code_declares(tmp_path):
+    """Migration 0002 writes out the index's statements as they were; worker/similar.py keeps its
+    own for ``ensure_schema`` and ``rebuild``. They must make the same objects."""
+    from sqlalchemy import text
+
+    from worker.similar import create_schema
+
+    def objects(engine) -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE name LIKE 'similar%'"))
+            return {name: sql for name, sql in rows}
+
+    migrated = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    upgrade(migrated)
+    declared = make_engine(f"sqlite:///{tmp_path / 'declared.db'}")
+    metadata.create_all(declared)
+    with declared.begin() as conn:
+        assert create_schema(conn) is True
+    assert objects(migrated) == objects(declared) and "similar_fts" in objects(migrated)
+    migrated.dispose()
+    declared.dispose()
+
 def _migrate(engine, revision: str, *, down: bool = False) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -65,26 +87,3 @@ def test_0003_adds_modified_at_and_keeps_the_stored_records(database_url):
     _migrate(engine, "0002", down=True)
     assert "modified_at" not in {c["name"] for c in inspect(engine).get_columns("records")}
     engine.dispose()
-
-
-def test_the_migrated_similar_index_is_the_one_the_code_declares(tmp_path):
-    """Migration 0002 writes out the index's statements as they were; worker/similar.py keeps its
-    own for ``ensure_schema`` and ``rebuild``. They must make the same objects."""
-    from sqlalchemy import text
-
-    from worker.similar import create_schema
-
-    def objects(engine) -> dict[str, str]:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE name LIKE 'similar%'"))
-            return {name: sql for name, sql in rows}
-
-    migrated = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
-    upgrade(migrated)
-    declared = make_engine(f"sqlite:///{tmp_path / 'declared.db'}")
-    metadata.create_all(declared)
-    with declared.begin() as conn:
-        assert create_schema(conn) is True
-    assert objects(migrated) == objects(declared) and "similar_fts" in objects(migrated)
-    migrated.dispose()
-    declared.dispose()
