@@ -18,18 +18,20 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class RedisServer:
-    """A throwaway redis-server on 127.0.0.1 with AOF, in the foreground of a child process."""
+    """A throwaway redis-server on 127.0.0.1 with AOF (and a password if given), in the foreground
+    of a child process."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, password: str | None = None) -> None:
         self.directory = directory
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.directory / "redis.conf"
-        conf.write_text(server_config(self.directory, self.port, daemonize=False))
+        conf.write_text(server_config(self.directory, self.port, daemonize=False, password=self.password))
         self.proc = subprocess.Popen([redis_server_binary(), str(conf)], stdout=subprocess.DEVNULL)
         wait_for_ping(self.url)
         return self
@@ -44,14 +46,23 @@ Response = tuple[int, dict[str, str], bytes]
 Handler = Callable[[BaseHTTPRequestHandler], Response | None]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a killed worker, a cut-off host) is no error of ours:
+    no traceback on stderr for it."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Site:
-    """An HTTP server on 127.0.0.1 serving whatever the test puts in ``routes``.
+    """An HTTP server on 127.0.0.1 (or ``bind``) serving whatever the test puts in ``routes``.
 
     A route is (status, headers, body) or a callable that gets the request handler and either
     returns such a tuple or writes the response itself (for misbehaving servers) and returns None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.routes: dict[str, Response | Handler] = {}
         self.hits: dict[str, int] = {}
         site = self
@@ -85,9 +96,9 @@ class Site:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _QuietServer(bind, _Handler)
         self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.base_url = f"http://{bind[0]}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def page(self, path: str, html: str, *, status: int = 200, content_type: str = "text/html; charset=utf-8") -> str:
@@ -166,11 +177,15 @@ class PostgresServer:
     """A private PostgreSQL cluster on 127.0.0.1 (Debian's binaries), run as the postgres user
     when we are root, since initdb refuses to run as root."""
 
-    def __init__(self, directory: Path) -> None:
+    # A test cluster: no fsync (a crash of the test machine loses nothing we keep).
+    SETTINGS = {"fsync": "off", "max_connections": "300"}
+
+    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.bindir = self.find_bindir()
+        self.settings = {**self.SETTINGS, **(settings or {})}
         self._databases = 0
 
     @staticmethod
@@ -216,8 +231,8 @@ class PostgresServer:
         data = self.directory / "data"
         self.proc = subprocess.Popen(
             self._as_owner() + [str(self.bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                                "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off",
-                                "-c", "max_connections=300"],
+                                "-p", str(self.port), "-k", str(self.directory),
+                                *(arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}"))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_ready()
 

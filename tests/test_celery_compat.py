@@ -37,3 +37,58 @@ def test_a_missing_attribute_turns_the_change_off_with_a_warning(fresh_check, mo
     with caplog.at_level(logging.WARNING, logger="gleaner.celery_compat"):
         assert celery_compat.consumer_class() == celery_compat.DEFAULT_CONSUMER  # Celery's own
     assert "Request.acknowledged" in caplog.text and "consumer change is off" in caplog.text
+
+
+class _CollectedChannel:
+    """What a message's channel is after a broker reconnect collected it: acking or rejecting on it
+    raises AttributeError (kombu's Redis channel reaching for its transport's dropped client)."""
+
+    def basic_ack(self, *args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'hostname'")
+
+    basic_reject = basic_ack
+
+
+def _request(task_id: str) -> Request:
+    """A real Celery request for a stage task, as the consumer makes it from a message on a channel
+    that a reconnect has since collected."""
+    import json
+
+    from kombu import Message
+
+    import worker.celery_tasks  # noqa: F401  (registers the stage tasks)
+
+    headers, _, body, _ = app.amqp.as_task_v2(task_id, "gleaner.fetch", args=("job",), kwargs={})
+    message = Message(body=json.dumps(body), headers=headers, content_type="application/json",
+                      content_encoding="utf-8", delivery_tag=task_id, channel=_CollectedChannel())
+    # As Celery's strategy makes it (celery/worker/strategy.py).
+    return Request(message, app=app, on_ack=message.ack_log_error, on_reject=message.reject_log_error)
+
+
+def test_a_lost_connection_settles_every_task_in_hand_running_or_waiting_in_the_pool(monkeypatch):
+    from celery.worker import state
+    from celery.worker.consumer import Consumer as CeleryConsumer
+
+    running, waiting = _request("compat-running"), _request("compat-waiting")
+    state.task_reserved(running)
+    state.task_accepted(running)
+    state.task_reserved(waiting)  # handed to the pool, no child has started it yet
+    base_calls = []
+    monkeypatch.setattr(CeleryConsumer, "on_connection_error_after_connected",
+                        lambda self, exc: base_calls.append(exc))
+    try:
+        with pytest.raises(AttributeError):  # what a late reject meets unsettled: the worker exited
+            _request("compat-unsettled").reject(requeue=True)
+        consumer = object.__new__(celery_compat.Consumer)  # only the connection-loss path runs
+        consumer.connection = None
+        lost = ConnectionError("Redis went away")
+        consumer.on_connection_error_after_connected(lost)
+        assert base_calls == [lost]  # Celery's own reconnect follows
+        assert running.acknowledged and waiting.acknowledged
+        # The task waiting in the pool runs after the drop, finds Redis gone and rejects its
+        # message: with the request settled, nothing goes to the dead channel.
+        waiting.reject(requeue=True)
+        running.acknowledge()
+    finally:
+        state.task_ready(running)
+        state.task_ready(waiting)

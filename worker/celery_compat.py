@@ -20,14 +20,18 @@ that twice, each time exiting with "Unrecoverable error" where it should reconne
   closing closes the default channel again, and the Redis channel tries to hand back its
   unacknowledged messages through a connection pool it can no longer build (an
   ``AttributeError``, which ``ignore_errors`` does not ignore);
-- a late-ack task still running at the drop finishes later and acks or rejects its message
-  on the old channel: the same ``AttributeError``, raised inside the event loop.
+- a late-ack task in hand at the drop finishes later and acks or rejects its message on the
+  old channel: the same ``AttributeError``, raised inside the event loop. "In hand" is more than
+  running: a prefork worker has also passed tasks to its pool that no child has started yet
+  (Celery's ``reserved_requests``, which also holds the running ``active_requests``). Such a
+  task starts after the drop, finds Redis gone and rejects its message (worker/celery_tasks.py);
+  a worker host of tests/test_multihost.py exited so when Redis on the data host crashed.
 
 Neither hand-back is needed: those messages sit in Redis's unacked hash and come back through
 the visibility-timeout restore (and a message Redis itself lost is sent again by the in-flight
-ledger's sweeper, worker/inflight.py). So on a drop the tasks in hand are marked as settled
-(``Request.acknowledged``: their ack would go to a channel that is gone) and the close may
-fail quietly. The tasks themselves run to the end, as Celery's own
+ledger's sweeper, worker/inflight.py). So on a drop every task in hand is marked as settled
+(``Request.acknowledged``: its ack would go to a channel that is gone) and the close may fail
+quietly. The tasks themselves run to the end, as Celery's own
 ``worker_cancel_long_running_tasks_on_connection_loss`` (off; worker/celeryconfig.py) leaves them.
 """
 
@@ -52,12 +56,14 @@ DEFAULT_CONSUMER = "celery.worker.consumer:Consumer"
 class Consumer(CeleryConsumer):
     def on_connection_error_after_connected(self, exc: Exception) -> Any:
         settled = 0
-        for request in tuple(worker_state.active_requests):
+        # Running, or waiting in the pool (reserved_requests holds both; active_requests is added
+        # in case a request ever runs without having been reserved).
+        for request in {*worker_state.reserved_requests, *worker_state.active_requests}:
             if request.task.acks_late and not request.acknowledged:
                 request.acknowledged = True  # its ack or reject would go to the dead channel
                 settled += 1
         if settled:
-            log.warning("broker connection lost with %d task(s) running; their messages return "
+            log.warning("broker connection lost with %d task(s) in hand; their messages return "
                         "through the visibility-timeout restore", settled)
         connection = self.connection
         if connection is not None:
@@ -76,7 +82,7 @@ class Consumer(CeleryConsumer):
 # What each change relies on beyond the public API: (owner, attribute) pairs.
 NEEDS: dict[str, list[tuple[Any, str]]] = {
     "consumer": [(CeleryConsumer, "on_connection_error_after_connected"), (Request, "acknowledged"),
-                 (worker_state, "active_requests")],
+                 (worker_state, "active_requests"), (worker_state, "reserved_requests")],
 }
 
 

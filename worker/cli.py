@@ -227,8 +227,8 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, loglev
     Start several on several machines, each with the queues it should serve; extra arguments
     go to `celery worker` unchanged.
     """
-    from worker.app import app
     from worker.pipeline import get_pipeline
+    from worker.preflight import start_or_exit
     from worker.processes import worker_argv
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else get_pipeline().names()
@@ -237,6 +237,9 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, loglev
                            concurrency=concurrency, loglevel=loglevel)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--queues") from exc
+    start_or_exit("worker")
+    from worker.app import app
+
     app.worker_main(argv[argv.index("worker"):] + list(celery_args))
 
 
@@ -244,6 +247,9 @@ def worker(queues: str | None, pool: str | None, concurrency: int | None, loglev
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run the scheduler alone (one per deployment), against the configured Redis."""
+    from worker.preflight import start_or_exit
+
+    start_or_exit("beat", database=False)
     from worker.app import app
     from worker.processes import beat_argv
 

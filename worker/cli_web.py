@@ -17,6 +17,9 @@ def web_command(host: str | None, port: int | None) -> None:
         from worker.web.serve import serve
     except ImportError as exc:
         raise click.ClickException(f"the web UI needs its dependencies installed ({exc.name} is missing)") from exc
+    from worker.preflight import start_or_exit
+
+    start_or_exit("web")
     try:
         serve(host=host, port=port)
     except UnsafeBindError as exc:

@@ -13,7 +13,7 @@ import httpx
 from tasks.discovery.feeds import parse_feed, parse_sitemap
 from worker.pipeline import get_pipeline
 from worker.processes import stop_children, worker_argv
-from worker.settings import Settings
+from worker.settings import Settings, masked_url
 
 log = logging.getLogger("gleaner.demo")
 
@@ -55,7 +55,7 @@ def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
     # The demo's worker may fetch from the demo site on loopback; nothing else is allowed.
     allow = [a for a in env.get("GLEANER_ALLOW_PRIVATE_URLS", "").split(",") if a]
     env["GLEANER_ALLOW_PRIVATE_URLS"] = ",".join(allow + ["127.0.0.1"])
-    click.echo(f"Database: {settings.effective_database_url}", err=True)
+    click.echo(f"Database: {masked_url(settings.effective_database_url)}", err=True)
 
     site = _start_site(port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def server_config(directory: Path, port: int, *, daemonize: bool, host: str = "127.0.0.1") -> str:
+def server_config(directory: Path, port: int, *, daemonize: bool, host: str = "127.0.0.1",
+                  password: str | None = None) -> str:
     # AOF everysec: a restart loses at most a second of writes, and queued tasks survive it.
     return "\n".join(
-        [
+        ([f"requirepass {password}"] if password else [])
+        + [
             f"bind {host}",
             f"port {port}",
             f"dir {directory}",

