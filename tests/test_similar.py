@@ -263,9 +263,10 @@ def test_sqlite_triggers_survive_vacuum(sqlite_store):
 # --- term choice, no database -----------------------------------------------------------------
 
 
-def test_tokens_fold_case_and_accents_and_keep_cjk_runs():
+def test_tokens_fold_case_and_accents_and_cut_cjk_runs_in_two_character_pieces():
     assert tokens("Café AU-LAIT, naïve_user 2025") == ["cafe", "au", "lait", "naive", "user", "2025"]
-    assert tokens("東京都、新しい") == ["東京都", "新しい"]
+    assert tokens("東京都、新しい") == ["東京", "京都", "新し", "しい"]
+    assert tokens("iPS細胞の") == ["ips", "細胞", "胞の"]
 
 
 def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():

@@ -72,6 +72,7 @@ class Draft(BaseModel):
 class SimilarRef(BaseModel):
     id: uuid.UUID
     title: str
+    score: float | None = None  # cosine similarity to the record listing it (worker.similar)
 
 
 class Record(BaseModel):

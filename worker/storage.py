@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from worker.models import Draft, Record, SimilarRef, utcnow
+from worker.similar import search_columns
 
 TERMINAL_STATES = ("done", "duplicate", "failed")
 
@@ -85,6 +86,11 @@ records = Table(
     Column("content_hash", String(64), nullable=False),
     Column("authors", JSON, nullable=False, default=list),
     Column("language", String(35)),
+    # The text the similar-readings index is given where it differs from title and body (CJK
+    # text in two-character pieces; worker.similar.search_columns), else NULL.
+    Column("search_title", Text),
+    Column("search_body", Text),
+    Column("story_id", String(36), index=True),  # the first record of its story (worker.stories)
 )
 # At most one canonical (non-duplicate) record per text: the database, not a race between
 # workers, has the last word on exact duplicates.
@@ -324,6 +330,7 @@ class Storage:
             "authors": article.authors,
             "language": article.language,
             "updated_at": now,
+            **search_columns(article.title, article.body),
         }
         record_id = existing.id if existing is not None else str(draft.record_id or uuid.uuid4())
         if existing is not None and existing.id == canonical:

@@ -7,7 +7,7 @@ Create Date: 2026-11-24
 
 from alembic import op
 
-from worker.similar import create_schema, rebuild_index
+from worker.similar import drop_schema
 
 revision = "0002"
 down_revision = "0001"
@@ -16,20 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # SQLite: an FTS5 table kept in sync by triggers; PostgreSQL: a generated tsvector with a GIN index.
-    bind = op.get_bind()
-    if create_schema(bind):
-        rebuild_index(bind)
+    # The index is made by 0003, over the columns it adds (a database already past this revision
+    # has 0003 rebuild the index it made here).
+    pass
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite":
-        for trigger in ("similar_records_insert", "similar_records_update", "similar_records_delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-        op.execute("DROP TABLE IF EXISTS similar_fts")
-        op.execute("DROP VIEW IF EXISTS similar_content")
-        op.execute("DROP TABLE IF EXISTS similar_docs")
-    else:
-        op.execute("DROP INDEX IF EXISTS ix_records_search_vector")
-        op.execute("ALTER TABLE records DROP COLUMN IF EXISTS search_vector")
+    drop_schema(op.get_bind())
