@@ -92,6 +92,7 @@ class Record(BaseModel):
     read_count: int = 0
     similar: list[SimilarRef] = Field(default_factory=list)
     duplicate_of: uuid.UUID | None = None
+    story_id: uuid.UUID | None = None  # the first record of its story (worker.stories); None for a duplicate
 
     _aware_fields = field_validator("published_at", "created_at", "updated_at", "last_read_at")(
         classmethod(lambda cls, v: _aware(v))

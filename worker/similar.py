@@ -41,7 +41,8 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["SimilarIndex", "create_schema", "query_terms", "rebuild_index", "tokens"]
+__all__ = ["SimilarIndex", "create_schema", "drop_schema", "enter_lists", "query_terms", "rebuild_index",
+           "search_columns", "tokens"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -358,6 +359,32 @@ def _body_list(value: Any) -> list[str]:
     return []
 
 
+def enter_lists(record_id: str, title: str, scored: Sequence[SimilarRef],
+                lists: dict[str, list[SimilarRef]], *, k: int = 5,
+                floor: float = RELATED_FLOOR) -> dict[str, list[SimilarRef]]:
+    """The stored records whose similar readings a new record enters, with their new lists.
+
+    ``scored`` are the new record's scored candidates (``SimilarIndex.scored``) and ``lists``
+    their current readings. Cosine is symmetric, so a candidate's score is also how related the
+    new record is to it: the new record enters a list that is not full, or displaces its weakest
+    reading (one stored without a score counts as weakest), when its score passes ``floor``.
+    """
+    changed: dict[str, list[SimilarRef]] = {}
+    for ref in scored:
+        if ref.score is None or ref.score < floor:
+            continue
+        current = [r for r in lists.get(str(ref.id), []) if str(r.id) != str(record_id)]
+        if len(current) >= k:
+            weakest = min(current, key=lambda r: -1.0 if r.score is None else r.score)
+            if weakest.score is not None and weakest.score >= ref.score:
+                continue
+            current.remove(weakest)
+        current.append(SimilarRef(id=record_id, title=title, score=ref.score))
+        current.sort(key=lambda r: -1.0 if r.score is None else -r.score)
+        changed[str(ref.id)] = current
+    return changed
+
+
 # --- schema ---------------------------------------------------------------------------------
 
 # The body is a JSON array of paragraphs; the index wants their text. Guarded so that a body that
@@ -412,6 +439,10 @@ _SQLITE_SEARCH = text(
     "  ORDER BY rank LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
     "WHERE r.duplicate_of IS NULL ORDER BY hit.rank")
+
+# A record's title and the start of its body (all that is compared, see LEAD_WORDS).
+_RECORD_LEAD = text("SELECT id, title, substr(CAST(body AS TEXT), 1, :lead) AS lead, duplicate_of FROM records "
+                    "WHERE id = :id")
 
 _SQLITE_SCHEMA = [
     # records has a text primary key, so its implicit rowid may change on VACUUM: the index
@@ -618,12 +649,11 @@ class SimilarIndex:
         is a duplicate (of it or of anything else). Empty if the record does not exist.
         """
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT id, title, body, duplicate_of FROM records WHERE id = :id"),
-                               {"id": str(record_id)}).first()
+            row = conn.execute(_RECORD_LEAD, {"id": str(record_id), "lead": _LEAD_BYTES}).first()
         if row is None:
             return []
         exclude = {row.id} | ({row.duplicate_of} if row.duplicate_of else set())
-        return self.related_to(row.title, _body_list(row.body), k=k, exclude=exclude)
+        return self.related_to(row.title, _lead_paragraphs(row.lead), k=k, exclude=exclude)
 
     def related_to(self, title: str, body: Sequence[str], *, k: int = 5,
                    exclude: Iterable[str] = ()) -> list[SimilarRef]:
