@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.models import Draft, Record, SimilarRef, utcnow
 from worker.similar import search_columns
+from worker.stories import other_outlets
 
 TERMINAL_STATES = ("done", "duplicate", "failed")
 
@@ -403,6 +404,25 @@ class Storage:
             with self.engine.begin() as conn:
                 for record_id, similar in lists.items():
                     _set_similar(conn, record_id, similar)
+
+    def other_outlets(self, record: Record) -> list[tuple[str, str, str]]:
+        """The other outlets that covered ``record``'s story: (record id, title, url), one record
+        per outlet, in the order the story's records arrived."""
+        if record.story_id is None or record.duplicate_of is not None:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(records.c.id, records.c.title, records.c.url).where(
+                records.c.story_id == str(record.story_id), records.c.id != str(record.id),
+                records.c.duplicate_of.is_(None)).order_by(records.c.created_at, records.c.id).limit(200))
+            return other_outlets(record.url, [(r.id, r.title, r.url) for r in rows])
+
+    def story_sizes(self, story_ids: Sequence[str]) -> dict[str, int]:
+        """How many canonical records each of these stories holds."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(records.c.story_id, func.count()).where(
+                records.c.story_id.in_([str(s) for s in story_ids]), records.c.duplicate_of.is_(None))
+                .group_by(records.c.story_id))
+            return {story: n for story, n in rows}
 
     def alternate_urls(self, record_id: str) -> list[str]:
         with self.engine.connect() as conn:
