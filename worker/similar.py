@@ -1,20 +1,31 @@
-"""Similar readings: the stored records most related to one record, by full-text ranking.
+"""Similar readings: the stored records about the same subject as one record, best first, and
+none that is not.
 
-The query is the record's own most distinctive words (tf-idf against document frequencies from a
-sample of the index), OR'ed together, so any record sharing its rare words can surface; the
-database ranks the matches and we keep the top k. On SQLite, big indexes rank only the records
-that share at least one of the query's rare words (the "gate"; see ``SimilarIndex._gated``).
+Two steps. The full-text index finds candidates: the record's most distinctive words (tf-idf
+against document frequencies from a sample of the index), OR'ed together, ranked by the database;
+on SQLite, big indexes rank only the records that share one of the query's rare words (the "gate";
+see ``SimilarIndex._gated``). Then each candidate is scored exactly: the cosine of the two
+records' ``term_vector``s, tf-idf weights of the words of their title and lead. Records are listed
+best first, at most k, and only from ``RELATED_FLOOR`` up: below it a candidate is more often on
+another subject than on this one, so a list is shorter, or empty, rather than filled with strangers.
 
-- SQLite: an FTS5 index over title and body (unicode61 tokenizer), ranked by BM25 with the title
+Only the title and lead (the first ``_LEAD_CHARS`` characters of the body) are indexed: what is
+scored is what is searched, and the index stays small. Indexing whole bodies let BM25's length
+normalization bury long related pages under short strangers: at 100k records the related records
+fell out of the candidates (bench/results/similar.md).
+
+- SQLite: an FTS5 index over title and lead (unicode61 tokenizer), ranked by BM25 with the title
   weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
   know about it; only canonical records (``duplicate_of IS NULL``) are indexed.
 - PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
   ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``.
 
-Why unicode61 and not trigram: trigram triples the index and turns every English query word into
-several trigram lookups (slower and noisier for BM25). The price is CJK text: unicode61 does not
-segment it, so a run of Han/kana characters between punctuation is one token and CJK records only
-match on shared whole clauses. It never fails on such text; it is just weak at relating it.
+Chinese and Japanese are written without spaces. Their runs of Han and kana are indexed and
+compared in overlapping two-character pieces (``fts_text``), as search engines index such scripts
+without a dictionary: the writer puts that form of the text in ``records.search_title`` and
+``search_body`` (``search_columns``; NULL for text without such characters, which is indexed as it
+is). Why unicode61 and not trigram: trigram triples the index and turns every English query word
+into several trigram lookups (slower and noisier for BM25).
 """
 
 from __future__ import annotations
@@ -400,7 +411,7 @@ def _indexed(prefix: str) -> str:
     """The title and body text the index is given for a row: the ``search_*`` columns where the
     writer filled them (CJK text, see ``search_columns``), else the row's own text."""
     return (f"coalesce({prefix}.search_title, {prefix}.title), "
-            f"coalesce({prefix}.search_body, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')})")
+            f"substr(coalesce({prefix}.search_body, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')}), 1, {_LEAD_CHARS})")
 
 
 def _sqlite_unindex(prefix: str) -> str:
@@ -424,10 +435,10 @@ def _sqlite_index(prefix: str) -> str:
 
 
 def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
-    """The ``records.search_title`` and ``search_body`` values for a record: its text as the index
-    must see it (``fts_text``) where that differs from the text itself, that is when it holds
-    Chinese or Japanese; else None, and the index reads the row's own text (stored once)."""
-    text_body = "\n".join(body)
+    """The ``records.search_title`` and ``search_body`` values for a record: its title and lead as
+    the index must see them (``fts_text``) where that differs from the text itself, that is when
+    they hold Chinese or Japanese; else None, and the index reads the row's own text."""
+    text_body = lead(body)
     if not (_HAS_CJK.search(title) or _HAS_CJK.search(text_body)):
         return {"search_title": None, "search_body": None}
     return {"search_title": fts_text(title), "search_body": fts_text(text_body)}
@@ -450,7 +461,7 @@ _SQLITE_SCHEMA = [
     # numbers documents itself and maps them to record ids here.
     "CREATE TABLE IF NOT EXISTS similar_docs (docid INTEGER PRIMARY KEY, record_id VARCHAR(36) NOT NULL UNIQUE)",
     "CREATE VIEW IF NOT EXISTS similar_content AS SELECT d.docid AS docid, coalesce(r.search_title, r.title) "
-    f"AS title, coalesce(r.search_body, {_SQLITE_BODY_TEXT.format(b='r.body')}) AS body "
+    f"AS title, substr(coalesce(r.search_body, {_SQLITE_BODY_TEXT.format(b='r.body')}), 1, {_LEAD_CHARS}) AS body "
     "FROM similar_docs d JOIN records r ON r.id = d.record_id",
     # External content: the text lives only in `records`; the index holds postings and sizes.
     "CREATE VIRTUAL TABLE IF NOT EXISTS similar_fts USING fts5(title, body, content='similar_content', "
@@ -480,7 +491,8 @@ _PG_SCHEMA = [
     "CASE WHEN json_typeof(body) = 'array' THEN body ELSE '[]'::json END) AS p $$",
     "ALTER TABLE records ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS ("
     "setweight(to_tsvector('simple', coalesce(search_title, title, '')), 'A') || "
-    "setweight(to_tsvector('simple', coalesce(search_body, gleaner_body_text(body))), 'D')) STORED",
+    f"setweight(to_tsvector('simple', left(coalesce(search_body, gleaner_body_text(body)), {_LEAD_CHARS})), 'D')) "
+    "STORED",
     "CREATE INDEX IF NOT EXISTS ix_records_search_vector ON records USING gin (search_vector) "
     "WHERE duplicate_of IS NULL",
 ]
