@@ -69,7 +69,8 @@ from tasks.extraction import extract_article  # noqa: E402
 from tests import written_pages  # noqa: E402
 from worker.errors import ExtractionError  # noqa: E402
 from worker.models import Article, Draft  # noqa: E402
-from worker.similar import LEAD_WORDS, RELATED_FLOOR, SimilarIndex, _body_list, enter_lists, tokens  # noqa: E402
+from worker.similar import (  # noqa: E402
+    LEAD_WORDS, RELATED_FLOOR, SimilarIndex, _body_list, enter_lists, search_columns, tokens)
 from worker.stories import STORY_DAYS, STORY_FLOOR, Candidate, story_of  # noqa: E402
 from worker.storage import Storage  # noqa: E402
 
@@ -184,16 +185,19 @@ class Filler:
 
     def rows(self, start: int, count: int, now: str) -> list[dict]:
         w = self.words(count * 308).reshape(count, 308)
-        return [{"id": str(uuid.uuid4()), "category_id": "filler", "url": f"https://filler.test/{start + i}",
-                 "canonical_url": f"https://filler.test/{start + i}", "title": " ".join(r[:8]).capitalize(),
-                 "body": json.dumps([" ".join(r[8:108]), " ".join(r[108:208]), " ".join(r[208:308])]),
-                 "created_at": now, "updated_at": now, "summary": "", "word_count": 300, "read_count": 0,
-                 "similar": "[]", "content_hash": uuid.uuid4().hex, "authors": "[]"}
-                for i, r in enumerate(w)]
+        rows = []
+        for i, r in enumerate(w):
+            title, body = " ".join(r[:8]).capitalize(), [" ".join(r[8:108]), " ".join(r[108:208]), " ".join(r[208:308])]
+            rows.append({"id": str(uuid.uuid4()), "category_id": "filler", "url": f"https://filler.test/{start + i}",
+                         "canonical_url": f"https://filler.test/{start + i}", "title": title, "body": json.dumps(body),
+                         "created_at": now, "updated_at": now, "summary": "", "word_count": 300, "read_count": 0,
+                         "similar": "[]", "content_hash": uuid.uuid4().hex, "authors": "[]",
+                         **search_columns(title, body)})  # as Storage writes them
+        return rows
 
 
 _COLUMNS = ("id", "category_id", "url", "canonical_url", "title", "body", "created_at", "updated_at", "summary",
-            "word_count", "read_count", "similar", "content_hash", "authors")
+            "word_count", "read_count", "similar", "content_hash", "authors", "search_title", "search_body")
 
 
 def bulk_fill(storage: Storage, filler: Filler, start: int, stop: int) -> float:

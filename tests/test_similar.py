@@ -13,7 +13,7 @@ from tests import written_pages
 from tests.example_page import SEED, TITLE, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import DocFreq, SimilarIndex, enter_lists, fts_text, query_terms, search_columns, tokens
+from worker.similar import DocFreq, SimilarIndex, enter_lists, query_terms, search_columns, tokens
 from worker.storage import Storage, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -374,16 +374,21 @@ def test_the_demo_site_council_story_lists_neither_the_match_nor_the_storm(store
 
 
 def test_tokens_are_what_the_sqlite_index_holds_in_every_script(sqlite_store):
-    mixed = ("Straße İstanbul ΣΟΦΊΑ σοφός naïve Ångström ſ µ Tiếng Việt 한국어 ｶﾀｶﾅ がぎ "
-             "iPS細胞から作った心筋シート、重い心不全 東京都 x_y")
+    # A row written without search columns is indexed from its text by unicode61: tokens mirror it.
+    raw = "Straße İstanbul ΣΟΦΊΑ σοφός naïve Ångström ſ µ Tiếng Việt 한국어 ＡＢＣ x_y"
+    # A row written by Storage is indexed from its search columns: they index to exactly its tokens.
+    cjk = "iPS細胞から作った心筋シート、重い心不全 東京都"
+    stored = search_columns("東京都の計画", [cjk])
+    assert stored["search_title"] == "東京 京都 都の の計 計画"
     with sqlite_store.storage.engine.begin() as conn:
         conn.exec_driver_sql("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='unicode61 remove_diacritics 2')")
         conn.exec_driver_sql("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
-        conn.exec_driver_sql("INSERT INTO t VALUES (?)", (fts_text(mixed),))
-        indexed = [r[0] for r in conn.exec_driver_sql("SELECT term FROM v ORDER BY offset")]
-    assert indexed == tokens(mixed)
-    assert search_columns("Title", ["plain text"]) == {"search_title": None, "search_body": None}
-    assert search_columns("東京", ["a"])["search_title"] == " 東京 "
+        conn.exec_driver_sql("INSERT INTO t(rowid, x) VALUES (1, ?), (2, ?)", (raw, stored["search_body"]))
+        indexed = [[r[0] for r in conn.exec_driver_sql(f"SELECT term FROM v WHERE doc = {d} ORDER BY offset")]
+                   for d in (1, 2)]
+    assert indexed[0] == tokens(raw)
+    assert indexed[1] == [t for t in tokens(cjk) if len(t) > 1 or not t.isascii()]
+    assert indexed[1][:3] == ["ips", "細胞", "胞か"]
 
 
 # --- lists that improve -------------------------------------------------------------------------

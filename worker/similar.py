@@ -20,12 +20,13 @@ fell out of the candidates (bench/results/similar.md).
 - PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
   ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``.
 
-Chinese and Japanese are written without spaces. Their runs of Han and kana are indexed and
-compared in overlapping two-character pieces (``fts_text``), as search engines index such scripts
-without a dictionary: the writer puts that form of the text in ``records.search_title`` and
-``search_body`` (``search_columns``; NULL for text without such characters, which is indexed as it
-is). Why unicode61 and not trigram: trigram triples the index and turns every English query word
-into several trigram lookups (slower and noisier for BM25).
+The writer of a record puts its useful words, as ``tokens`` cuts them, in ``records.search_title``
+and ``search_body`` (``search_columns``); the index is given those, and scoring reads them back.
+Chinese and Japanese are written without spaces: their runs of Han and kana become overlapping
+two-character pieces, as search engines index such scripts without a dictionary. A row written
+without those columns (a bulk load) is indexed from its own text and scored from it. Why unicode61
+and not trigram: trigram triples the index and turns every English query word into several
+trigram lookups (slower and noisier for BM25).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _latin(c: str) -> bool:
 
 @functools.lru_cache(maxsize=65536)
 def _fold_word(word: str) -> tuple[str, ...]:
-    """A lower-cased word that is not plain ASCII, as unicode61 indexes ``fts_text`` of it."""
+    """A lower-cased word that is not plain ASCII, as ``tokens`` gives it."""
     out: list[str] = []
     after_latin = False
     for c in word.translate(_FOLD):
@@ -127,19 +128,12 @@ def _bigrams(run: str) -> list[str]:
     return [run] if len(run) < 2 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
-def fts_text(text_: str) -> str:
-    """``text_`` as the full-text index is given it: each run of Chinese or Japanese characters
-    replaced by its overlapping two-character pieces, spaced apart (the search engines' way to
-    index scripts without spaces: a word of two or more characters is found through its pieces,
-    with no dictionary). Text without such characters is returned as it is."""
-    if not _HAS_CJK.search(text_):
-        return text_
-    return _CJK_RUN.sub(lambda m: " " + " ".join(_bigrams(m.group())) + " ", text_)
-
-
 def tokens(text_: str) -> list[str]:
-    """The words unicode61 (``remove_diacritics 2``) finds in ``fts_text(text_)``: lower-cased,
-    accents dropped from Latin letters, CJK runs in two-character pieces."""
+    """The words of a text as the index holds them: those unicode61 (``remove_diacritics 2``)
+    finds, lower-cased, accents dropped from Latin letters, except that a run of Chinese or
+    Japanese characters becomes its overlapping two-character pieces (the search engines' way to
+    index scripts without spaces: a word of two or more characters is found through its pieces,
+    with no dictionary). The index is given these words (``search_columns``)."""
     if text_.isascii() or not _NON_ASCII_WORD.search(text_):
         return _ASCII_WORD.findall(text_.lower())  # English with curly quotes and dashes comes this way
     # "İ".lower() is "i" and a combining dot, which would cut the word in two; unicode61 gives "i".
@@ -261,6 +255,10 @@ def lead(body: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+def _lead_words(body: Sequence[str]) -> list[str]:
+    return [t for t in tokens(lead(body))[:LEAD_WORDS] if _useful(t)]
+
+
 def term_counts(title: str, body: Sequence[str]) -> tuple[Counter[str], set[str]]:
     """The useful words of the record's lead with their counts, and those of its title."""
     body_tf = Counter(tokens(lead(body))[:LEAD_WORDS])
@@ -338,6 +336,15 @@ def _fts5_query(terms: Sequence[str]) -> str:
 
 def _tsquery(terms: Sequence[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+
+
+def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
+    """``term_counts`` of a search result: from its stored words (``search_columns``), or from
+    its text for a row written without them."""
+    _id, title, search_title, search_body, body = row
+    if search_body is not None:
+        return Counter(search_body.split()), set((search_title or "").split())
+    return term_counts(title, _lead_paragraphs(body))
 
 
 def _lead_paragraphs(value: Any) -> list[str]:
@@ -435,18 +442,19 @@ def _sqlite_index(prefix: str) -> str:
 
 
 def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
-    """The ``records.search_title`` and ``search_body`` values for a record: its title and lead as
-    the index must see them (``fts_text``) where that differs from the text itself, that is when
-    they hold Chinese or Japanese; else None, and the index reads the row's own text."""
-    text_body = lead(body)
-    if not (_HAS_CJK.search(title) or _HAS_CJK.search(text_body)):
-        return {"search_title": None, "search_body": None}
-    return {"search_title": fts_text(title), "search_body": fts_text(text_body)}
+    """The ``records.search_title`` and ``search_body`` values for a record: the useful words of
+    its title and of its lead (``term_counts``), space-separated, in order. The index is given
+    these (CJK text in two-character pieces, see ``tokens``), and scoring a candidate reads them
+    instead of cutting its text into words again: the work is done once, when the record is
+    written, not for every query it is a candidate of."""
+    body_tf, title_words = _lead_words(body), [t for t in tokens(title) if _useful(t)]
+    return {"search_title": " ".join(title_words), "search_body": " ".join(body_tf)}
 
 
 # Built once: text() scans its SQL for parameters every time one is made.
 _SQLITE_SEARCH = text(
-    "SELECT d.record_id, r.title, substr(r.body, 1, :lead) FROM ("
+    "SELECT d.record_id, r.title, r.search_title, r.search_body, "
+    "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END FROM ("
     "  SELECT rowid AS docid, rank FROM similar_fts WHERE similar_fts MATCH :q AND rank MATCH :w"
     "  ORDER BY rank LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
@@ -690,7 +698,7 @@ class SimilarIndex:
             rows = self._search_sqlite(self._gated(terms, df), limit)
         else:
             rows = self._search_postgresql(terms, limit, excluded)
-        found = [(r[0], r[1], *term_counts(r[1], _lead_paragraphs(r[2]))) for r in rows if r[0] not in excluded]
+        found = [(r[0], r[1], *_candidate_counts(r)) for r in rows if r[0] not in excluded]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
         words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
         idf = dict(zip(words, df.idf(words).tolist()))
@@ -727,7 +735,8 @@ class SimilarIndex:
         weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
         with self.engine.connect() as conn:
             return list(conn.execute(text(
-                "SELECT id, title, substr(CAST(body AS text), 1, :lead) FROM records, to_tsquery('simple', :q) AS q "
+                "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
+                "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q "
                 "WHERE duplicate_of IS NULL AND search_vector @@ q AND NOT (id = ANY(:ex)) "
                 "ORDER BY ts_rank_cd(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"),
                 {"q": _tsquery(terms), "w": weights, "n": limit, "ex": sorted(excluded), "lead": _LEAD_BYTES}))
