@@ -5,7 +5,7 @@ Two steps. The full-text index finds candidates: the record's most distinctive w
 against document frequencies from a sample of the index), OR'ed together, ranked by the database;
 on SQLite, big indexes rank only the records that share one of the query's rare words (the "gate";
 see ``SimilarIndex._gated``). Then each candidate is scored exactly: the cosine of the two
-records' ``term_vector``s, tf-idf weights of the words of their title and lead. Records are listed
+records' ``unit_vector``s, tf-idf weights of the words of their title and lead. Records are listed
 best first, at most k, and only from ``RELATED_FLOOR`` up: below it a candidate is more often on
 another subject than on this one, so a list is shorter, or empty, rather than filled with strangers.
 
@@ -267,15 +267,9 @@ def term_counts(title: str, body: Sequence[str]) -> tuple[Counter[str], set[str]
     return body_tf, {t for t in tokens(title) if _useful(t)}
 
 
-def term_vector(title: str, body: Sequence[str], df: DocFreq) -> dict[str, float]:
-    """The record as a unit vector of word weights, (1 + ln tf + title boost) * idf over its
-    title and lead: what ``cosine`` compares. Empty when the record has no useful words."""
-    body_tf, title_words = term_counts(title, body)
-    words = list(body_tf.keys() | title_words)
-    return _unit_vector(body_tf, title_words, dict(zip(words, df.idf(words).tolist())))
-
-
-def _unit_vector(body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> dict[str, float]:
+def unit_vector(body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> dict[str, float]:
+    """A record (``term_counts``) as a unit vector of word weights, (1 + ln tf + title boost) *
+    idf over its title and lead: what ``cosine`` compares."""
     raw = {w: ((1.0 + math.log(tf)) if (tf := body_tf.get(w, 0)) else 0.0) * idf[w] for w in body_tf}
     for w in title_words:
         raw[w] = raw.get(w, 0.0) + TITLE_BOOST * idf[w]
@@ -284,7 +278,7 @@ def _unit_vector(body_tf: Counter[str], title_words: set[str], idf: dict[str, fl
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    """Cosine similarity of two ``term_vector``s: 0 (no word in common) to 1 (the same words,
+    """Cosine similarity of two ``unit_vector``s: 0 (no word in common) to 1 (the same words,
     equally weighted)."""
     if len(a) > len(b):
         a, b = b, a
@@ -679,7 +673,7 @@ class SimilarIndex:
     def related_to(self, title: str, body: Sequence[str], *, k: int = 5,
                    exclude: Iterable[str] = ()) -> list[SimilarRef]:
         """The k canonical records most related to a text that need not be stored, best first,
-        each with its ``score`` (``cosine`` of the two ``term_vector``s); none below ``floor``."""
+        each with its ``score`` (``cosine`` of the two ``unit_vector``s); none below ``floor``."""
         return [ref for ref in self.scored(title, body, exclude=exclude)[:k] if ref.score >= self.floor] if k > 0 else []
 
     def scored(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = ()) -> list[SimilarRef]:
@@ -702,8 +696,8 @@ class SimilarIndex:
         # One lookup for every word involved: a numpy call per record would cost more than the math.
         words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
         idf = dict(zip(words, df.idf(words).tolist()))
-        mine = _unit_vector(body_tf, title_words, idf)
-        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine(mine, _unit_vector(counts, tw, idf)), 4))
+        mine = unit_vector(body_tf, title_words, idf)
+        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine(mine, unit_vector(counts, tw, idf)), 4))
                 for rid, rtitle, counts, tw in found]
         refs.sort(key=lambda ref: -ref.score)
         return refs
