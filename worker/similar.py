@@ -3,7 +3,7 @@ none that is not.
 
 Two steps. The full-text index finds candidates: the record's most distinctive words (tf-idf
 against document frequencies from a sample of the index), OR'ed together, ranked by the database;
-on SQLite, big indexes rank only the records that share one of the query's rare words (the "gate";
+big indexes rank only the records that share one of the query's rare words (the "gate";
 see ``SimilarIndex._gated``). Then each candidate is scored exactly: the cosine of the two
 records' ``unit_vector``s, tf-idf weights of the words of their title and lead. Records are listed
 best first, at most k, and only from ``RELATED_FLOOR`` up: below it a candidate is more often on
@@ -584,7 +584,7 @@ class SimilarIndex:
         self.postings_budget = postings_budget
         self.postings_share = postings_share
         self.max_df_share = max_df_share
-        # The gate: BM25's per-row cost is paid only on records holding one of the query's rare
+        # The gate: ranking's per-row cost is paid only on records holding one of the query's rare
         # words (estimated in at most max(gate_df, gate_share of the records)); see _gated. The
         # floor of 500 leaves indexes under ~5k records ungated (cheap there anyway); a floor of 50
         # lost Hit@5 at 10k records (bench/similar.py), where the only words some related pairs
@@ -691,7 +691,7 @@ class SimilarIndex:
         if self.dialect == "sqlite":
             rows = self._search_sqlite(self._gated(terms, df), limit)
         else:
-            rows = self._search_postgresql(terms, limit, excluded)
+            rows = self._search_postgresql(terms, self._gate(terms, df), limit, excluded)
         found = [(r[0], r[1], *_candidate_counts(r)) for r in rows if r[0] not in excluded]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
         words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
@@ -713,27 +713,36 @@ class SimilarIndex:
         while the mid-frequency words still score the records that pass it. (Gate words appear
         twice in the expression, so BM25 counts them twice: a bonus for the rarest evidence.)
         """
-        cap = max(self.gate_df, self.gate_share * df.n_docs)
-        gate = [t for t, freq in zip(terms, df.estimates(terms)) if freq <= cap]
-        if len(gate) < self.gate_min_terms or len(gate) == len(terms):
+        gate = self._gate(terms, df)
+        if gate is None:
             return _fts5_query(terms)
         return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
+
+    def _gate(self, terms: Sequence[str], df: DocFreq) -> list[str] | None:
+        """The query's rare terms, when there are enough of them to gate on (see ``_gated``)."""
+        cap = max(self.gate_df, self.gate_share * df.n_docs)
+        gate = [t for t, freq in zip(terms, df.estimates(terms)) if freq <= cap]
+        return None if len(gate) < self.gate_min_terms or len(gate) == len(terms) else gate
 
     def _search_sqlite(self, query: str, limit: int) -> list[Any]:
         weights = f"bm25({float(self.title_weight)!r}, 1.0)"
         with self.engine.connect() as conn:
             return list(conn.execute(_SQLITE_SEARCH, {"q": query, "w": weights, "n": limit, "lead": _LEAD_BYTES}))
 
-    def _search_postgresql(self, terms: Sequence[str], limit: int, excluded: set[str]) -> list[Any]:
-        # Weights are {D, C, B, A}: body words count 1/title_weight of title words.
+    def _search_postgresql(self, terms: Sequence[str], gate: Sequence[str] | None, limit: int,
+                           excluded: set[str]) -> list[Any]:
+        # Weights are {D, C, B, A}: body words count 1/title_weight of title words. The gate, as on
+        # SQLite: only rows holding a rare term are ranked, by all the terms.
         weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
         with self.engine.connect() as conn:
             return list(conn.execute(text(
                 "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
-                "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q "
-                "WHERE duplicate_of IS NULL AND search_vector @@ q AND NOT (id = ANY(:ex)) "
+                "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
+                "to_tsquery('simple', :g) AS g "
+                "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
                 "ORDER BY ts_rank_cd(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"),
-                {"q": _tsquery(terms), "w": weights, "n": limit, "ex": sorted(excluded), "lead": _LEAD_BYTES}))
+                {"q": _tsquery(terms), "g": _tsquery(gate or terms), "w": weights, "n": limit, "ex": sorted(excluded),
+                 "lead": _LEAD_BYTES}))
 
     # --- document frequencies ---------------------------------------------------------------
 
