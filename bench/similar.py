@@ -215,9 +215,9 @@ def bulk_fill(storage: Storage, filler: Filler, start: int, stop: int) -> float:
             conn.close()
         else:
             with storage.engine.begin() as conn:
-                conn.exec_driver_sql(
-                    f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('%(' + c + ')s' for c in _COLUMNS)})",
-                    rows)
+                conn.exec_driver_sql(  # quoted: "similar" is a keyword in PostgreSQL
+                    f"INSERT INTO records ({', '.join(chr(34) + c + chr(34) for c in _COLUMNS)}) "
+                    f"VALUES ({', '.join('%(' + c + ')s' for c in _COLUMNS)})", rows)
         print(f"  filled {s + len(rows):,}  ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return time.perf_counter() - t0
 
