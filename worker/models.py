@@ -84,6 +84,9 @@ class Record(BaseModel):
     title: str
     body: list[str]
     published_at: datetime | None = None
+    modified_at: datetime | None = None  # the update the page declares, kept apart from the publication
+    authors: list[str] = Field(default_factory=list)
+    language: str | None = None  # ISO 639-1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     last_read_at: datetime | None = None
@@ -94,6 +97,6 @@ class Record(BaseModel):
     duplicate_of: uuid.UUID | None = None
     story_id: uuid.UUID | None = None  # the first record of its story (worker.stories); None for a duplicate
 
-    _aware_fields = field_validator("published_at", "created_at", "updated_at", "last_read_at")(
+    _aware_fields = field_validator("published_at", "modified_at", "created_at", "updated_at", "last_read_at")(
         classmethod(lambda cls, v: _aware(v))
     )

@@ -88,8 +88,9 @@ records = Table(
     Column("content_hash", String(64), nullable=False),
     Column("authors", JSON, nullable=False, default=list),
     Column("language", String(35)),
-    # The text the similar-readings index is given where it differs from title and body (CJK
-    # text in two-character pieces; worker.similar.search_columns), else NULL.
+    Column("modified_at", UTCDateTime),
+    # The useful words of title and lead, as the similar-readings index is given them (CJK text in
+    # two-character pieces; worker.similar.search_columns); NULL for a row written without them.
     Column("search_title", Text),
     Column("search_body", Text),
     Column("story_id", String(36), index=True),  # the first record of its story (worker.stories)
@@ -158,6 +159,9 @@ def record_from_row(row: Any) -> Record:
         title=row.title,
         body=row.body,
         published_at=row.published_at,
+        modified_at=row.modified_at,
+        authors=row.authors or [],
+        language=row.language,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_read_at=row.last_read_at,
@@ -335,6 +339,7 @@ class Storage:
             "title": article.title,
             "body": article.body,
             "published_at": article.published_at,
+            "modified_at": article.modified_at,
             "summary": draft.summary,
             "word_count": draft.word_count,
             "content_hash": draft.content_hash,

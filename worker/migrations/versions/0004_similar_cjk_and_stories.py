@@ -1,7 +1,7 @@
 """similar readings: CJK text indexed in two-character pieces; stories
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from worker.similar import create_schema, drop_schema, rebuild_index, search_columns
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
