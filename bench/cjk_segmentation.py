@@ -8,8 +8,8 @@ For each way of cutting the text: every article is a tf-idf vector over all the 
 same weights as ``worker.similar``); R-precision = share of an article's k nearest that are on its
 topic, k = the other articles on that topic; "separated" = articles whose least similar same-topic
 article still scores above the most similar other one; and the time to cut one article.
-Near-duplicates: the estimated Jaccard of ``tasks.minhash`` signatures (five-token shingles over
-``tasks.textnorm`` tokens, one per CJK character) between an article and a lightly edited copy,
+Near-duplicates: the estimated Jaccard of ``tasks.duplicates.minhash`` signatures (five-token shingles over
+``tasks.duplicates.textnorm`` tokens, one per CJK character) between an article and a lightly edited copy,
 and the highest between two different articles.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.minhash import MinHasher, estimate_similarity  # noqa: E402
+from tasks.duplicates.minhash import MinHasher, estimate_similarity  # noqa: E402
 from tests import written_pages  # noqa: E402
 from worker.similar import PRIOR_RECORDS, tokens  # noqa: E402
 

@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from tasks.lsh import LSHIndex  # noqa: E402
-from tasks.minhash import MinHasher, mix64, jaccard  # noqa: E402
-from tasks.textnorm import tokens  # noqa: E402
+from tasks.duplicates.lsh import LSHIndex  # noqa: E402
+from tasks.duplicates.minhash import MinHasher, mix64, jaccard  # noqa: E402
+from tasks.duplicates.textnorm import tokens  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "scrapinghub"
 MIN_WORDS = 100  # articles shorter than this are not used (a near-copy of 40 words is a guess)
@@ -602,7 +602,7 @@ def report(
         f"the {acc['bands'][0]} x {acc['bands'][1]} S-curve, an unrelated article is a candidate with "
         f"probability {acc['p_unrelated']:.1e} (about {acc['p_unrelated'] * 1e6:,.0f} candidates per check "
         f"at 1M indexed), and one carrying the same site boilerplate (3 to 8 short lines) with probability "
-        f"{acc['p_same_site']:.1e}: longer boilerplate raises it, one more reason to strip it (tasks.boilerplate) "
+        f"{acc['p_same_site']:.1e}: longer boilerplate raises it, one more reason to strip it (tasks.duplicates.boilerplate) "
         "before signatures are made. Each candidate costs the script a GETRANGE and a 128-slot comparison; "
         "the filler in the scale run meets none.",
     ]

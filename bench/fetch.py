@@ -28,8 +28,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.fetch import FetchLimits, fetch_page  # noqa: E402
-from tasks.netguard import AddressGuard, GuardedTransport  # noqa: E402
+from tasks.fetching.download import FetchLimits  # noqa: E402
+from tasks.fetching.pages import fetch_page  # noqa: E402
+from tasks.fetching.netguard import AddressGuard, GuardedTransport  # noqa: E402
 
 COMMON = ("the a of and to in on for with said after before during will would could year week that it "
           "was is by at from as council harbour ferry minister budget school river station market").split()

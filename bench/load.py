@@ -152,22 +152,25 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
 
 def in_process(urls: list[str], env: dict[str, str]) -> float:
     """The same stage functions in one process, no Celery and no queues: each URL goes through
-    fetch, parse, dedupe, summarize and store in turn (``worker.pipeline.run_inline``), with
-    the stages' own Redis and database work but none of the broker's or the wrapper's
+    fetch, parse, dedupe, summarize and store in turn (``worker.runner.run_inline``), with
+    the stages' own Redis and database work but none of the broker's or the runner's
     bookkeeping. Articles per second. Run in a process of its own, away from the site server."""
     os.environ.update(env)
     from worker.settings import get_settings
 
     get_settings.cache_clear()
-    from worker.pipeline import run_inline
+    from worker.job import Job
+    from worker.pipeline import get_pipeline
+    from worker.runner import run_inline
     from worker.runtime import get_runtime
 
     runtime = get_runtime()
+    pipeline = get_pipeline()
     ids = runtime.storage.create_jobs(urls, "bench")
-    jobs = [{"id": i, "url": u, "category_id": "bench", "priority": 6, "state": "queued"} for i, u in zip(ids, urls)]
+    jobs = [Job(id=i, category_id="bench", url=u) for i, u in zip(ids, urls)]
     started = time.perf_counter()
     for job in jobs:
-        run_inline(job, runtime)
+        run_inline(pipeline, job, runtime)
     return len(urls) / (time.perf_counter() - started)
 
 
@@ -206,8 +209,10 @@ def main() -> None:
     env = base_env | settings_env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'load.db'}"}
     workers = []
     try:
+        from worker.pipeline import get_pipeline
+
         for w in range(args.workers):
-            argv = worker_argv(["fetch", "parse", "dedupe", "summarize", "store"], pool=args.pool,
+            argv = worker_argv(get_pipeline().names(), pool=args.pool,
                                concurrency=args.concurrency, loglevel="WARNING", name=f"load{w}")
             workers.append(subprocess.Popen(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                             stderr=open(root / f"worker{w}.log", "w"), start_new_session=True))

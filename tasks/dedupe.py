@@ -1,7 +1,7 @@
 """Dedupe stage: a site's repeated lines and a page's repeated paragraphs out, a canonical URL,
 a content hash, and the record this one copies (exactly or nearly), if any.
 
-Near-duplicates are found with the MinHash LSH index in Redis (tasks/lsh.py), shared by every
+Near-duplicates are found with the MinHash LSH index in Redis (tasks/duplicates/lsh.py), shared by every
 worker: its check-and-insert is one Lua script, so of two near-copies arriving at once exactly
 one becomes canonical. Record ids are derived from the canonical URL, so the index can name a
 canonical record before that record has reached the store stage.
@@ -9,22 +9,16 @@ canonical record before that record has reached the store stage.
 
 from __future__ import annotations
 
-import functools
-import os
 import uuid
-from typing import Any
 
-import redis
-
-from tasks.boilerplate import BoilerplateFilter, site_of
-from tasks.lsh import LSHIndex
-from tasks.textnorm import content_hash, dedupe_paragraphs
+from tasks.duplicates.boilerplate import BoilerplateFilter, site_of
+from tasks.duplicates.lsh import LSHIndex
+from tasks.duplicates.textnorm import content_hash, dedupe_paragraphs
 from tasks.urlnorm import pick_canonical
 from worker.errors import ExtractionError
 from worker.models import Draft
-from worker.pipeline import send, stage_task
-from worker.queues import Queue
 from worker.runtime import Runtime
+from worker.stage import HandOn, StageContext
 
 RECORD_NAMESPACE = uuid.UUID("5b0c4f8e-6a43-4c1e-9a2f-3d8e1f7a2b10")  # ours: record ids from canonical URLs
 
@@ -48,16 +42,6 @@ def dedupe_draft(draft: Draft, site_filter: BoilerplateFilter | None = None) -> 
                                     "record_id": record_id_for(canonical), "content_hash": content_hash(body)})
 
 
-@functools.cache
-def _index_for(pid: int, client: redis.Redis, threshold: float) -> LSHIndex:
-    return LSHIndex(client, threshold)
-
-
-def near_duplicate_index(rt: Runtime) -> LSHIndex:
-    """This process's handle on the shared index (built once: it registers its scripts)."""
-    return _index_for(os.getpid(), rt.redis, rt.settings.near_duplicate_threshold)
-
-
 def link_near_duplicate(draft: Draft, index: LSHIndex) -> Draft:
     """The draft, pointing at the record it nearly copies if the index knows one (and made its
     canonical otherwise)."""
@@ -67,8 +51,14 @@ def link_near_duplicate(draft: Draft, index: LSHIndex) -> Draft:
     return draft
 
 
-@stage_task(Queue.DEDUPE, needs_row=False)
-def dedupe(job: dict[str, Any], rt: Runtime) -> None:
-    draft = dedupe_draft(rt.pages.get_draft(job["id"], Queue.PARSE.value), BoilerplateFilter(rt.redis))
-    rt.pages.put_draft(link_near_duplicate(draft, near_duplicate_index(rt)), Queue.DEDUPE.value)
-    send(Queue.SUMMARIZE, job)
+def dedupe(ctx: StageContext[Draft]) -> HandOn[Draft]:
+    draft = dedupe_draft(ctx.input, BoilerplateFilter(ctx.rt.redis))
+    return HandOn(link_near_duplicate(draft, ctx.rt.near_duplicates))
+
+
+def forget_unstored_canonical(draft: Draft, rt: Runtime) -> None:
+    """Undo for a job that died after dedupe: dedupe made its article a canonical in the
+    near-duplicate index; if it never got stored, later copies must not link to a record that
+    does not exist."""
+    if draft.record_id and draft.duplicate_of is None and rt.storage.get_record(str(draft.record_id)) is None:
+        rt.near_duplicates.remove(str(draft.record_id))

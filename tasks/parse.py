@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tasks.extraction import SiteRules, extract_article
 from worker.models import Article, Draft, Page
-from worker.pipeline import send, stage_task
-from worker.queues import Queue
-from worker.runtime import Runtime
-from worker.scheduler import rules_for
+from worker.payloads import FetchedPage
+from worker.stage import HandOn, StageContext
 
 
 def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Article:
@@ -19,10 +15,7 @@ def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Artic
     return article
 
 
-@stage_task(Queue.PARSE, needs_row=False, reads_source=True)
-def parse(job: dict[str, Any], rt: Runtime) -> None:
-    page, body = rt.pages.get_page(job["id"])
-    article = parse_page(page, body, rules_for(rt.redis, job["category_id"]))
-    rt.pages.put_draft(Draft(job_id=job["id"], category_id=job["category_id"], url=page.final_url, article=article),
-                       Queue.PARSE.value)
-    send(Queue.DEDUPE, job)
+def parse(ctx: StageContext[FetchedPage]) -> HandOn[Draft]:
+    page = ctx.input.page
+    article = parse_page(page, ctx.input.body, ctx.source.rules if ctx.source else None)
+    return HandOn(Draft(job_id=ctx.job.id, category_id=ctx.job.category_id, url=page.final_url, article=article))

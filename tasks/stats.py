@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 
-from tasks.textnorm import CJK_CHARS
+from tasks.duplicates.textnorm import CJK_CHARS
 
 __all__ = ["DEFAULT_RATE", "READING_RATES", "count_words", "reading_minutes"]
 

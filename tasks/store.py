@@ -3,13 +3,9 @@ in the readings of the records it relates to, close the job."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from worker.models import Draft, SimilarRef
-from worker.pipeline import stage_task
-from worker.queues import Queue
-from worker.runtime import Runtime
 from worker.similar import SimilarIndex, enter_lists
+from worker.stage import Ended, StageContext
 from worker.storage import Storage
 from worker.stories import Candidate, story_of
 
@@ -48,7 +44,6 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
     return record_id, duplicate_of
 
 
-@stage_task(Queue.STORE, needs_row=False)
-def store(job: dict[str, Any], rt: Runtime) -> None:
-    store_draft(rt.pages.get_draft(job["id"], Queue.SUMMARIZE.value), rt.storage, rt.similar, job_id=job["id"])
-    rt.pages.discard(job["id"])
+def store(ctx: StageContext[Draft]) -> Ended:
+    _, duplicate_of = store_draft(ctx.input, ctx.rt.storage, ctx.rt.similar, job_id=ctx.job.id)
+    return Ended("duplicate" if duplicate_of else "stored")

@@ -1,16 +1,12 @@
 """Summarize stage: a summary of whole sentences (extractive, or an LLM's with extractive
-fallback) and the body's statistics."""
+fallback: tasks/summaries/) and the body's statistics."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from tasks.llm import SummarizerConfig, summarize as summarize_text
 from tasks.stats import count_words
+from tasks.summaries.llm import SummarizerConfig, summarize as summarize_text
 from worker.models import Draft
-from worker.pipeline import send, stage_task
-from worker.queues import Queue
-from worker.runtime import Runtime
+from worker.stage import HandOn, StageContext
 
 
 def summarize_draft(draft: Draft, budget: int, config: SummarizerConfig | None = None) -> Draft:
@@ -25,9 +21,6 @@ def summarize_draft(draft: Draft, budget: int, config: SummarizerConfig | None =
     )
 
 
-@stage_task(Queue.SUMMARIZE, needs_row=False)
-def summarize(job: dict[str, Any], rt: Runtime) -> None:
-    config = SummarizerConfig.from_settings(rt.settings)
-    draft = summarize_draft(rt.pages.get_draft(job["id"], Queue.DEDUPE.value), rt.settings.summary_chars, config)
-    rt.pages.put_draft(draft, Queue.SUMMARIZE.value)
-    send(Queue.STORE, job)
+def summarize(ctx: StageContext[Draft]) -> HandOn[Draft]:
+    settings = ctx.rt.settings
+    return HandOn(summarize_draft(ctx.input, settings.summary_chars, SummarizerConfig.from_settings(settings)))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import CeleryWorker, PostgresServer, RedisServer, Site, base_env
-from worker.queues import Queue
+from worker.pipeline import PIPELINE
 from worker.storage import Storage
 
 _STATE: dict[str, object] = {}
@@ -116,7 +116,7 @@ def pipeline(tmp_path_factory, db_backend):
     env = base_env(GLEANER_DATABASE_URL=fresh_database_url(db_backend, root), GLEANER_DATA_DIR=str(root),
                    GLEANER_REDIS_URL=fresh_redis_db(),
                    GLEANER_MAX_BODY_BYTES=str(1_000_000), GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
-    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4).start()
+    worker = CeleryWorker(env, PIPELINE.names(), pool="threads", concurrency=4).start()
     site = Site().start()
     yield env, Storage(env["GLEANER_DATABASE_URL"]), site
     site.stop()

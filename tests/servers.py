@@ -111,10 +111,11 @@ class CeleryWorker:
     """A real ``celery worker`` process on the given queues, started with the given environment."""
 
     def __init__(self, env: dict[str, str], queues: list[str], *, pool: str = "threads", concurrency: int = 4,
-                 name: str = "test") -> None:
+                 name: str = "test", pipeline=None) -> None:
         from worker.processes import worker_argv
 
-        self.argv = worker_argv(queues, pool=pool, concurrency=concurrency, loglevel="INFO", name=name)
+        self.argv = worker_argv(queues, pool=pool, concurrency=concurrency, loglevel="INFO", name=name,
+                                pipeline=pipeline)
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.lines: queue.Queue[str] = queue.Queue()

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from tasks.boilerplate import BoilerplateFilter, site_of
+from tasks.duplicates.boilerplate import BoilerplateFilter, site_of
 from worker import keys
 
 SHARE = "Share this article on Facebook, Twitter or by email"

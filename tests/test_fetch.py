@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from tasks.extraction.decode import decode_html
-from tasks.fetch import FetchLimits, check_url, fetch_page
-from tasks.netguard import AddressGuard, GuardedTransport
-from tasks.validators import Validators
+from tasks.fetching.download import FetchLimits, check_url
+from tasks.fetching.pages import fetch_page
+from tasks.fetching.netguard import AddressGuard, GuardedTransport
+from tasks.fetching.validators import Validators
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker.errors import (

@@ -17,7 +17,7 @@ from tests.conftest import fresh_redis_db
 from tests.example_page import news_page
 from tests.prose import prose
 from tests.servers import CeleryWorker, Site, base_env, run_cli
-from worker.queues import Queue
+from worker.pipeline import PIPELINE
 from worker.storage import TERMINAL_STATES, Storage
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def world(tmp_path_factory):
         GLEANER_HOST_RATE="50", GLEANER_HOST_CONCURRENCY="4", GLEANER_ROBOTS_TTL="60",
         GLEANER_OPERATOR="tests@gleaner.invalid",
     )
-    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=6, name="fetchtest").start()
+    worker = CeleryWorker(env, PIPELINE.names(), pool="threads", concurrency=6, name="fetchtest").start()
     yield env, Storage(env["GLEANER_DATABASE_URL"]), site
     worker.stop()
     site.stop()

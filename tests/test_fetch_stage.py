@@ -1,4 +1,5 @@
-"""fetch_job in-process against real Redis and SQLite: robots, host limits, the retry tally, 304s."""
+"""The fetch stage against real Redis and SQLite: robots, host limits, 304s, and its retries
+through the runner's one attempt counter (the stage's Celery task applied in-process)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,22 @@ import time
 import pytest
 import redis
 
-from tasks.attempts import FetchAttempts, countdown_cap, retry_delay
-from tasks.fetch import HostPolicy, fetch, fetch_job, fetcher_for, reset_fetchers
-from tasks.hostlimit import host_key
+from tasks.fetch import fetch
+from tasks.fetching.hostlimit import HostPolicy, host_key
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker import keys
+from worker.backoff import retry_delay
+from worker.celery_tasks import STAGE_TASKS
 from worker.delayed import DelayedJobs
-from worker.errors import (
-    AttemptsExhaustedError,
-    HostBusyError,
-    NetworkError,
-    RobotsDisallowedError,
-    ServerError,
-)
+from worker.errors import HostBusyError, RobotsDisallowedError, ServerError
+from worker.job import Job
 from worker.models import Article, Draft
-from worker.queues import Queue
+from worker.payloads import FetchedPage
+from worker.pipeline import PIPELINE
 from worker.runtime import get_runtime
+from worker.sources import Source
+from worker.stage import Ended, HandOn, StageContext
 
 PAGE = b"<html><head><title>Garden</title></head><body><p>The garden opened on Saturday.</p></body></html>"
 
@@ -35,29 +35,30 @@ def rt(redis_url, monkeypatch):
     for pattern in (keys.robots("*"), keys.host_state("*"), keys.host_slots("*"), keys.host_tickets("*")):
         for key in client.scan_iter(pattern):
             client.delete(key)
-    reset_fetchers()
     # No waiting unless a test asks for it.
     for name, value in {"host_rate": 0.0, "host_concurrency": 0, "host_wait_inline": 0.0, "fetch_retries": 2,
                         "retry_backoff_base": 1.0, "robots_obey": True}.items():
         monkeypatch.setattr(runtime.settings, name, value)
+    runtime.forget_fetcher()  # built again from these settings
     yield runtime
-    client.delete(*(q for q in Queue.names()), keys.delayed())  # what these tests sent onwards or delayed
+    runtime.forget_fetcher()
+    client.delete(*PIPELINE.names(), keys.delayed())  # what these tests sent onwards or delayed
     client.close()
 
 
-def job_for(rt, url: str, category: str = "test") -> dict:
-    return rt.storage.get_job(rt.storage.create_jobs([url], category)[0])
+def job_for(rt, url: str, category: str = "test") -> Job:
+    return Job.from_row(rt.storage.get_job(rt.storage.create_jobs([url], category)[0]))
+
+
+def run_fetch(rt, job: Job, source: Source | None = None) -> HandOn[FetchedPage] | Ended:
+    return fetch(StageContext(job=job, input=None, source=source, rt=rt))
 
 
 def html(body: bytes = PAGE, **headers: str):
     return (200, {"Content-Type": "text/html; charset=utf-8", **headers}, body)
 
 
-def tally(rt, job) -> dict[bytes, bytes]:
-    return rt.redis.hgetall(keys.fetch_attempts(job["id"]))
-
-
-# --- the retry arithmetic -----------------------------------------------------------------------
+# --- the retry arithmetic (worker/backoff.py) ---------------------------------------------------
 
 def test_backoff_grows_with_jitter_and_stays_under_its_cap():
     for attempt in range(1, 12):
@@ -73,19 +74,13 @@ def test_retry_after_is_honoured_never_early_and_capped():
     assert retry_delay(1, 3600, base=2, cap=100) == 100
 
 
-def test_countdowns_stay_well_inside_the_visibility_timeout(rt, monkeypatch):
-    monkeypatch.setattr(rt.settings, "retry_backoff_max", 10_000)
-    monkeypatch.setattr(rt.settings, "visibility_timeout", 3600)
-    assert countdown_cap(rt.settings) == 900
-
-
 # --- robots -------------------------------------------------------------------------------------
 
 def test_a_path_robots_disallows_is_never_fetched(rt, site):
     site.routes["/robots.txt"] = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n")
     site.routes["/private/a.html"] = html()
     with pytest.raises(RobotsDisallowedError, match=r"robots.txt of http://127.0.0.1:\d+ disallows /private/a.html"):
-        fetch_job(job_for(rt, site.url("/private/a.html")), rt)
+        run_fetch(rt, job_for(rt, site.url("/private/a.html")))
     assert "/private/a.html" not in site.hits
 
 
@@ -93,86 +88,35 @@ def test_robots_can_be_switched_off(rt, site, monkeypatch):
     monkeypatch.setattr(rt.settings, "robots_obey", False)
     site.routes["/robots.txt"] = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /\n")
     site.routes["/a.html"] = html()
-    job = job_for(rt, site.url("/a.html"))
-    fetch_job(job, rt)
-    assert rt.pages.get_page(job["id"])[1] == PAGE and "/robots.txt" not in site.hits
+    out = run_fetch(rt, job_for(rt, site.url("/a.html")))
+    assert out.payload.body == PAGE and "/robots.txt" not in site.hits
 
 
 def test_crawl_delay_spaces_fetches_of_one_host(rt, site):
     site.routes["/robots.txt"] = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nCrawl-delay: 30\n")
     site.routes["/a.html"] = site.routes["/b.html"] = html()
-    fetch_job(job_for(rt, site.url("/a.html")), rt)
+    run_fetch(rt, job_for(rt, site.url("/a.html")))
     with pytest.raises(HostBusyError, match=r"next turn is in (29|30)\.\ds"):
-        fetch_job(job_for(rt, site.url("/b.html")), rt)
+        run_fetch(rt, job_for(rt, site.url("/b.html")))
     assert "/b.html" not in site.hits
-
-
-# --- busy hosts and failed attempts are counted apart ---------------------------------------------
-
-def test_a_busy_host_delays_without_spending_attempts(rt, site, monkeypatch):
-    monkeypatch.setattr(rt.settings, "host_rate", 0.01)  # one fetch per 100 s
-    site.routes["/a.html"] = site.routes["/b.html"] = html()
-    fetch_job(job_for(rt, site.url("/a.html")), rt)
-    job = job_for(rt, site.url("/b.html"))
-    for _ in range(5):  # more busy re-queues than fetch_retries allows failures
-        with pytest.raises(HostBusyError) as info:
-            fetch_job(job, rt)
-        assert 0 < info.value.retry_after <= rt.settings.host_busy_max_wait
-    assert b"failed" not in tally(rt, job)
-
-
-def test_a_host_busy_for_too_long_ends_the_url(rt, site, monkeypatch):
-    monkeypatch.setattr(rt.settings, "host_rate", 0.01)
-    site.routes["/a.html"] = site.routes["/b.html"] = html()
-    fetch_job(job_for(rt, site.url("/a.html")), rt)
-    job = job_for(rt, site.url("/b.html"))
-    with pytest.raises(HostBusyError):
-        fetch_job(job, rt)
-    rt.redis.hset(keys.fetch_attempts(job["id"]), "busy_since", time.time() - rt.settings.host_busy_timeout - 5)
-    with pytest.raises(AttemptsExhaustedError, match=r"is busy: .* \(still busy after waiting \d+s\)"):
-        fetch_job(job, rt)
-
-
-def test_retryable_failures_are_counted_then_exhausted(rt, site):
-    site.routes["/down.html"] = (503, {"Content-Type": "text/html"}, b"down")
-    job = job_for(rt, site.url("/down.html"))
-    for attempt in (1, 2):
-        with pytest.raises(ServerError) as info:
-            fetch_job(job, rt)
-        assert 2 ** (attempt - 1) / 2 <= info.value.retry_after <= 2 ** (attempt - 1)  # base 1 s
-        assert tally(rt, job)[b"failed"] == str(attempt).encode()
-    with pytest.raises(AttemptsExhaustedError, match=r"^HTTP 503 Service Unavailable \(gave up after 3 attempts\)$") as info:
-        fetch_job(job, rt)
-    assert info.value.status == 503
-    assert tally(rt, job) == {}  # a retry from the dead-letter store starts afresh
-
-
-def test_a_fresh_delivery_starts_a_new_tally(rt, site):
-    site.routes["/down.html"] = badserver.reset_mid_body()
-    job = job_for(rt, site.url("/down.html"))
-    rt.redis.hset(keys.fetch_attempts(job["id"]), "failed", 99)
-    with pytest.raises(NetworkError):
-        fetch_job(job, rt, first_attempt=True)
-    assert tally(rt, job)[b"failed"] == b"1"
 
 
 def test_429_with_retry_after_pauses_the_whole_host(rt, site):
     site.routes["/limited.html"] = (429, {"Retry-After": "20"}, b"")
     with pytest.raises(ServerError) as info:
-        fetch_job(job_for(rt, site.url("/limited.html")), rt)
-    assert 20 <= info.value.retry_after <= 21
-    limiter = fetcher_for(rt).limiter
-    admitted, wait, _ = limiter.try_acquire(host_key(site.base_url), "other", HostPolicy(rate=100), 0)
+        run_fetch(rt, job_for(rt, site.url("/limited.html")))
+    assert info.value.retry_after == 20
+    admitted, wait, _ = rt.fetcher.limiter.try_acquire(host_key(site.base_url), "other", HostPolicy(rate=100), 0)
     assert not admitted and 19 < wait <= 20
 
 
-def test_a_per_source_policy_overrides_the_global_one(rt, site):
+def test_a_sources_politeness_overrides_the_global_limits(rt, site):
     site.routes["/a.html"] = site.routes["/b.html"] = site.routes["/c.html"] = html()
-    slow = {"slow-source": HostPolicy(rate=0.01, concurrency=1)}
-    fetch_job(job_for(rt, site.url("/a.html"), "slow-source"), rt, overrides=slow)
+    slow = Source(key="slow-source", feeds=["https://example.org/rss"], politeness={"rate": 0.01, "concurrency": 1})
+    run_fetch(rt, job_for(rt, site.url("/a.html"), "slow-source"), slow)
     with pytest.raises(HostBusyError):
-        fetch_job(job_for(rt, site.url("/b.html"), "slow-source"), rt, overrides=slow)
-    fetch_job(job_for(rt, site.url("/c.html"), "other"), rt, overrides=slow)  # global: no limit
+        run_fetch(rt, job_for(rt, site.url("/b.html"), "slow-source"), slow)
+    run_fetch(rt, job_for(rt, site.url("/c.html"), "other"))  # no source: the global limits, none here
     assert site.hits.get("/b.html") is None and site.hits["/c.html"] == 1
 
 
@@ -182,6 +126,13 @@ def store_record(rt, url: str, title: str = "Garden") -> str:
     draft = Draft(job_id="seed", category_id="test", url=url, canonical_url=url, content_hash=f"hash-{url}",
                   article=Article(title=title, body=["The garden opened on Saturday."]))
     return rt.storage.upsert_record(draft)[0]
+
+
+def remember_validators(rt, out: HandOn) -> None:
+    pipe = rt.redis.pipeline()
+    for write in out.writes:
+        write(pipe)
+    pipe.execute()
 
 
 def test_a_304_ends_the_job_at_the_existing_record(rt, site):
@@ -195,18 +146,17 @@ def test_a_304_ends_the_job_at_the_existing_record(rt, site):
 
     site.routes["/cond.html"] = route
     url = site.url("/cond.html")
-    first = job_for(rt, url)
-    fetch_job(first, rt)  # no record yet: an ordinary fetch, validators remembered
-    assert seen == [None]
+    out = run_fetch(rt, job_for(rt, url))  # no record yet: an ordinary fetch
+    assert seen == [None] and isinstance(out, HandOn)
+    remember_validators(rt, out)  # what the runner writes with the page
     record_id = store_record(rt, url)
     before = rt.storage.get_record(record_id)
 
     again = job_for(rt, url)
-    fetch_job(again, rt)
+    assert run_fetch(rt, again) == Ended("unchanged")
     assert seen == [None, '"v1"']
-    row = rt.storage.get_job(again["id"])
+    row = rt.storage.get_job(again.id)
     assert (row["state"], row["record_id"]) == ("done", record_id)
-    assert not rt.redis.exists(keys.page(again["id"]))  # nothing went on to parse
     assert rt.storage.get_record(record_id).updated_at == before.updated_at
 
 
@@ -214,23 +164,106 @@ def test_no_conditional_request_without_a_record_to_point_at(rt, site):
     seen = []
     site.routes["/lost.html"] = lambda h: seen.append(h.headers.get("If-None-Match")) or html(ETag='"v9"')
     url = site.url("/lost.html")
-    fetch_job(job_for(rt, url), rt)
-    fetch_job(job_for(rt, url), rt)  # validators known, but no record was ever stored
+    remember_validators(rt, run_fetch(rt, job_for(rt, url)))
+    run_fetch(rt, job_for(rt, url))  # validators known, but no record was ever stored
     assert seen == [None, None]
 
 
-# --- through the Celery task (eagerly) ------------------------------------------------------------
+def test_no_page_no_validators(rt, site):
+    """The validators ride with the page in the runner's end round trip: a fetch whose page is
+    never handed on leaves none behind."""
+    site.routes["/v.html"] = html(ETag='"v2"')
+    out = run_fetch(rt, job_for(rt, site.url("/v.html")))
+    assert rt.fetcher.validators.get(site.url("/v.html")) is None
+    remember_validators(rt, out)
+    assert rt.fetcher.validators.get(site.url("/v.html")).etag == '"v2"'
+
+
+# --- retries through the runner: one attempt counter, carried by the job ---------------------------
+
+def release(rt) -> list:
+    sent: list = []
+    DelayedJobs(rt.redis).release_due(sent.append, now=time.time() + 3600)
+    return sent
+
 
 def test_503_twice_then_200_goes_on_to_parse(rt, site):
     unavailable = (503, {"Content-Type": "text/html"}, b"down")
     site.routes["/flaky.html"] = badserver.Sequence(unavailable, unavailable, html())
     job = job_for(rt, site.url("/flaky.html"))
-    fetch.apply(args=[job["id"]])
-    delayed, sent = DelayedJobs(rt.redis), []
-    for _ in range(2):  # each retry waits in the delayed set, then comes back with its retry count
-        assert delayed.release_due(lambda *entry: sent.append(entry), now=time.time() + 3600) == 1
-        fetch.apply(args=[job["id"]], retries=sent[-1][3])
-    assert [entry[3] for entry in sent] == [1, 2]
+    task = STAGE_TASKS["fetch"]
+    task.apply(args=[job.id])
+    attempts = []
+    for _ in range(2):  # each retry waits in the delayed set, then comes back carrying its tally
+        [message] = release(rt)
+        attempts.append(message.fields["attempts"])
+        task.apply(args=[message.job_id], kwargs=message.fields)
+    assert attempts == [1, 2]
     assert site.hits["/flaky.html"] == 3
-    assert rt.pages.get_page(job["id"])[1] == PAGE
-    assert rt.storage.get_job(job["id"])["state"] == "queued"  # on its way to parse
+    assert rt.storage.get_job(job.id)["state"] == "queued"  # on its way to parse
+    assert rt.redis.exists(keys.payload(job.id, "fetch"))
+
+
+def test_retryable_failures_are_counted_then_exhausted(rt, site):
+    site.routes["/down.html"] = (503, {"Content-Type": "text/html"}, b"down")
+    job = job_for(rt, site.url("/down.html"))
+    task = STAGE_TASKS["fetch"]
+    fields: dict = {}
+    for attempt in (1, 2):
+        before = time.time()
+        task.apply(args=[job.id], kwargs=fields)
+        [(_, due)] = rt.redis.zrange(keys.delayed(), 0, -1, withscores=True)
+        ceiling = 2 ** (attempt - 1)  # retry_backoff_base 1 s: waits in the upper half of 1 s, then 2 s
+        assert ceiling / 2 <= due - before <= ceiling + 1
+        [message] = release(rt)
+        assert message.fields["attempts"] == attempt
+        fields = message.fields
+    task.apply(args=[job.id], kwargs=fields)
+    assert release(rt) == []
+    row = rt.storage.get_job(job.id)
+    assert (row["state"], row["stage"], row["http_status"], row["attempts"]) == ("failed", "fetch", 503, 3)
+    assert row["reason"] == "HTTP 503 Service Unavailable (gave up after 3 attempts)"
+
+
+def test_a_busy_host_delays_without_spending_attempts(rt, site, monkeypatch):
+    monkeypatch.setattr(rt.settings, "host_rate", 0.01)  # one fetch per 100 s
+    rt.forget_fetcher()
+    site.routes["/a.html"] = site.routes["/b.html"] = html()
+    task = STAGE_TASKS["fetch"]
+    task.apply(args=[job_for(rt, site.url("/a.html")).id])
+    job = job_for(rt, site.url("/b.html"))
+    release(rt)
+    task.apply(args=[job.id])
+    for _ in range(5):  # more busy re-queues than fetch_retries allows failures
+        [message] = release(rt)
+        assert "attempts" not in message.fields and message.fields["waiting_since"] <= time.time()
+        task.apply(args=[message.job_id], kwargs=message.fields)
+    assert rt.storage.get_job(job.id)["state"] == "queued" and "/b.html" not in site.hits
+
+
+def test_a_host_busy_for_too_long_ends_the_url(rt, site, monkeypatch):
+    monkeypatch.setattr(rt.settings, "host_rate", 0.01)
+    rt.forget_fetcher()
+    site.routes["/a.html"] = site.routes["/b.html"] = html()
+    task = STAGE_TASKS["fetch"]
+    task.apply(args=[job_for(rt, site.url("/a.html")).id])
+    job = job_for(rt, site.url("/b.html"))
+    task.apply(args=[job.id], kwargs={"waiting_since": time.time() - rt.settings.host_busy_timeout - 5})
+    row = rt.storage.get_job(job.id)
+    assert row["state"] == "failed"
+    assert row["reason"].startswith(f"host {host_key(site.base_url)} is busy: ")
+    assert row["reason"].endswith("s)") and "(still busy after waiting " in row["reason"]
+
+
+def test_a_retry_from_the_dead_letter_store_starts_a_fresh_tally(rt, site):
+    from worker.submit import retry
+
+    site.routes["/once.html"] = (503, {"Content-Type": "text/html"}, b"down")
+    job = job_for(rt, site.url("/once.html"))
+    STAGE_TASKS["fetch"].apply(args=[job.id], kwargs={"attempts": 2})  # the last attempt fails
+    assert rt.storage.get_job(job.id)["state"] == "failed"
+    sent: list = []
+    assert retry(rt.storage, job.id, send=sent.extend)
+    [message] = sent
+    assert message.stage == "fetch" and "attempts" not in message.fields
+    assert rt.storage.get_job(job.id)["state"] == "queued"

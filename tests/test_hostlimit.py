@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from tasks.hostlimit import HostLimiter, HostPolicy, host_key
+from tasks.fetching.hostlimit import HostLimiter, HostPolicy, host_key
 from worker import keys
 from worker.errors import HostBusyError
 
@@ -94,13 +94,19 @@ def test_full_slots_raise_host_busy_with_a_short_random_retry(limiter, host):
         pass
 
 
-def test_a_near_turn_is_waited_for_in_the_thread(redis_url, host):
+def test_a_near_turn_is_waited_for_in_the_thread(redis_url, host, monkeypatch):
     client = redis.Redis.from_url(redis_url)
     patient = HostLimiter(client, lease=60, wait_inline=5, busy_max_wait=30)
     policy = HostPolicy(rate=20, concurrency=0)
-    for _ in range(3):  # 50 ms apart: slept for, never raised
+    slept: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr("tasks.fetching.hostlimit.time.sleep", lambda s: slept.append(s) or real_sleep(s))
+    admitted = 0
+    for _ in range(3):  # 50 ms apart: slept for in this thread, never raised as HostBusyError
         with patient.slot(host, policy):
-            pass
+            admitted += 1
+    assert admitted == 3
+    assert slept and all(0 < s <= 0.05 for s in slept)  # the turns' waits, each at most one interval
 
 
 def test_a_pause_holds_every_new_fetch(limiter, host):

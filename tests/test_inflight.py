@@ -102,13 +102,13 @@ def test_only_one_worker_sweeps_in_an_interval(fresh_redis):
 
 @pytest.fixture
 def rt(redis_url):
-    from worker.queues import Queue
+    from worker.pipeline import PIPELINE
     from worker.runtime import get_runtime
 
     runtime = get_runtime()
-    runtime.redis.delete(*Queue.names())
+    runtime.redis.delete(*PIPELINE.names())
     yield runtime
-    runtime.redis.delete(*Queue.names())
+    runtime.redis.delete(*PIPELINE.names())
 
 
 def ledger(rt, job: str) -> Entry | None:
@@ -116,10 +116,11 @@ def ledger(rt, job: str) -> Entry | None:
     return None if raw is None else Entry.parse(job, raw.decode())
 
 
-def test_the_stage_wrapper_keeps_the_ledger(rt, site):
-    from tasks.fetch import fetch
-    from tasks.parse import parse
+def test_the_runner_keeps_the_ledger(rt, site):
+    from worker.celery_tasks import STAGE_TASKS
     from worker.submit import submit
+
+    fetch, parse = STAGE_TASKS["fetch"], STAGE_TASKS["parse"]
 
     url = site.page("/ledger.html", "<html><head><title>Ledger</title></head><body><article>"
                     "<p>The harbour office counted every crate twice before the tide turned.</p>"
@@ -139,8 +140,10 @@ def test_the_stage_wrapper_keeps_the_ledger(rt, site):
 
 
 def test_a_dead_letter_strikes_the_job_off(rt, site):
-    from tasks.fetch import fetch
+    from worker.celery_tasks import STAGE_TASKS
     from worker.submit import submit
+
+    fetch = STAGE_TASKS["fetch"]
 
     [job] = submit(rt.storage, [site.url("/missing.html")], "test")
     assert ledger(rt, job) is not None

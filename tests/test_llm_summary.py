@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tasks.llm import SummarizerConfig, summarize, summarize_llm
-from tasks.summary import summarize_extractive
+from tasks.summaries.llm import SummarizerConfig, summarize, summarize_llm
+from tasks.summaries.extractive import summarize_extractive
 
 PARAGRAPHS = [
     "A team of researchers says two of four patients showed motor function recovery after a stem cell transplant.",

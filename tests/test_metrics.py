@@ -13,6 +13,7 @@ from redis.retry import Retry
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import metrics
+from worker.pipeline import PIPELINE
 from worker.queues import broker_keys
 from worker.redis_server import free_port
 
@@ -32,7 +33,7 @@ def test_record_stage_counts_outcomes_per_stage(client):
         assert metrics.record_stage(client, "fetch", "success", 0.2)
     metrics.record_stage(client, "fetch", "failure", 0.1)
     metrics.record_stage(client, "parse", "retry", 0.01)
-    counts = metrics.stage_counts(client)
+    counts = metrics.stage_counts(client, PIPELINE.names())
     assert counts["fetch"] == {"success": 3, "failure": 1, "retry": 0}
     assert counts["parse"] == {"success": 0, "failure": 0, "retry": 1}
     assert counts["store"] == {"success": 0, "failure": 0, "retry": 0}  # every stage present
@@ -82,7 +83,7 @@ def test_queue_depth_reads_the_broker_lists_including_priority_lists(client):
     client.lpush(broker_keys("fetch")[-1], "m4")  # a lower-priority message: another list
     client.lpush("store", "m5")
     client.hset("unacked", mapping={"tag1": "x", "tag2": "y"})
-    depths = metrics.queue_depths(client)
+    depths = metrics.queue_depths(client, PIPELINE.names())
     assert depths == {"fetch": 4, "parse": 0, "dedupe": 0, "summarize": 0, "store": 1}
     assert metrics.unacked(client) == 2
 
@@ -145,12 +146,11 @@ def test_metrics_endpoint_exposes_redis_counters(client, tmp_path):
 def test_a_real_pipeline_run_is_counted_at_every_stage(redis_url, tmp_path, site):
     from tests.example_page import news_page
     from tests.servers import CeleryWorker, base_env, run_cli
-    from worker.queues import Queue
 
     broker = redis.Redis.from_url(redis_url)
-    before = metrics.stage_counts(broker)
+    before = metrics.stage_counts(broker, PIPELINE.names())
     env = base_env(GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}", GLEANER_DATA_DIR=str(tmp_path))
-    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=2, name="metrics").start()
+    worker = CeleryWorker(env, PIPELINE.names(), pool="threads", concurrency=2, name="metrics").start()
     try:
         good = site.page("/a/metered.html", news_page(
             ["The metering office said on Tuesday that every stage of this article was counted once.",
@@ -159,8 +159,8 @@ def test_a_real_pipeline_run_is_counted_at_every_stage(redis_url, tmp_path, site
         assert result.returncode == 1  # the missing page failed, as intended
     finally:
         worker.stop()
-    after = metrics.stage_counts(broker)
-    for stage in Queue.names():
+    after = metrics.stage_counts(broker, PIPELINE.names())
+    for stage in PIPELINE.names():
         assert after[stage]["success"] == before[stage]["success"] + 1, stage
     assert after["fetch"]["failure"] == before["fetch"]["failure"] + 1
     hist = metrics.latency(broker, ["store"])["store"]
@@ -183,7 +183,7 @@ def test_a_tally_holds_runs_until_due_then_adds_what_record_stage_would(client):
     assert tally.flush_into(pipe)
     pipe.execute()
     assert not tally.flush_into(client.pipeline(transaction=False), force=True)  # nothing left to send
-    counts = metrics.stage_counts(client)
+    counts = metrics.stage_counts(client, PIPELINE.names())
     assert counts["fetch"] == {"success": 2, "failure": 1, "retry": 0} and counts["parse"]["retry"] == 1
     hist = metrics.latency(client, ["fetch"])["fetch"]
     assert hist.count == 3 and hist.total == pytest.approx(7.203)
@@ -197,6 +197,6 @@ def test_a_tally_flushed_at_shutdown_sends_what_it_holds_and_refuses_bad_names(c
     tally = metrics.Tally(every=3600)
     tally.add("store", "success", 0.01)
     assert tally.flush(client)
-    assert metrics.stage_counts(client)["store"]["success"] == 1
+    assert metrics.stage_counts(client, PIPELINE.names())["store"]["success"] == 1
     with pytest.raises(ValueError):
         tally.add("store", "ok", 0.1)

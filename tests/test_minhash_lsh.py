@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import redis
 
-from tasks.lsh import IndexLayoutError, LSHIndex, choose_bands
-from tasks.minhash import MinHasher, estimate_similarity, jaccard
-from tasks.textnorm import content_hash
+from tasks.duplicates.lsh import IndexLayoutError, LSHIndex, choose_bands
+from tasks.duplicates.minhash import MinHasher, estimate_similarity, jaccard
+from tasks.duplicates.textnorm import content_hash
 from tests.servers import REPO
 
 _VOCAB = ["".join(random.Random(i).choices("abcdefghijklmnopqrstuvwxyz", k=3 + i % 7)) for i in range(5000)]
@@ -86,7 +86,7 @@ def test_signature_ignores_case_and_punctuation_but_not_word_order(hasher: MinHa
 
 def test_signature_is_the_same_in_another_process(hasher: MinHasher) -> None:
     # Python salts str hashes per process; signatures must not depend on that.
-    code = "from tests.test_minhash_lsh import article; from tasks.minhash import MinHasher;" \
+    code = "from tests.test_minhash_lsh import article; from tasks.duplicates.minhash import MinHasher;" \
         "print(MinHasher().signature(article(5)).tobytes().hex())"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
@@ -201,7 +201,7 @@ def test_check_many_answers_like_checking_in_order(index: LSHIndex, hasher: MinH
 
 
 def test_docs_sharing_a_band_are_capped_per_field(index: LSHIndex, client: redis.Redis) -> None:
-    from tasks.lsh import MAX_PER_FIELD
+    from tasks.duplicates.lsh import MAX_PER_FIELD
 
     rng = np.random.default_rng(5)
     shared = rng.integers(0, 1 << 16, size=index.rows, dtype=np.uint16)

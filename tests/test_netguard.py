@@ -11,9 +11,9 @@ import ipaddress
 import httpx
 import pytest
 
-from tasks.download import FetchLimits
-from tasks.fetch import fetch_page
-from tasks.netguard import AddressGuard, GuardedTransport, forbidden_kind
+from tasks.fetching.download import FetchLimits
+from tasks.fetching.pages import fetch_page
+from tasks.fetching.netguard import AddressGuard, GuardedTransport, forbidden_kind
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker.errors import PrivateAddressError

@@ -10,8 +10,11 @@ from datetime import datetime
 
 import pytest
 
+from tests.conftest import fresh_redis_db
 from tests.example_page import TITLE, news_page, printed_body, unique_paragraphs
-from tests.servers import run_cli
+from tests.prose import prose
+from tests.servers import CeleryWorker, Site, base_env, run_cli
+from worker.storage import Storage
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +186,26 @@ def test_near_copies_arriving_together_end_as_one_record_and_links(pipeline):
     assert len(canonical) == 1
     assert sorted(outcomes.values()) == sorted([canonical[0]] + [f"duplicate of {canonical[0]}"] * 2)
     assert sorted(storage.alternate_urls(canonical[0])) == sorted(u for u in urls if outcomes[u] != canonical[0])
+
+
+def test_a_stage_added_to_the_table_runs_on_a_real_worker(tmp_path):
+    """GLEANER_PIPELINE names a table with one more stage (tests/extra_stage.py): the worker gets
+    its task and queue from the table, and every URL passes through it on the way to the store."""
+    from tests.extra_stage import MARK, PIPELINE as EXTRA
+
+    env = base_env(GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'extra.db'}", GLEANER_DATA_DIR=str(tmp_path),
+                   GLEANER_REDIS_URL=fresh_redis_db(), GLEANER_PIPELINE="tests.extra_stage:PIPELINE",
+                   GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
+    worker = CeleryWorker(env, EXTRA.names(), pipeline=EXTRA, name="extra").start()
+    site = Site().start()
+    try:
+        url = site.page("/signed.html", news_page(prose("extra-stage", 4), title="The signed story"))
+        result = run_cli("enqueue", "--wait", url, env=env)
+        assert result.returncode == 0, result.stderr
+        record = Storage(env["GLEANER_DATABASE_URL"]).get_record(_outcomes(result.stdout)[url])
+        assert record.title == "The signed story" and record.summary.endswith(MARK)
+        assert any("gleaner.sign[" in line and "succeeded" in line for line in worker.log)
+    finally:
+        site.stop()
+        worker.stop()
+

@@ -6,9 +6,9 @@ import httpx
 import pytest
 import redis
 
-from tasks.download import FetchLimits
-from tasks.netguard import AddressGuard, GuardedTransport
-from tasks.robots import RobotsCache, RobotsRules, agent_token, origin_of
+from tasks.fetching.download import FetchLimits
+from tasks.fetching.netguard import AddressGuard, GuardedTransport
+from tasks.fetching.robots import RobotsCache, RobotsRules, agent_token, origin_of
 from tests import badserver
 from tests.badserver import shared_site, site  # noqa: F401 - fixtures
 from worker import keys

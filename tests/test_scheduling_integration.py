@@ -20,8 +20,8 @@ import redis
 from tests.example_page import news_page
 from tests.prose import prose
 from tests.servers import REPO, CeleryWorker, RedisServer, Site, base_env, run_cli
-from worker.queues import Queue
-from worker.scheduler import Registry
+from worker.pipeline import PIPELINE
+from worker.registry import Registry
 from worker.storage import Storage
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def crawl(tmp_path_factory):
     # The paused source is paused before beat first ticks: it must never be polled.
     assert run_cli("sources", "sync", env=env).returncode == 0
     assert run_cli("sources", "pause", "quiet", env=env).returncode == 0
-    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4, name="sched").start()
+    worker = CeleryWorker(env, PIPELINE.names(), pool="threads", concurrency=4, name="sched").start()
     beat = Beat(env, root / "beat-1").start()
     client = redis.Redis.from_url(server.url)
     yield {"env": env, "site": site, "sources": sources, "storage": Storage(env["GLEANER_DATABASE_URL"]),
@@ -263,7 +263,7 @@ def test_a_manual_url_overtakes_500_scheduled_ones(tmp_path):
         assert run_cli("enqueue", "--category", "manual", manual, env=env).returncode == 0
 
         storage = Storage(env["GLEANER_DATABASE_URL"])
-        worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=1, name="one").start()
+        worker = CeleryWorker(env, PIPELINE.names(), pool="threads", concurrency=1, name="one").start()
         manual_job = wait_for("the manual job", lambda: next(
             (j for j in storage.get_jobs(_job_ids(storage)).values() if j["url"] == manual
              and j["state"] in ("done", "duplicate", "failed")), None), worker)

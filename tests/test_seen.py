@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from tasks.seen import SeenURLs
+from tasks.discovery.seen import SeenURLs
 from worker.errors import InvalidURLError
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.sentences import join_sentences, split_sentences
+from tasks.summaries.sentences import join_sentences, split_sentences
 
 
 @pytest.mark.parametrize(

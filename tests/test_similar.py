@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import datetime
 
 import pytest
 from sqlalchemy import delete, text
@@ -13,8 +14,8 @@ from tests import written_pages
 from tests.example_page import SEED, TITLE, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import DocFreq, SimilarIndex, enter_lists, query_terms, search_columns, tokens
-from worker.storage import Storage, records
+from worker.similar import AUTOMERGE, DocFreq, SimilarIndex, enter_lists, query_terms, search_columns, tokens
+from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
 # with bodies written for this test) and unrelated ones that share only everyday words.
@@ -200,14 +201,28 @@ def test_hostile_text_does_not_break_the_query(store, hostile):
     assert store.storage.count_records() == 3
 
 
-def test_ensure_schema_indexes_records_stored_before_it(tmp_path):
+def test_an_index_made_after_records_were_stored_indexes_them(tmp_path):
+    """A database from before the index (revision 0001) gets it, filled, when a process next opens
+    it; ``rebuild`` and ``ensure_schema`` then change nothing."""
+    from alembic import command
+    from sqlalchemy import insert
+
+    from worker.schema import _config
+
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    storage = Storage(url)
-    try:
+    engine = make_engine(url)
+    with engine.connect() as conn:  # the schema before the index
+        config = _config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.commit()
+    with engine.begin() as conn:  # only the columns revision 0001 has
         for i, (title, body) in enumerate(list(RELATED.items()) + list(UNRELATED.items())):
-            storage.upsert_record(_draft(f"https://old.test/{i}", title, body))
+            conn.execute(insert(records).values(_old_row(f"https://old.test/{i}", title, body)))
+    engine.dispose()
+    storage = Storage(url)  # what a worker does at start: migrate, and so index what is there
+    try:
         index = SimilarIndex(storage.engine)
-        index.ensure_schema()
         index.check()
         target = storage.list_records(query="cornea transplant proved")[0]
         titles = [r.title for r in index.related(str(target.id), k=2)]
@@ -220,22 +235,41 @@ def test_ensure_schema_indexes_records_stored_before_it(tmp_path):
         storage.close()
 
 
-def test_sqlite_index_merges_its_segments_two_at_a_time_also_when_made_before(sqlite_store):
+def _old_row(url: str, title: str, body: list[str]) -> dict:
+    now = datetime(2025, 3, 21, 9, 30)
+    return {"id": str(uuid.uuid4()), "category_id": "news", "url": url, "canonical_url": url, "title": title,
+            "body": body, "created_at": now, "updated_at": now, "summary": "", "word_count": 10, "read_count": 0,
+            "similar": [], "content_hash": uuid.uuid4().hex, "authors": [], "language": None}
+
+
+def test_sqlite_index_merges_its_segments_two_at_a_time_also_when_made_before(tmp_path):
     # Every store writes an FTS5 segment and a query seeks each term in each segment; merging at
     # two per level (not FTS5's default four) keeps the query cheap. The setting lives in the
-    # index, so an index created before it must get it at the next start.
-    def automerge() -> int | None:
-        with sqlite_store.storage.engine.connect() as conn:
-            return conn.exec_driver_sql("SELECT v FROM similar_fts_config WHERE k = 'automerge'").scalar()
+    # index, so an index made before it was chosen gets it when a process next opens the database
+    # (Storage, as every worker, beat and the web do at start).
+    url = f"sqlite:///{tmp_path / 'merge.db'}"
 
-    assert automerge() == 2
-    with sqlite_store.storage.engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO similar_fts(similar_fts, rank) VALUES ('automerge', 4)")
-    assert automerge() == 4
-    SimilarIndex(sqlite_store.storage.engine).ensure_schema()
-    assert automerge() == 2
-    sqlite_store.put("Lighthouse keeper retires", ["The lighthouse keeper served forty years."])
-    sqlite_store.index.check()
+    def automerge() -> int | None:
+        engine = make_engine(url)  # the bare engine: nothing of a process's start runs
+        with engine.connect() as conn:
+            value = conn.exec_driver_sql("SELECT v FROM similar_fts_config WHERE k = 'automerge'").scalar()
+        engine.dispose()
+        return value
+
+    Storage(url).close()
+    assert automerge() == AUTOMERGE
+    engine = make_engine(url)
+    with engine.begin() as conn:  # as an index made before the setting was chosen has it: FTS5's default
+        conn.exec_driver_sql("DELETE FROM similar_fts_config WHERE k = 'automerge'")
+    engine.dispose()
+    assert automerge() is None
+    storage = Storage(url)
+    assert automerge() == AUTOMERGE
+    index = SimilarIndex(storage.engine)
+    storage.upsert_record(_draft("https://news.test/keeper", "Lighthouse keeper retires",
+                                 ["The lighthouse keeper served forty years."]))
+    index.check()
+    storage.close()
 
 
 def test_remove_drops_a_record_from_results_until_it_changes(sqlite_store):
@@ -442,7 +476,7 @@ def test_the_store_stage_puts_a_more_related_article_into_older_lists(tmp_path):
 
 
 def test_japanese_copies_are_near_duplicates_and_other_articles_are_not():
-    from tasks.minhash import MinHasher, jaccard
+    from tasks.duplicates.minhash import MinHasher, jaccard
 
     hasher = MinHasher()
     original = written_pages.JAPANESE["ips-cell-transplants"][0][1]

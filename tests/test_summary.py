@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.sentences import split_sentences
-from tasks.summary import ELLIPSIS, _is_informative, summarize_extractive
+from tasks.summaries.sentences import split_sentences
+from tasks.summaries.extractive import ELLIPSIS, _is_informative, summarize_extractive
 
 EXAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "seed" / "example-record.txt"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.textnorm import body_words, content_hash, dedupe_paragraphs, normalize_text, paragraph_key, tokens
+from tasks.duplicates.textnorm import body_words, content_hash, dedupe_paragraphs, normalize_text, paragraph_key, tokens
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "example-record.txt"
 

@@ -16,7 +16,9 @@ from schemathesis import GenerationMode
 from tests.webutil import store_record
 from worker import keys, metrics
 from worker.delayed import DelayedJobs
-from worker.queues import Queue, broker_keys
+from worker.job import Message
+from worker.pipeline import PIPELINE
+from worker.queues import broker_keys
 from worker.storage import Storage
 from worker.web.app import create_app
 
@@ -34,7 +36,7 @@ def broker(redis_url):
     yield client
     # Messages sent by these tests name jobs only this test's database knows; drop them so no
     # later worker wastes a delivery on them.
-    client.delete(*[key for queue in Queue.names() for key in broker_keys(queue)])
+    client.delete(*[key for queue in PIPELINE.names() for key in broker_keys(queue)])
     client.close()
 
 
@@ -131,7 +133,7 @@ def test_unknown_and_malformed_record_ids(client):
 
 
 def test_post_urls_creates_jobs_and_queues_the_valid_ones(client, storage, broker):
-    before = metrics.queue_depths(broker)["fetch"]
+    before = metrics.queue_depths(broker, PIPELINE.names())["fetch"]
     response = client.post("/api/urls", json={"urls": ["https://news.example/a.html", "ftp://x/y", "not a url"],
                                               "category": "wire"})
     assert response.status_code == 202, response.text
@@ -141,7 +143,7 @@ def test_post_urls_creates_jobs_and_queues_the_valid_ones(client, storage, broke
     assert all(j["category_id"] == "wire" for j in jobs)
     assert jobs[1]["reason"].startswith("refused scheme 'ftp'")
     assert jobs[2]["reason"].startswith("malformed URL")
-    assert metrics.queue_depths(broker)["fetch"] == before + 1  # only the valid URL was sent
+    assert metrics.queue_depths(broker, PIPELINE.names())["fetch"] == before + 1  # only the valid URL was sent
 
     one = client.get(f"/api/jobs/{jobs[0]['id']}").json()
     assert one["state"] == "queued" and one["url"] == "https://news.example/a.html"
@@ -165,10 +167,10 @@ def test_failures_list_and_retry(client, storage, broker):
     assert [(j["id"], j["reason"], j["http_status"], j["stage"]) for j in listed] == [
         (failed_id, "HTTP 404 Not Found", 404, "fetch")]
 
-    before = metrics.queue_depths(broker)["fetch"]
+    before = metrics.queue_depths(broker, PIPELINE.names())["fetch"]
     retried = client.post(f"/api/failures/{failed_id}/retry")
     assert retried.status_code == 200 and retried.json()["state"] == "queued"
-    assert metrics.queue_depths(broker)["fetch"] == before + 1
+    assert metrics.queue_depths(broker, PIPELINE.names())["fetch"] == before + 1
     assert client.get("/api/failures").json() == []
     assert client.post(f"/api/failures/{queued_id}/retry").status_code == 409
     assert client.post("/api/failures/00000000-0000-0000-0000-000000000000/retry").status_code == 404
@@ -203,7 +205,7 @@ def test_stats_report_queues_stage_counters_jobs_and_workers(client, storage, br
     metrics.record_stage(broker, "fetch", "failure", 0.5)
     storage.create_jobs(["https://news.example/x"], "t")
     broker.lpush("dedupe", "m1", "m2")
-    DelayedJobs(broker).add("fetch", "00000000-0000-0000-0000-0000000000aa", priority=0, retries=1, delay=3600)
+    DelayedJobs(broker).add(Message("fetch", "00000000-0000-0000-0000-0000000000aa", {"priority": 0}), delay=3600)
     after = client.get("/api/stats").json()
     assert set(after["queues"]) == {"fetch", "parse", "dedupe", "summarize", "store"}
     assert after["queues"]["dedupe"] == before["queues"]["dedupe"] + 2

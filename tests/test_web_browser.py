@@ -19,7 +19,7 @@ from tests.example_page import news_page
 from tests.servers import REPO, CeleryWorker, Site, base_env
 from tests.webutil import WebServer, store_record
 from worker import metrics
-from worker.queues import Queue
+from worker.pipeline import PIPELINE
 from worker.settings import get_settings
 from worker.storage import Storage
 
@@ -58,7 +58,7 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     db_url = f"sqlite:///{root / 'gleaner.db'}"
     env = base_env(GLEANER_DATABASE_URL=db_url, GLEANER_DATA_DIR=str(root))
-    worker = CeleryWorker(env, Queue.names(), pool="threads", concurrency=4, name="browser").start()
+    worker = CeleryWorker(env, PIPELINE.names(), pool="threads", concurrency=4, name="browser").start()
     site = Site().start()
     storage = Storage(db_url)
     broker = redis.Redis.from_url(get_settings().redis_url)

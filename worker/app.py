@@ -1,4 +1,8 @@
-"""Builds the Celery app. ``celery -A worker.app worker`` and the ``gleaner`` CLI both use it."""
+"""Builds the Celery app. ``celery -A worker.app worker`` and the ``gleaner`` CLI both use it.
+
+The tasks are in worker/celery_tasks.py, loaded by the worker (``include``); nothing here starts
+or connects to anything.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from celery import Celery
 
 from worker.celeryconfig import CeleryConfig
 
-TASK_MODULES = ["tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store", "tasks.discover"]
+TASK_MODULES = ["worker.celery_tasks"]
 
 
 def create_app() -> Celery:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from kombu import Queue as KombuQueue
 
-from worker.queues import PRIORITY_SEP, Priority, Queue
+from worker import celery_compat
+from worker.pipeline import Pipeline, get_pipeline
+from worker.queues import PRIORITY_SEP, Priority
 from worker.redis_server import resolve_redis_url
 from worker.settings import Settings, get_settings
 
-STAGE_TASKS = {q: f"gleaner.{q.value}" for q in Queue}
+# Polling sources is network I/O like fetching, so it runs on the workers of the I/O-bound queue.
+DISCOVERY_TASKS = ("gleaner.poll_sources", "gleaner.discover")
+
+
+def io_queue(pipeline: Pipeline) -> str:
+    """The queue discovery's tasks share: the first I/O-bound stage's (else the first stage's)."""
+    return next((s.name for s in pipeline if s.io_bound), pipeline.first.name)
 
 
 class CeleryConfig:
@@ -29,22 +37,16 @@ class CeleryConfig:
     # articles/s, the cores 92% -> 95% busy). Not more: a URL queued by hand can be kept waiting
     # by at most one message per slot, and a killed worker has little in hand to give back.
     worker_prefetch_multiplier = 2
-    worker_cancel_long_running_tasks_on_connection_loss = True
-    worker_consumer = "worker.consumer:Consumer"  # reconnects after a Redis restart (see there)
+    # Off: on a lost broker connection a running task finishes and its message comes back through
+    # the visibility-timeout restore (worker/celery_compat.py). Cancelling it would only waste its
+    # work: every stage is idempotent, and the threads and solo pools cannot cancel a task anyway.
+    worker_cancel_long_running_tasks_on_connection_loss = False
     broker_connection_retry_on_startup = True
-    broker_transport = "worker.transport:Transport"  # kombu's Redis transport, minus a client per command
 
     # Outcomes live in the jobs table, so nothing reads task results.
     task_ignore_result = True
     task_store_errors_even_if_ignored = False
 
-    task_queues = [KombuQueue(q.value, routing_key=q.value) for q in Queue]
-    task_default_queue = Queue.FETCH.value
-    task_routes = {name: {"queue": q.value, "routing_key": q.value} for q, name in STAGE_TASKS.items()} | {
-        # Polling sources is network I/O like fetching, so it runs on the fetch workers.
-        name: {"queue": Queue.FETCH.value, "routing_key": Queue.FETCH.value}
-        for name in ("gleaner.poll_sources", "gleaner.discover")
-    }
 
     task_default_priority = Priority.SCHEDULED.value
     worker_send_task_events = False  # Flower users turn them on with -E; they cost ~40% throughput
@@ -52,6 +54,28 @@ class CeleryConfig:
     @property
     def _settings(self) -> Settings:
         return get_settings()
+
+    # Gleaner's consumer, which reconnects after a Redis restart; Celery's own if the installed
+    # version lacks what it relies on (worker/celery_compat.py).
+    @property
+    def worker_consumer(self) -> str:
+        return celery_compat.consumer_class()
+
+    # One queue per stage of the table, each stage's task routed to its own.
+    @property
+    def task_queues(self) -> list[KombuQueue]:
+        return [KombuQueue(name, routing_key=name) for name in get_pipeline().names()]
+
+    @property
+    def task_default_queue(self) -> str:
+        return get_pipeline().first.name
+
+    @property
+    def task_routes(self) -> dict:
+        pipeline = get_pipeline()
+        routes = {f"gleaner.{name}": {"queue": name, "routing_key": name} for name in pipeline.names()}
+        io = io_queue(pipeline)
+        return routes | {task: {"queue": io, "routing_key": io} for task in DISCOVERY_TASKS}
 
     @property
     def broker_url(self) -> str:
@@ -73,7 +97,7 @@ class CeleryConfig:
 
     @property
     def beat_schedule(self) -> dict:
-        # One static entry: the tick claims due sources from Redis (worker.scheduler), so sources
+        # One static entry: the tick claims due sources from Redis (worker.registry), so sources
         # change without restarting beat and two beats never run one slot twice. A tick that waited
         # longer than two ticks is stale: the next one does its work.
         tick = self._settings.sources_tick

@@ -12,7 +12,6 @@ import click
 from worker.cli_extract import extract_command
 from worker.cli_sources import sources_group
 from worker.cli_web import web_command
-from worker.queues import Queue
 from worker.settings import get_settings
 
 log = logging.getLogger("gleaner")
@@ -176,7 +175,7 @@ def failed_list(limit: int) -> None:
 @click.argument("job_ids", nargs=-1)
 def failed_retry(retry_all: bool, job_ids: tuple[str, ...]) -> None:
     """Send failed URLs through the pipeline again."""
-    from worker.pipeline import send
+    from worker import submit
 
     storage = _storage()
     if retry_all:
@@ -184,13 +183,10 @@ def failed_retry(retry_all: bool, job_ids: tuple[str, ...]) -> None:
     if not job_ids:
         raise click.UsageError("name job ids or pass --all")
     for job_id in job_ids:
-        job = storage.get_job(job_id)
-        if job is None or job["state"] != "failed":
+        if not submit.retry(storage, job_id):
             click.echo(f"{job_id}: not a failed job, skipped", err=True)
             continue
-        storage.requeue_job(job_id)
-        send(Queue.FETCH, job)
-        click.echo(f"{job_id}: requeued {job['url']}")
+        click.echo(f"{job_id}: requeued {storage.get_job(job_id)['url']}")
 
 
 @cli.command()
@@ -219,25 +215,26 @@ class _NullBar:
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.option("--queues", "-Q", default=",".join(Queue.names()), show_default=True,
-              help="Comma-separated stage queues this worker consumes.")
+@click.option("--queues", "-Q", default=None, help="Comma-separated stage queues this worker consumes "
+              "(default: every stage's).")
 @click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default=None,
               help="Celery pool (default: threads for a fetch-only worker, prefork otherwise).")
 @click.option("--concurrency", "-c", type=int, default=None, help="Processes or threads (default per pool).")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(queues: str, pool: str | None, concurrency: int | None, loglevel: str, celery_args: tuple[str, ...]) -> None:
+def worker(queues: str | None, pool: str | None, concurrency: int | None, loglevel: str, celery_args: tuple[str, ...]) -> None:
     """Run one Celery worker on some stage queues, against the configured Redis.
 
     Start several on several machines, each with the queues it should serve; extra arguments
     go to `celery worker` unchanged.
     """
+    from worker.app import app
+    from worker.pipeline import get_pipeline
     from worker.processes import worker_argv
 
-    from worker.app import app
-
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else get_pipeline().names()
     try:
-        argv = worker_argv([q.strip() for q in queues.split(",") if q.strip()], pool=pool,
+        argv = worker_argv(names, pool=pool,
                            concurrency=concurrency, loglevel=loglevel)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--queues") from exc

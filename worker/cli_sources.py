@@ -1,6 +1,6 @@
 """``gleaner sources``: list, add, pause, resume, remove and poll the scheduled sources while beat runs.
 
-Every command works on the registry in Redis (``worker.scheduler``), which beat's tick reads, so a
+Every command works on the registry in Redis (``worker.registry``), which beat's tick reads, so a
 change takes effect at the next tick without restarting anything. Sources defined in the sources
 file (GLEANER_SOURCES) are changed by editing it; each command first applies the file if it changed.
 """
@@ -23,7 +23,7 @@ def _registry(sync: bool = True):
     import redis
 
     from worker.redis_server import resolve_redis_url
-    from worker.scheduler import Registry
+    from worker.registry import Registry
 
     settings = get_settings()
     registry = Registry(redis.Redis.from_url(resolve_redis_url(settings)))
@@ -137,7 +137,7 @@ def add_command(key: str, feeds: tuple[str, ...], sitemaps: tuple[str, ...], lis
 
 
 def _by_key(action: str, key: str) -> None:
-    from worker.scheduler import UnknownSource
+    from worker.registry import UnknownSource
 
     registry = _registry()
     try:

@@ -3,10 +3,11 @@ worker's unacknowledged prefetch.
 
 A Celery countdown keeps the message reserved (unacked) by a worker until it is due; if that is
 longer than Redis's visibility timeout the message is handed out again and runs twice, and if the
-worker dies the wait starts over. Here the failed task finishes (and is acked), the job goes into
-``gleaner:delayed`` scored by its due time, and every worker runs a small loop that sends due jobs
-back to their stage's queue. A due entry is leased (pushed a minute into the future) before it is
-sent and removed after, so a worker dying between the two sends it again rather than losing it.
+worker dies the wait starts over. Here the failed stage finishes (and is acked), the job's message
+goes into ``gleaner:delayed`` scored by its due time, and every worker runs a small loop that sends
+due messages back to their stage's queue. A due entry is leased (pushed a minute into the future)
+before it is sent and removed after, so a worker dying between the two sends it again rather
+than losing it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 import redis
 
 from worker import inflight, keys
+from worker.job import Message
 
 log = logging.getLogger("gleaner.delayed")
 
@@ -33,7 +35,26 @@ for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
 return due
 """
 
-Sender = Callable[[str, str, int, int], None]  # (stage, job_id, priority, retries)
+Sender = Callable[[Message], None]
+
+
+def add_into(pipe: redis.client.Pipeline, message: Message, delay: float) -> None:
+    """Queue onto ``pipe``: send ``message`` again after ``delay`` seconds."""
+    # A fresh token per entry: the same job may be added again (by the task this loop just
+    # sent) before the loop removes the entry it sent, and must not be removed with it.
+    member = json.dumps({"stage": message.stage, "job": message.job_id, "fields": message.fields,
+                         "token": uuid.uuid4().hex}, sort_keys=True)
+    due = time.time() + max(0.0, delay)
+    pipe.zadd(keys.delayed(), {member: due})
+    # In the in-flight ledger as if sent when due, so the sweeper leaves it alone until then.
+    inflight.mark_sent(pipe, message.job_id, message.stage, message.priority, due)
+
+
+def _message(member: bytes | str) -> Message:
+    entry = json.loads(member)
+    # An entry written before messages carried the job's fields had its priority alone.
+    fields = entry.get("fields") or {"priority": entry.get("priority", 0)}
+    return Message(entry["stage"], entry["job"], fields)
 
 
 class DelayedJobs:
@@ -42,16 +63,9 @@ class DelayedJobs:
         self.key = keys.delayed()
         self._claim = client.register_script(_CLAIM)
 
-    def add(self, stage: str, job_id: str, *, priority: int, retries: int, delay: float) -> None:
-        # A fresh token per entry: the same job may be added again (by the task this loop just
-        # sent) before the loop removes the entry it sent, and must not be removed with it.
-        member = json.dumps({"stage": stage, "job": job_id, "priority": priority, "retries": retries,
-                             "token": uuid.uuid4().hex}, sort_keys=True)
-        due = time.time() + max(0.0, delay)
+    def add(self, message: Message, delay: float) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(self.key, {member: due})
-        # In the in-flight ledger as if sent when due, so the sweeper leaves it alone until then.
-        inflight.mark_sent(pipe, job_id, stage, priority, due)
+        add_into(pipe, message, delay)
         pipe.execute()
 
     def pending(self) -> int:
@@ -62,8 +76,7 @@ class DelayedJobs:
         now = time.time() if now is None else now
         claimed = self._claim(keys=[self.key], args=[now, limit, now + LEASE_SECONDS])
         for member in claimed:
-            entry = json.loads(member)
-            send(entry["stage"], entry["job"], entry["priority"], entry["retries"])
+            send(_message(member))
             self.redis.zrem(self.key, member)
         return len(claimed)
 

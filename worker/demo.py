@@ -10,9 +10,9 @@ import sys
 import click
 import httpx
 
-from tasks.discover import parse_feed, parse_sitemap
+from tasks.discovery.feeds import parse_feed, parse_sitemap
+from worker.pipeline import get_pipeline
 from worker.processes import stop_children, worker_argv
-from worker.queues import Queue
 from worker.settings import Settings
 
 log = logging.getLogger("gleaner.demo")
@@ -62,7 +62,7 @@ def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
     worker_log = settings.data_dir / "demo-worker.log"
     click.echo(f"Worker log: {worker_log}", err=True)
     with open(worker_log, "ab") as logfile:
-        argv = worker_argv(Queue.names(), pool="threads", concurrency=8, loglevel="INFO", name="demo")
+        argv = worker_argv(get_pipeline().names(), pool="threads", concurrency=8, loglevel="INFO", name="demo")
         argv.insert(argv.index("worker"), "--quiet")  # no banner: the log file is for problems
         worker = subprocess.Popen(argv, env=env, start_new_session=True,
                                   stdout=logfile, stderr=subprocess.STDOUT)

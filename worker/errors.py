@@ -57,8 +57,8 @@ class ServerError(RetryableError):
 class HostBusyError(RetryableError):
     """The host is at its rate or concurrency limit: come back after ``retry_after`` seconds.
 
-    The fetch stage counts these apart from failed attempts, so a busy host delays a URL
-    (up to ``host_busy_retries`` times) but never uses up its ``fetch_retries``.
+    The runner counts these apart from failed attempts, so a busy host delays a URL (for up to
+    ``host_busy_timeout`` seconds in all) but never uses up its ``fetch_retries``.
     """
 
 

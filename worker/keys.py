@@ -5,19 +5,11 @@ from __future__ import annotations
 PREFIX = "gleaner:"
 
 
-def page(job_id: str) -> str:
-    """A fetched page (zlib-compressed body plus metadata), waiting for parse."""
-    return f"{PREFIX}page:{job_id}"
-
-
-DRAFT_STAGES = ("parse", "dedupe", "summarize")  # the stages that write a draft
-
-
-def draft(job_id: str, stage: str) -> str:
-    """The article as ``stage`` left it, for the next stage. One key per stage, so a late spare
-    copy of an earlier stage (redelivered after a broker outage) cannot overwrite what a later
-    stage already wrote and hand an undeduplicated draft onward."""
-    return f"{PREFIX}draft:{job_id}:{stage}"
+def payload(job_id: str, stage: str) -> str:
+    """What ``stage`` handed on for a job (its output payload: the fetched page, a draft), waiting
+    for the next stage. One key per producing stage, so a late spare copy of an earlier stage
+    (redelivered after a broker outage) cannot overwrite what a later stage already wrote."""
+    return f"{PREFIX}payload:{job_id}:{stage}"
 
 
 def deliveries(job_id: str, stage: str) -> str:
@@ -26,7 +18,7 @@ def deliveries(job_id: str, stage: str) -> str:
 
 
 def lsh_index(name: str = "near") -> str:
-    """Prefix of a near-duplicate LSH index (tasks.lsh): band buckets, doc map, signatures, meta under it."""
+    """Prefix of a near-duplicate LSH index (tasks.duplicates.lsh): band buckets, doc map, signatures, meta under it."""
     return f"{PREFIX}lsh:{name}:"
 
 
@@ -36,7 +28,7 @@ def seen_url(digest: str) -> str:
 
 
 def boilerplate_lines(host: str) -> str:
-    """Per host: paragraph hash -> on how many of the host's recent pages it appeared (tasks.boilerplate)."""
+    """Per host: paragraph hash -> on how many of the host's recent pages it appeared (tasks.duplicates.boilerplate)."""
     return f"{PREFIX}bp:lines:{host}"
 
 
@@ -46,17 +38,17 @@ def boilerplate_pages(host: str) -> str:
 
 
 def robots(origin: str) -> str:
-    """A site's robots.txt (scheme://host:port), cached with the robots TTL (tasks.robots)."""
+    """A site's robots.txt (scheme://host:port), cached with the robots TTL (tasks.fetching.robots)."""
     return f"{PREFIX}robots:{origin}"
 
 
 def host_slots(host: str) -> str:
-    """Per host: sorted set of in-flight fetch leases scored by expiry in ms (tasks.hostlimit)."""
+    """Per host: sorted set of in-flight fetch leases scored by expiry in ms (tasks.fetching.hostlimit)."""
     return f"{PREFIX}host:slots:{host}"
 
 
 def host_tickets(host: str) -> str:
-    """Per host: sorted set of waiting fetches scored by the Redis time in ms of their turn (tasks.hostlimit)."""
+    """Per host: sorted set of waiting fetches scored by the Redis time in ms of their turn (tasks.fetching.hostlimit)."""
     return f"{PREFIX}host:tickets:{host}"
 
 
@@ -70,13 +62,8 @@ def validators(url_digest: str) -> str:
     return f"{PREFIX}validators:{url_digest}"
 
 
-def fetch_attempts(job_id: str) -> str:
-    """Per job: failed fetch attempts, and since when its host has kept it waiting (tasks.attempts)."""
-    return f"{PREFIX}fetch:attempts:{job_id}"
-
-
 def sources() -> str:
-    """Hash: source key -> {"source": Source JSON, "origin": "file"|"cli", "line": N} (worker.scheduler)."""
+    """Hash: source key -> {"source": Source JSON, "origin": "file"|"cli", "line": N} (worker.registry)."""
     return f"{PREFIX}sources:defs"
 
 

@@ -1,6 +1,6 @@
 """Pipeline metrics kept in Redis, so every worker process adds to the same counters.
 
-The stage wrapper counts each task run in a :class:`Tally` and adds a second's worth at a time to
+The runner (worker/runner.py) counts each stage run in a :class:`Tally` and adds a second's worth at a time to
 Redis (:func:`record_stage` adds one run at once); the web app reads the totals back
 (``/metrics``, the overview's throughput chart). Three kinds of keys, all under ``gleaner:metrics:``:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import redis
 
 from worker import keys
-from worker.queues import Queue, broker_keys
+from worker.queues import broker_keys
 
 log = logging.getLogger("gleaner.metrics")
 
@@ -61,7 +61,7 @@ def _check(stage: str, outcome: str) -> None:
 
 class Tally:
     """Stage runs counted in this process and added to Redis at most every ``every`` seconds,
-    riding on a round trip the caller makes anyway (the stage wrapper's end-of-stage pipeline).
+    riding on a round trip the caller makes anyway (the runner's end-of-stage pipeline).
 
     Six counter commands a task, five tasks an article, cost about 1% of a worker's CPU and more
     of Redis's; a second's worth of runs fits in a few dozen commands. The price: the dashboard
@@ -147,9 +147,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def stage_counts(client: redis.Redis) -> dict[str, dict[str, int]]:
-    """``{stage: {outcome: runs}}`` with every pipeline stage and outcome present (zeros included)."""
-    out: dict[str, dict[str, int]] = {q.value: dict.fromkeys(OUTCOMES, 0) for q in Queue}
+def stage_counts(client: redis.Redis, stages: Iterable[str]) -> dict[str, dict[str, int]]:
+    """``{stage: {outcome: runs}}`` with every one of ``stages`` and every outcome present (zeros included)."""
+    out: dict[str, dict[str, int]] = {stage: dict.fromkeys(OUTCOMES, 0) for stage in stages}
     for name, value in client.hgetall(counts_key()).items():
         stage, _, outcome = _text(name).rpartition(":")
         if outcome in OUTCOMES and stage:
@@ -204,9 +204,9 @@ def throughput(client: redis.Redis, *, minutes: int = 60, now: float | None = No
     return rows
 
 
-def queue_depths(broker: redis.Redis, queues: Iterable[str] | None = None) -> dict[str, int]:
+def queue_depths(broker: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
     """Messages waiting in each queue's list on the broker (not counting ones a worker holds)."""
-    names = list(queues) if queues is not None else Queue.names()
+    names = list(queues)
     lists = {name: broker_keys(name) for name in names}  # one list per priority step
     pipe = broker.pipeline(transaction=False)
     for name in names:

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from worker.queues import Queue
+from worker.pipeline import Pipeline, get_pipeline
 from worker.settings import Settings
 
 log = logging.getLogger("gleaner.up")
@@ -24,18 +24,22 @@ def celery_base() -> list[str]:
 
 
 def worker_argv(queues: Sequence[str], *, pool: str | None = None, concurrency: int | None = None,
-                loglevel: str = "INFO", name: str | None = None) -> list[str]:
-    unknown = set(queues) - set(Queue.names())
+                loglevel: str = "INFO", name: str | None = None, pipeline: Pipeline | None = None) -> list[str]:
+    """A ``celery worker`` command line for some stages' queues: a threads pool when they all wait on
+    the network, else a process per core; the queues read latest stage first."""
+    pipeline = pipeline or get_pipeline()
+    names = pipeline.names()
+    unknown = set(queues) - set(names)
     if unknown:
-        raise ValueError(f"unknown queue(s) {', '.join(sorted(unknown))}; stages are {', '.join(Queue.names())}")
-    io_only = list(queues) == [Queue.FETCH.value]
+        raise ValueError(f"unknown queue(s) {', '.join(sorted(unknown))}; stages are {', '.join(names)}")
+    io_only = bool(queues) and all(pipeline.stage(q).io_bound for q in queues)
     pool = pool or ("threads" if io_only else "prefork")
     if concurrency is None:
         concurrency = FETCH_THREADS if pool == "threads" else (os.cpu_count() or 2)
     name = name or ("-".join(queues) if len(queues) < 3 else "all")
     # Later stages first: kombu reads the queues in this order, so a worker finishes articles
     # already in flight before it starts new fetches, rather than fetching everything first.
-    ordered = sorted(queues, key=lambda q: -Queue.names().index(q))
+    ordered = sorted(queues, key=lambda q: -names.index(q))
     return celery_base() + [
         "worker", "-Q", ",".join(ordered), "-P", pool, "-c", str(concurrency), "-l", loglevel,
         "-n", f"{name}@%h",
@@ -61,8 +65,8 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 
 def run_all(settings: Settings, *, web: bool = True) -> int:
-    """Redis (embedded if unset), an I/O worker for fetch, a CPU worker for the other stages,
-    beat, and the web UI when present; all stopped together."""
+    """Redis (embedded if unset), an I/O worker for the stages that wait on the network (fetch), a
+    CPU worker for the others, beat, and the web UI when present; all stopped together."""
     from worker.redis_server import EmbeddedRedis
 
     env = dict(os.environ)
@@ -74,11 +78,12 @@ def run_all(settings: Settings, *, web: bool = True) -> int:
             embedded = None  # someone else's server: leave it running
         env["GLEANER_REDIS_URL"] = url
         log.info("embedded Redis at %s (data in %s)", url, settings.data_dir / "redis")
-    commands = {
-        "worker-fetch": worker_argv([Queue.FETCH.value]),
-        "worker-stages": worker_argv([q.value for q in Queue if q is not Queue.FETCH]),
-        "beat": beat_argv(settings),
-    }
+    pipeline = get_pipeline()
+    io = [s.name for s in pipeline if s.io_bound]
+    cpu = [s.name for s in pipeline if not s.io_bound]
+    commands = {f"worker-{'-'.join(io)}": worker_argv(io)} if io else {}
+    commands |= {"worker-stages": worker_argv(cpu)} if cpu else {}
+    commands["beat"] = beat_argv(settings)
     if web:
         try:
             import worker.web  # noqa: F401

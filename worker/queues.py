@@ -1,20 +1,13 @@
-"""The pipeline's queues, one per stage, so each stage scales on its own."""
+"""Message priorities, and the Redis lists behind a stage's queue (kombu keeps one per priority step).
+
+The stages themselves, and so the queues, are declared once in worker/pipeline.py.
+"""
 
 from __future__ import annotations
 
 import enum
 
-
-class Queue(str, enum.Enum):
-    FETCH = "fetch"
-    PARSE = "parse"
-    DEDUPE = "dedupe"
-    SUMMARIZE = "summarize"
-    STORE = "store"
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [q.value for q in cls]
+PRIORITY_SEP = ":"
 
 
 class Priority(int, enum.Enum):
@@ -36,6 +29,3 @@ def broker_key(queue: str, step: int) -> str:
 def broker_keys(queue: str) -> list[str]:
     """The Redis lists behind one queue (kombu keeps one list per priority step)."""
     return [broker_key(queue, p) for p in Priority.steps()]
-
-
-PRIORITY_SEP = ":"

@@ -1,7 +1,9 @@
-"""Per-process resources shared by the tasks: settings, storage, Redis, the HTTP client.
+"""Per-process resources the stages use: settings, storage, Redis, the HTTP client and the shared
+indexes, and this process's metrics tally.
 
 Created on first use in each worker process (never before the prefork pool forks, so no
-connection is shared between processes) and closed when the process ends.
+connection is shared between processes) and closed when the process ends. A stage gets them in
+its context (worker/stage.py); nothing reaches for them through a global.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
-from worker.pagestore import PageStore
+from tasks.duplicates.lsh import LSHIndex
+from tasks.fetching.policy import FetchPolicy
+from worker.metrics import Tally
 from worker.redis_server import resolve_redis_url
 from worker.settings import Settings, get_settings
 from worker.similar import SimilarIndex
@@ -25,30 +29,45 @@ class Runtime:
     settings: Settings
     storage: Storage
     redis: redis.Redis
-    pages: PageStore
     similar: SimilarIndex
+    tally: Tally = field(default_factory=Tally)  # stage runs counted here, sent to Redis a second's worth at a time
+
+    @functools.cached_property
+    def fetcher(self) -> FetchPolicy:
+        """This process's fetch policy: its HTTP client, robots.txt memory and host limiter."""
+        return FetchPolicy(self.redis, self.settings)
+
+    @functools.cached_property
+    def near_duplicates(self) -> LSHIndex:
+        """This process's handle on the shared near-duplicate index (built once: it registers its scripts)."""
+        return LSHIndex(self.redis, self.settings.near_duplicate_threshold)
+
+    def forget_fetcher(self) -> None:
+        """Build the fetch policy afresh on next use (after its settings changed, in tests)."""
+        fetcher = self.__dict__.pop("fetcher", None)
+        if fetcher is not None:
+            fetcher.close()
 
     def close(self) -> None:
+        self.forget_fetcher()
         self.storage.close()
         self.redis.close()
 
 
-@functools.cache
-def _runtime_for(pid: int) -> Runtime:
-    settings = get_settings()
+def build_runtime(settings: Settings) -> Runtime:
     client = redis.Redis.from_url(resolve_redis_url(settings), socket_timeout=30, health_check_interval=30)
     storage = Storage(settings.effective_database_url)
-    runtime = Runtime(
-        settings=settings,
-        storage=storage,
-        redis=client,
-        pages=PageStore(client, settings.page_ttl),
-        similar=SimilarIndex(storage.engine),
-    )
+    return Runtime(settings=settings, storage=storage, redis=client, similar=SimilarIndex(storage.engine))
+
+
+@functools.cache
+def _runtime_for(pid: int) -> Runtime:
+    runtime = build_runtime(get_settings())
     atexit.register(runtime.close)
     return runtime
 
 
 def get_runtime() -> Runtime:
-    # Keyed by pid: a forked child builds its own instead of reusing its parent's sockets.
+    """This process's runtime, for the entry points (the Celery tasks and hooks, the CLI, benchmarks).
+    Keyed by pid: a forked child builds its own instead of reusing its parent's sockets."""
     return _runtime_for(os.getpid())

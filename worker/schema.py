@@ -1,4 +1,5 @@
-"""Bringing a database's schema to the current Alembic revision, once, whoever gets there first."""
+"""Bringing a database's schema to the current Alembic revision, once, whoever gets there first,
+and its indexes' stored settings up to date (``prepare``: what every process does at start)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+
+from worker.similar import tune_index
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 0x676C65616E  # any constant: every Gleaner process takes the same advisory lock
@@ -65,3 +68,12 @@ def upgrade(engine: Engine) -> bool:
             command.upgrade(config, "head")
             conn.commit()
     return True
+
+
+def prepare(engine: Engine) -> None:
+    """What a process does with its database at start (worker/storage.py ``Storage``): migrate to
+    head, then apply the settings an index keeps in itself, which a migration written before they
+    were chosen did not set (a database made then gets them now)."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        tune_index(conn)

@@ -35,9 +35,13 @@ class Settings(BaseSettings):
     total_timeout: float = 60.0  # seconds for a whole fetch, redirects included
     max_body_bytes: int = 10 * 1024 * 1024  # raw and decompressed, each
     max_redirects: int = 10
-    fetch_retries: int = 4  # attempts after the first, for retryable failures
-    retry_backoff_max: float = 300.0  # seconds; kept well under visibility_timeout
-    retry_backoff_base: float = 2.0  # seconds; retry n waits a random 0..base*2**(n-1), capped
+    # Retries (worker/runner.py): a job's failed attempts after the first, for retryable failures
+    # (network, 5xx, 429) in any stage, and the wait before retry n: a random point in the upper
+    # half of base*2**(n-1) seconds, or the server's Retry-After, never more than the max. The job
+    # waits in Redis's delayed set, not in the broker, so the max need not fit the visibility timeout.
+    fetch_retries: int = 4
+    retry_backoff_max: float = 300.0  # seconds
+    retry_backoff_base: float = 2.0  # seconds
     validators_ttl: int = 30 * 24 * 3600  # seconds an ETag/Last-Modified is kept for conditional requests
 
     # Politeness (per host, shared by every worker through Redis)
@@ -48,14 +52,15 @@ class Settings(BaseSettings):
     host_rate: float = 1.0  # fetches per second started per host; 0 = no rate limit
     host_concurrency: int = 2  # fetches in flight per host at once; 0 = no limit
     host_wait_inline: float = 2.0  # seconds a worker thread may sleep for a host slot before re-queueing
-    host_busy_max_wait: float = 30.0  # seconds; cap on one busy-host re-queue countdown
+    host_busy_max_wait: float = 30.0  # seconds a fetch waiting for a busy host waits at most before trying again
     host_busy_timeout: float = 3600.0  # seconds a URL may wait in total for a busy host before dead-lettering
 
-    # Scheduled crawling (worker.scheduler, tasks.discover)
+    # Scheduled crawling (worker/registry.py, tasks/discovery/)
     sources: Path | None = None  # the sources.toml to sync into Redis; unset: only `gleaner sources add` ones
     sources_tick: float = 5.0  # seconds between beat's polls for due sources (a source's own interval is its `every`)
 
     # Pipeline
+    pipeline: str = "worker.pipeline:PIPELINE"  # the stage table to run (module:attribute)
     page_ttl: int = 24 * 3600  # seconds an in-flight page or draft stays in Redis
     # Seconds before Redis hands an unacknowledged task out again: a killed worker's tasks come
     # back after this plus at most 10 s (kombu's restore scan). Every task must finish well

@@ -50,11 +50,11 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from tasks.textnorm import CJK_CHARS
+from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["SimilarIndex", "create_schema", "drop_schema", "enter_lists", "query_terms", "rebuild_index",
-           "search_columns", "tokens"]
+__all__ = ["SimilarIndex", "create_schema", "enter_lists", "query_terms", "rebuild_index",
+           "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -468,11 +468,6 @@ _SQLITE_SCHEMA = [
     # External content: the text lives only in `records`; the index holds postings and sizes.
     "CREATE VIRTUAL TABLE IF NOT EXISTS similar_fts USING fts5(title, body, content='similar_content', "
     "content_rowid='docid', tokenize='unicode61 remove_diacritics 2')",
-    # Each store is its own transaction and writes a small segment; a query seeks every term in
-    # every segment. FTS5 merges a level once it holds 4 segments by default; at 2 the index keeps
-    # about one segment per level (10,000 load-run records: 6 segments, not 10; the similar-
-    # readings query 2.3 ms, not 2.9; writes no slower). Stored in the index, so set each start.
-    "INSERT INTO similar_fts(similar_fts, rank) VALUES ('automerge', 2)",
     "CREATE TRIGGER IF NOT EXISTS similar_records_insert AFTER INSERT ON records BEGIN\n"
     + _sqlite_index("new") + "END",
     "CREATE TRIGGER IF NOT EXISTS similar_records_update AFTER UPDATE OF title, body, duplicate_of, search_title, "
@@ -483,6 +478,13 @@ _SQLITE_SCHEMA = [
     "CREATE TRIGGER IF NOT EXISTS similar_records_delete AFTER DELETE ON records BEGIN\n"
     + _sqlite_unindex("old") + "END",
 ]
+
+# Each store is its own transaction and writes a small segment; a query seeks every term in every
+# segment. FTS5 merges a level once it holds 4 segments by default; at 2 the index keeps about one
+# segment per level (10,000 load-run records: 6 segments, not 10; the similar-readings query 2.3 ms,
+# not 2.9; writes no slower). The setting is stored in the index, so an index made before it was
+# chosen gets it from ``tune_index`` at the next start (worker/schema.py ``prepare``).
+AUTOMERGE = 2
 
 _PG_LOCK_KEY = 0x73696D696C  # "simil": one process at a time alters the records table
 
@@ -503,8 +505,9 @@ _PG_SCHEMA = [
 def create_schema(conn: Connection) -> bool:
     """Create the index and what keeps it in sync, if missing; True if the index is new.
 
-    Takes a connection so an Alembic migration can call it with ``op.get_bind()``; the caller
-    commits. Safe to run again.
+    Takes a connection so ``rebuild_index`` can run it in its own transaction; the caller commits.
+    Safe to run again. (Migrations write out their own statements: tests/test_schema.py checks
+    that the head revision makes the same objects.)
     """
     dialect = conn.dialect.name
     if dialect == "sqlite":
@@ -526,17 +529,17 @@ def create_schema(conn: Connection) -> bool:
     raise NotImplementedError(f"similar readings: no full-text search for {dialect}")
 
 
-def drop_schema(conn: Connection) -> None:
-    """Remove the index and what keeps it in sync (the caller commits); ``records`` keeps its rows."""
-    if conn.dialect.name == "sqlite":
-        for trigger in ("similar_records_insert", "similar_records_update", "similar_records_delete"):
-            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
-        conn.exec_driver_sql("DROP TABLE IF EXISTS similar_fts")
-        conn.exec_driver_sql("DROP VIEW IF EXISTS similar_content")
-        conn.exec_driver_sql("DROP TABLE IF EXISTS similar_docs")
-    else:
-        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_records_search_vector")
-        conn.exec_driver_sql("ALTER TABLE records DROP COLUMN IF EXISTS search_vector")
+def tune_index(conn: Connection) -> bool:
+    """Apply the index's stored settings (SQLite's FTS5 ``automerge``) if it lacks them; True if
+    anything changed. Reads first, so the processes starting together take no write lock for it."""
+    if conn.dialect.name != "sqlite" or conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE name = 'similar_fts'")).first() is None:
+        return False
+    current = conn.exec_driver_sql("SELECT v FROM similar_fts_config WHERE k = 'automerge'").scalar()
+    if current is not None and int(current) == AUTOMERGE:
+        return False
+    conn.exec_driver_sql(f"INSERT INTO similar_fts(similar_fts, rank) VALUES ('automerge', {AUTOMERGE})")
+    return True
 
 
 def rebuild_index(conn: Connection) -> None:
@@ -608,10 +611,6 @@ class SimilarIndex:
             created = create_schema(conn)
         if created and self.dialect == "sqlite":
             self.rebuild()
-
-    def add(self, record_id: str, title: str, body_paragraphs: Sequence[str]) -> None:
-        """Nothing to do: triggers (SQLite) and a generated column (PostgreSQL) index every write
-        to ``records``. Kept so callers written against an explicit-indexing API keep working."""
 
     def remove(self, record_id: str) -> None:
         """Drop a record from the index while keeping its row (deleting the row drops it anyway).

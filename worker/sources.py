@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.download import check_url
+from tasks.fetching.download import check_url
 from tasks.extraction.rules import SiteRules, check_selector
 from worker.errors import InvalidURLError
 
@@ -92,7 +92,7 @@ class Listing(BaseModel):
 class Politeness(BaseModel):
     """Per-source overrides of the host limits (GLEANER_HOST_RATE / GLEANER_HOST_CONCURRENCY).
 
-    Only data here: the fetch stage and discovery turn it into a ``tasks.hostlimit.HostPolicy``.
+    Only data here: the fetch stage and discovery turn it into a ``tasks.fetching.hostlimit.HostPolicy``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

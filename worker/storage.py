@@ -219,9 +219,9 @@ class Storage:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        from worker.schema import upgrade
+        from worker.schema import prepare
 
-        upgrade(self.engine)
+        prepare(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -290,13 +290,6 @@ class Storage:
             return {state: n for state, n in rows}
 
     # --- records ----------------------------------------------------------------------------
-
-    def find_canonical_by_hash(self, content_hash: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(records.c.id).where(records.c.content_hash == content_hash,
-                                           records.c.duplicate_of.is_(None))
-            ).scalar()
 
     def upsert_record(self, draft: Draft, *, similar: Sequence[SimilarRef] | None = None,
                       story_id: str | None = None, job_id: str | None = None) -> tuple[str, str | None]:
@@ -390,10 +383,6 @@ class Storage:
                 .values(read_count=records.c.read_count + 1, last_read_at=utcnow())
             )
         return self.get_record(record_id)
-
-    def set_similar(self, record_id: str, similar: Sequence[SimilarRef]) -> None:
-        with self.engine.begin() as conn:
-            _set_similar(conn, record_id, similar)
 
     def neighbours(self, record_ids: Sequence[str]) -> dict[str, Neighbour]:
         """What the store stage needs of the records a new one is related to: their readings,

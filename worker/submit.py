@@ -1,4 +1,8 @@
-"""Putting URLs into the pipeline and waiting for their outcomes."""
+"""Putting URLs into the pipeline (and failed jobs back into it), and waiting for their outcomes.
+
+Every way in goes through here: the CLI, the web UI and API, discovery (through the enqueue
+function its Celery task hands it) and the benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tasks.fetch import check_url
+from tasks.fetching.download import check_url
+from worker import dispatch
 from worker.errors import InvalidURLError
-from worker.pipeline import send_many
-from worker.queues import Priority, Queue
+from worker.job import Job, Message
+from worker.pipeline import get_pipeline
+from worker.queues import Priority
 from worker.storage import TERMINAL_STATES, Storage
 
-SEND_BATCH = 500  # URLs whose ledger entries go to Redis in one round trip
+SEND_BATCH = 500  # URLs checked and sent per batch (their ledger entries go in one round trip)
+SendFn = Callable[[Sequence[Message]], None]
 
 
 @dataclass
@@ -35,28 +42,41 @@ class Outcome:
 
 
 def submit(storage: Storage, urls: Sequence[str], category_id: str,
-           priority: Priority = Priority.MANUAL, progress: Callable[[int], None] | None = None) -> list[str]:
+           priority: Priority = Priority.MANUAL, progress: Callable[[int], None] | None = None, *,
+           send: SendFn = dispatch.send) -> list[str]:
     """Record a job per URL, then queue the valid ones; a malformed URL is dead-lettered at once.
 
     The job row is written before the message is sent, so a URL whose message never reached the
     broker is still visible as queued rather than lost. ``progress`` gets the number handled.
     """
     job_ids = storage.create_jobs(list(urls), category_id, int(priority))
+    first = get_pipeline().first.name
     pairs = list(zip(job_ids, urls))
     for start in range(0, len(pairs), SEND_BATCH):
         batch = pairs[start : start + SEND_BATCH]
-        valid = []
+        messages = []
         for job_id, url in batch:
             try:
                 check_url(url)
             except InvalidURLError as exc:
                 storage.fail_job(job_id, reason=exc.reason, stage="enqueue", attempts=0)
             else:
-                valid.append(job_id)
-        send_many(Queue.FETCH, valid, int(priority))
+                messages.append(Job(id=job_id, category_id=category_id, priority=int(priority), url=url).to(first))
+        send(messages)
         if progress:
             progress(len(batch))
     return job_ids
+
+
+def retry(storage: Storage, job_id: str, *, send: SendFn = dispatch.send) -> bool:
+    """Send a failed job through the pipeline again, from its first stage and with a fresh tally;
+    False (and nothing sent) if it is unknown or did not fail."""
+    row = storage.get_job(job_id)
+    if row is None or row["state"] != "failed":
+        return False
+    storage.requeue_job(job_id)
+    send([Job.from_row(row).to(get_pipeline().first.name)])
+    return True
 
 
 def outcomes(storage: Storage, job_ids: Sequence[str]) -> list[Outcome]:

@@ -215,8 +215,7 @@ def retry_job(services, job_id: str) -> dict[str, Any]:
         raise HTTPException(404, f"no job with id {job_id}")
     if job["state"] != "failed":
         raise HTTPException(409, f"job {job_id} is {job['state']}, not failed")
-    services.storage.requeue_job(job_id)
-    services.retry(job_id)
+    services.retry(services.storage, job_id)
     return services.storage.get_job(job_id)
 
 

@@ -6,7 +6,7 @@ database, Redis and worker list, and ``python -m worker.web`` hands it the confi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from worker.scheduler import web_sources
+from worker.submit import retry as retry_failed, submit as submit_urls
+from worker.registry import Registry
 from worker.settings import Settings, get_settings
 from worker.storage import Storage
 from worker.web import auth
@@ -27,23 +28,21 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_FLOWER_URL = "http://127.0.0.1:5555"
 
 SubmitFn = Callable[[Storage, Sequence[str], str], list[str]]
-RetryFn = Callable[[str], None]
-# Sources come from a later feature; until then the table is empty. A provider returns one
-# mapping per source with: name, url, category, last_run, next_run, last_error.
+RetryFn = Callable[[Storage, str], object]  # sends a failed job through the pipeline again
+# One mapping per source with: name, url, category, last_run, next_run, last_error.
 SourcesFn = Callable[[], Iterable[Mapping[str, Any]]]
 
 
 def _default_submit(storage: Storage, urls: Sequence[str], category: str) -> list[str]:
-    from worker.submit import submit
-
-    return submit(storage, urls, category)
+    return submit_urls(storage, urls, category)
 
 
-def _default_retry(job_id: str) -> None:
-    from worker.pipeline import send
-    from worker.queues import Queue
-
-    send(Queue.FETCH, job_id)
+def web_sources(client: redis.Redis) -> Iterator[dict[str, Any]]:
+    """One mapping per registered source, as the sources table wants it."""
+    for status in Registry(client).statuses():
+        points = status.entry.source.start_points()
+        yield {"name": status.key, "url": points[0][1] if points else None, "category": status.key,
+               "last_run": status.last_run, "next_run": status.next_run, "last_error": status.last_error}
 
 
 @dataclass
@@ -53,7 +52,7 @@ class Services:
     redis: redis.Redis  # the broker's Redis, where the metrics live too
     workers: CachedWorkers
     submit: SubmitFn = _default_submit
-    retry: RetryFn = _default_retry
+    retry: RetryFn = retry_failed
     sources: SourcesFn = field(default=lambda: [])
     flower_url: str = DEFAULT_FLOWER_URL
 
@@ -97,7 +96,7 @@ def create_app(storage: Storage | None = None, *, settings: Settings | None = No
         redis=redis_client,
         workers=CachedWorkers(workers or celery_workers),
         submit=submit or _default_submit,
-        retry=retry or _default_retry,
+        retry=retry or retry_failed,
         sources=sources or (lambda: list(web_sources(redis_client))),
         flower_url=getattr(settings, "flower_url", None) or DEFAULT_FLOWER_URL,
     )

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from worker import inflight, metrics
 from worker.delayed import DelayedJobs
-from worker.queues import Queue
+from worker.pipeline import get_pipeline
 
 __all__ = ["CONTENT_TYPE_LATEST", "GleanerCollector", "render"]
 
@@ -33,7 +33,8 @@ class GleanerCollector(Collector):
 
     def collect(self):
         s = self.services
-        counts = metrics.stage_counts(s.redis)
+        stages = get_pipeline().names()
+        counts = metrics.stage_counts(s.redis, stages)
         runs = CounterMetricFamily("gleaner_stage_runs", "Pipeline task runs by stage and outcome.",
                                    labels=["stage", "outcome"])
         for stage, outcomes in sorted(counts.items()):
@@ -48,7 +49,7 @@ class GleanerCollector(Collector):
         yield duration
 
         depth = GaugeMetricFamily("gleaner_queue_depth", "Messages waiting in a stage's queue.", labels=["queue"])
-        for queue, n in metrics.queue_depths(s.redis, Queue.names()).items():
+        for queue, n in metrics.queue_depths(s.redis, stages).items():
             depth.add_metric([queue], n)
         yield depth
 

@@ -16,7 +16,7 @@ import redis
 
 from worker import metrics
 from worker.delayed import DelayedJobs
-from worker.queues import Queue
+from worker.pipeline import get_pipeline
 from worker.storage import Storage
 
 log = logging.getLogger("gleaner.web")
@@ -59,12 +59,13 @@ class CachedWorkers:
 
 def snapshot(storage: Storage, client: redis.Redis, workers: CachedWorkers, *, minutes: int = 60,
              flower_url: str | None = None) -> dict:
-    counts = metrics.stage_counts(client)
+    stages = get_pipeline().names()
+    counts = metrics.stage_counts(client, stages)
     jobs = storage.count_jobs()
     rows = metrics.throughput(client, minutes=minutes)
-    last = Queue.STORE.value
+    last = stages[-1]
     return {
-        "queues": metrics.queue_depths(client),
+        "queues": metrics.queue_depths(client, stages),
         "in_flight": metrics.unacked(client),
         "retry_waiting": DelayedJobs(client).pending(),
         "stages": counts,

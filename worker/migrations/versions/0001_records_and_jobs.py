@@ -8,8 +8,6 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-from worker.storage import UTCDateTime
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -25,10 +23,10 @@ def upgrade() -> None:
         sa.Column("canonical_url", sa.String(2048), nullable=False, unique=True),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("body", sa.JSON, nullable=False),
-        sa.Column("published_at", UTCDateTime),
-        sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.Column("updated_at", UTCDateTime, nullable=False),
-        sa.Column("last_read_at", UTCDateTime),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_read_at", sa.DateTime(timezone=True)),
         sa.Column("summary", sa.Text, nullable=False),
         sa.Column("word_count", sa.Integer, nullable=False),
         sa.Column("read_count", sa.Integer, nullable=False),
@@ -55,8 +53,8 @@ def upgrade() -> None:
         sa.Column("http_status", sa.Integer),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("priority", sa.Integer, nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 

@@ -8,8 +8,6 @@ Create Date: 2026-12-04
 import sqlalchemy as sa
 from alembic import op
 
-from worker.storage import UTCDateTime
-
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -18,7 +16,8 @@ depends_on = None
 
 def upgrade() -> None:
     # A nullable column: ADD COLUMN on both databases, no table copy, existing rows read as "not stated".
-    op.add_column("records", sa.Column("modified_at", UTCDateTime))
+    # The type worker.storage.UTCDateTime stores as (a migration imports no live code).
+    op.add_column("records", sa.Column("modified_at", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:

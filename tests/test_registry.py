@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from worker import keys
-from worker.scheduler import Registry, RunReport, UnknownSource, politeness_for, rules_for, web_sources
+from worker.registry import Registry, RunReport, UnknownSource, source_of
 from worker.sources import Source
-
+from worker.web.app import web_sources
 
 
 @pytest.fixture
@@ -143,14 +143,14 @@ def test_run_reports_show_in_statuses(registry):
     assert row["name"] == "a" and row["url"] == "https://a.example/rss" and row["last_run"] == status.last_run
 
 
-def test_rules_and_politeness_lookups(registry, client):
+def test_a_jobs_source_is_looked_up_by_its_category(registry, client):
     registry.add(_source("a", rules={"title": "h1.t", "drop": [".ad"]}, politeness={"rate": 0.25}))
     registry.add(_source("b"))
-    assert rules_for(client, "a").title == "h1.t"
-    assert politeness_for(client, "a").rate == 0.25 and politeness_for(client, "a").concurrency is None
-    assert rules_for(client, "b") is None and rules_for(client, "manual") is None
+    assert source_of(client, "a").rules.title == "h1.t"
+    assert source_of(client, "a").politeness.rate == 0.25 and source_of(client, "a").politeness.concurrency is None
+    assert source_of(client, "b").rules is None and source_of(client, "manual") is None
     client.hset(keys.sources(), "broken", b"{not json")
-    assert rules_for(client, "broken") is None  # logged, never a crash in the parse stage
+    assert source_of(client, "broken") is None  # logged, never a crash in the parse stage
 
 
 FILE = """\
@@ -231,14 +231,15 @@ def test_file_and_cli_sources_each_keep_their_place(registry, tmp_path):
 
 
 
-def test_host_policy_overrides_for_the_fetch_stage(registry, client):
-    from worker.scheduler import host_policy_for
+def test_a_sources_politeness_overrides_the_global_host_limits(registry, client):
+    from tasks.fetching.policy import host_policy
     from worker.settings import get_settings
 
     settings = get_settings()
     registry.add(_source("slow", politeness={"concurrency": 1}))
     registry.add(_source("plain"))
-    policy = host_policy_for(client, settings, "slow")
+    policy = host_policy(settings, source_of(client, "slow").politeness)
     assert policy.concurrency == 1 and policy.rate == settings.host_rate
-    assert host_policy_for(client, settings, "plain") is None
-    assert host_policy_for(client, settings, "manual") is None
+    plain = host_policy(settings, source_of(client, "plain").politeness)
+    assert (plain.rate, plain.concurrency) == (settings.host_rate, settings.host_concurrency)
+    assert host_policy(settings, None) == plain

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from tasks.textnorm import paragraph_key
+from tasks.duplicates.textnorm import paragraph_key
 from worker import keys
 
 __all__ = ["BoilerplateFilter", "site_of"]

@@ -2,7 +2,7 @@
 
 How sentences are chosen (news-shaped text, about a millisecond an article):
 
-1. Split every paragraph into sentences (``tasks.sentences``) and drop repeats.
+1. Split every paragraph into sentences (``tasks.summaries.sentences``) and drop repeats.
    Fragments without a full stop (headings, captions, credits) and sentences under
    five words are not *informative*; they are used only if nothing else is.
 2. Score each sentence by *centrality* — TF-IDF cosine with the centroid of all the
@@ -30,7 +30,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from tasks.sentences import join_sentences, split_sentences
+from tasks.summaries.sentences import join_sentences, split_sentences
 
 __all__ = ["ELLIPSIS", "summarize_extractive"]
 

@@ -1,4 +1,4 @@
-"""MinHash signatures of article bodies, for near-duplicate search (see ``tasks.lsh``).
+"""MinHash signatures of article bodies, for near-duplicate search (see ``tasks.duplicates.lsh``).
 
 A body becomes word shingles (``shingle`` consecutive normalized words), each shingle a 64-bit
 hash, and the signature keeps, for each of ``num_perm`` hash permutations, the minimum. Two
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from tasks.textnorm import tokens as text_tokens
+from tasks.duplicates.textnorm import tokens as text_tokens
 
 __all__ = ["MinHasher", "estimate_similarity", "jaccard", "mix64"]
 

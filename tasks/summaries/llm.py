@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from tasks.sentences import join_sentences, split_sentences
-from tasks.summary import summarize_extractive
+from tasks.summaries.sentences import join_sentences, split_sentences
+from tasks.summaries.extractive import summarize_extractive
 
 __all__ = ["SummarizerConfig", "summarize", "summarize_llm"]
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from tasks.minhash import MinHasher, mix64
-from tasks import textnorm
+from tasks.duplicates.minhash import MinHasher, mix64
+from tasks.duplicates import textnorm
 from worker import keys
 
 __all__ = ["IndexLayoutError", "LSHIndex", "Verdict", "choose_bands"]

@@ -1,8 +1,8 @@
 """One bounded HTTP GET: a total deadline, size caps while streaming, redirects checked hop by hop.
 
-Shared by the article fetch (tasks.fetch) and the robots.txt fetch (tasks.robots). Redirects are
+Shared by the article fetch (tasks.fetch) and the robots.txt fetch (tasks.fetching.robots). Redirects are
 followed here rather than by httpx, so every hop's URL is checked (scheme, loops, count) and its
-host passes the address guard again when its connection opens (tasks.netguard).
+host passes the address guard again when its connection opens (tasks.fetching.netguard).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from tasks import netguard
+from tasks.fetching import netguard
 from worker.errors import ContentTypeError, InvalidURLError, NetworkError, RedirectError, TooLargeError
 from worker.models import Redirect
 from worker.settings import Settings

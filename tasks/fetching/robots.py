@@ -18,7 +18,7 @@ import httpx
 import redis
 from protego import Protego
 
-from tasks.download import FetchLimits, download
+from tasks.fetching.download import FetchLimits, download
 from worker import keys
 from worker.errors import NetworkError, RedirectError, RetryableError, ServerError
 
@@ -118,7 +118,9 @@ class RobotsCache:
         hold = self.limits.total_timeout + 5
         token = uuid.uuid4().hex
         deadline = time.monotonic() + hold
+        waited = False
         while not self.redis.set(lock, token, nx=True, px=int(hold * 1000)):
+            waited = True
             time.sleep(LOCK_POLL_S)
             rules = self._from_redis(origin)
             if rules is not None:
@@ -126,7 +128,9 @@ class RobotsCache:
             if time.monotonic() > deadline:
                 break  # the holder died without answering; its lock is about to expire anyway
         try:
-            return self._fetch(origin)
+            # The holder may have answered and let go between our last look and our taking the lock.
+            rules = self._from_redis(origin) if waited else None
+            return rules if rules is not None else self._fetch(origin)
         finally:
             if self.redis.get(lock) == token.encode():
                 self.redis.delete(lock)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,13 +22,10 @@ from typing import Any, Literal
 import redis
 from pydantic import ValidationError
 
-from tasks.extraction.rules import SiteRules
-from tasks.hostlimit import HostPolicy
 from worker import keys
-from worker.settings import Settings
-from worker.sources import Politeness, Source, SourcesFileError, parse_sources, read_sources_file, table_line
+from worker.sources import Source, SourcesFileError, parse_sources, read_sources_file, table_line
 
-log = logging.getLogger("gleaner.scheduler")
+log = logging.getLogger("gleaner.registry")
 
 Origin = Literal["file", "cli"]
 
@@ -404,77 +399,25 @@ def _stamp(path: Path) -> str:
     return f"{st.st_mtime_ns}:{st.st_size}"
 
 
-# --- lookups for the pipeline -----------------------------------------------------------------------
+# --- a job's source, for the stages that read it ------------------------------------------------------
 
-# A source's entry read ahead by the stage wrapper, (key, raw), for the stage on this thread.
-_read_ahead = threading.local()
-
-
-def read_entry_into(pipe: redis.client.Pipeline, key: str) -> Callable[[Any], None]:
-    """Add the read of source ``key``'s entry to the caller's pipeline (the stage wrapper's start
-    round trip). The caller hands that command's result to the returned function; the stage's
-    next ``rules_for``/``politeness_for`` for ``key`` on this thread then answers from it once,
-    without a round trip of its own."""
+def read_source_into(pipe: redis.client.Pipeline, key: str) -> None:
+    """Queue the read of source ``key``'s entry onto the caller's pipeline (one command; its reply
+    goes to ``source_from``)."""
     pipe.hget(keys.sources(), key)
 
-    def accept(raw: Any) -> None:
-        _read_ahead.entry = (key, raw)
 
-    return accept
-
-
-def forget_read_ahead() -> None:
-    """Drop an entry read ahead that the stage did not use (so nothing later takes it as fresh)."""
-    _read_ahead.entry = None
-
-
-def _entry(client: redis.Redis, key: str) -> Entry | None:
-    held = getattr(_read_ahead, "entry", None)
-    if held is not None and held[0] == key:
-        _read_ahead.entry = None
-        raw = held[1]
-    else:
-        raw = client.hget(keys.sources(), key)
+def source_from(raw: bytes | str | None, key: str) -> Source | None:
+    """The source in an entry read by ``read_source_into``; None if there is none or it is unreadable."""
     if not raw:
         return None
     try:
-        return Entry.from_json(raw)
+        return Entry.from_json(raw).source
     except (ValueError, KeyError, ValidationError) as exc:
-        log.error("source %s in Redis is unreadable (%s); using generic extraction", key, exc)
+        log.error("source %s in Redis is unreadable (%s); using generic extraction and the global limits", key, exc)
         return None
 
 
-def rules_for(client: redis.Redis, category_id: str) -> SiteRules | None:
-    """The extraction rules of the source whose key is ``category_id``, if it has any."""
-    entry = _entry(client, category_id)
-    return entry.source.rules if entry else None
-
-
-def politeness_for(client: redis.Redis, category_id: str) -> Politeness | None:
-    """The host-limit overrides of the source whose key is ``category_id``, if it has any."""
-    entry = _entry(client, category_id)
-    return entry.source.politeness if entry else None
-
-
-def host_policy(settings: Settings, politeness: Politeness | None) -> HostPolicy:
-    """A source's politeness overrides on top of the global host limits."""
-    p = politeness or Politeness()
-    return HostPolicy(rate=settings.host_rate if p.rate is None else p.rate,
-                      concurrency=settings.host_concurrency if p.concurrency is None else p.concurrency)
-
-
-def host_policy_for(client: redis.Redis, settings: Settings, category_id: str) -> HostPolicy | None:
-    """The host policy of the source whose key is ``category_id``, or None if it overrides nothing
-    (then the global limits apply). For the fetch stage: ``overrides={category_id: policy}``."""
-    politeness = politeness_for(client, category_id)
-    if politeness is None or (politeness.rate is None and politeness.concurrency is None):
-        return None
-    return host_policy(settings, politeness)
-
-
-def web_sources(client: redis.Redis) -> Iterator[dict[str, Any]]:
-    """One mapping per source as the web UI's sources table wants it."""
-    for status in Registry(client).statuses():
-        points = status.entry.source.start_points()
-        yield {"name": status.key, "url": points[0][1] if points else None, "category": status.key,
-               "last_run": status.last_run, "next_run": status.next_run, "last_error": status.last_error}
+def source_of(client: redis.Redis, key: str) -> Source | None:
+    """Source ``key``'s entry, in a round trip of its own."""
+    return source_from(client.hget(keys.sources(), key), key)

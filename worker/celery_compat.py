@@ -1,0 +1,104 @@
+"""The one place Gleaner reaches past Celery's and kombu's public API, and the check that it still can.
+
+Written against the releases pinned in pyproject.toml (celery and kombu 5.7). Each change lists
+the private attributes it relies on in ``NEEDS``; at start-up ``check`` looks for each of them,
+and a change whose attributes are gone is left out with a warning, so that Celery's own class
+takes over (worker/celeryconfig.py asks ``consumer_class``). tests/test_celery_compat.py is the
+canary: it fails when an upgrade moves any of them.
+
+Two other changes lived here and were removed after interleaved load runs against the code
+before them found their gain inside this machine's run-to-run spread (bench/results/load.md):
+kombu's Redis transport subclassed to keep one client per channel, and to put a stage's onward
+message and the Redis half of its ack into the stage's end-of-stage round trip.
+
+``Consumer``: Celery's consumer, kept alive across a broker restart. When the connection
+drops, every message in hand belongs to a channel that is gone, and Celery 5.7.0 trips over
+that twice, each time exiting with "Unrecoverable error" where it should reconnect:
+
+- it ``collect()``s the lost connection (which drops its transport) and then ``close()``s it;
+  closing closes the default channel again, and the Redis channel tries to hand back its
+  unacknowledged messages through a connection pool it can no longer build (an
+  ``AttributeError``, which ``ignore_errors`` does not ignore);
+- a late-ack task still running at the drop finishes later and acks or rejects its message
+  on the old channel: the same ``AttributeError``, raised inside the event loop.
+
+Neither hand-back is needed: those messages sit in Redis's unacked hash and come back through
+the visibility-timeout restore (and a message Redis itself lost is sent again by the in-flight
+ledger's sweeper, worker/inflight.py). So on a drop the tasks in hand are marked as settled
+(``Request.acknowledged``: their ack would go to a channel that is gone) and the close may
+fail quietly. The tasks themselves run to the end, as Celery's own
+``worker_cancel_long_running_tasks_on_connection_loss`` (off; worker/celeryconfig.py) leaves them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import celery
+import kombu
+from celery.worker import state as worker_state
+from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.request import Request
+
+log = logging.getLogger("gleaner.celery_compat")
+
+TESTED = {"celery": "5.7", "kombu": "5.7"}  # the releases these changes were written against
+DEFAULT_CONSUMER = "celery.worker.consumer:Consumer"
+
+
+class Consumer(CeleryConsumer):
+    def on_connection_error_after_connected(self, exc: Exception) -> Any:
+        settled = 0
+        for request in tuple(worker_state.active_requests):
+            if request.task.acks_late and not request.acknowledged:
+                request.acknowledged = True  # its ack or reject would go to the dead channel
+                settled += 1
+        if settled:
+            log.warning("broker connection lost with %d task(s) running; their messages return "
+                        "through the visibility-timeout restore", settled)
+        connection = self.connection
+        if connection is not None:
+            close = connection.close
+
+            def close_quietly() -> None:
+                try:
+                    close()
+                except AttributeError as error:  # the half-collected channel; see the module docstring
+                    log.info("closing the lost broker connection: %s", error)
+
+            connection.close = close_quietly  # what the base method calls, on this instance only
+        return super().on_connection_error_after_connected(exc)
+
+
+# What each change relies on beyond the public API: (owner, attribute) pairs.
+NEEDS: dict[str, list[tuple[Any, str]]] = {
+    "consumer": [(CeleryConsumer, "on_connection_error_after_connected"), (Request, "acknowledged"),
+                 (worker_state, "active_requests")],
+}
+
+
+def missing(change: str) -> list[str]:
+    """The attributes ``change`` relies on that the installed Celery and kombu lack."""
+    return [f"{getattr(owner, '__name__', owner)}.{name}" for owner, name in NEEDS[change]
+            if not hasattr(owner, name)]
+
+
+@functools.cache
+def check() -> dict[str, bool]:
+    """Which changes the installed Celery and kombu allow; a warning for each one left out."""
+    usable = {}
+    for change in NEEDS:
+        gone = missing(change)
+        usable[change] = not gone
+        if gone:
+            log.warning("celery %s / kombu %s lack %s (written for celery %s, kombu %s): Gleaner's %s change "
+                        "is off and Celery's own behaviour applies (worker/celery_compat.py)",
+                        celery.__version__, kombu.__version__, ", ".join(gone), TESTED["celery"], TESTED["kombu"],
+                        change)
+    return usable
+
+
+def consumer_class() -> str:
+    return f"{__name__}:Consumer" if check()["consumer"] else DEFAULT_CONSUMER

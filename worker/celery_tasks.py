@@ -1,0 +1,173 @@
+"""The Celery tasks: one per pipeline stage, made from the table (worker/pipeline.py), and the two
+that poll sources; and the worker hooks around them.
+
+A stage's task only turns a message into a Job and hands it to the runner (worker/runner.py), which
+does the stage's bookkeeping; if Redis is unreachable the message is handed back. Every task has a
+stable name and takes ``**kwargs``, so a newer producer can add a field without breaking older
+workers mid-deploy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import kombu.exceptions
+import redis
+from celery import Task, bootsteps
+from celery.exceptions import Reject
+from celery.signals import task_failure, worker_init, worker_process_shutdown
+from sqlalchemy.exc import DBAPIError
+
+from tasks.discovery.run import poll_due, run_source
+from worker import inflight, runner
+from worker.app import app
+from worker.backoff import retry_delay
+from worker.delayed import ReleaseLoop
+from worker.dispatch import Dispatcher, send
+from worker.job import Job, Message
+from worker.memory import limit_malloc_arenas
+from worker.pipeline import Pipeline, Stage, get_pipeline
+from worker.queues import Priority
+from worker.runtime import Runtime, get_runtime
+from worker.storage import TERMINAL_STATES
+from worker.submit import submit
+
+log = logging.getLogger("gleaner.tasks")
+
+BROKER_DOWN = (*runner.REDIS_DOWN, kombu.exceptions.OperationalError)
+BROKER_RETRY_PAUSE = 1.0  # seconds
+
+
+def _job(pipeline: Pipeline, stage: Stage, job_id: str, fields: dict[str, Any], rt: Runtime) -> Job | None:
+    """The job as the stage needs it: from its message when that carries enough and the stage
+    needs no row (the middle stages: no database lookup), else from its row. None when there is
+    nothing to do: the job is unknown, or already finished (a redelivered copy)."""
+    if not stage.reads_row:
+        job = Job.from_fields(job_id, fields)
+        if job is not None:
+            return job
+    row = rt.storage.get_job(job_id)
+    if row is None:
+        log.error("job %s is unknown to the database; dropping its %s message", job_id, stage.name)
+    elif row["state"] in TERMINAL_STATES:
+        log.info("job %s already %s; %s redelivery ignored", job_id, row["state"], stage.name)
+        row = None
+    if row is None:
+        inflight.strike(rt.redis, job_id)
+        return None
+    return Job.from_row(row, priority=fields.get("priority"), attempts=int(fields.get("attempts") or 0),
+                        waiting_since=fields.get("waiting_since"))
+
+
+def stage_task(pipeline: Pipeline, stage: Stage, dispatcher: Dispatcher) -> Task:
+    @app.task(name=f"gleaner.{stage.name}", bind=True, max_retries=None)
+    def run(self: Task, job_id: str, sent: float | None = None, **fields: Any) -> None:
+        rt = get_runtime()
+        try:
+            try:
+                job = _job(pipeline, stage, job_id, fields, rt)
+            except DBAPIError as exc:  # the database is down while finding the job: as in the runner
+                delay = retry_delay(1, None, base=runner.DB_RETRY_BASE, cap=runner.DB_RETRY_MAX)
+                log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage.name, job_id,
+                            type(exc).__name__, delay)
+                runner.later(rt, Message(stage.name, job_id, fields), delay)
+                return
+            if job is not None:
+                runner.run_stage(pipeline, stage, job, rt, dispatcher, sent=sent)
+        except BROKER_DOWN as exc:
+            # Redis is unreachable, so nothing can be recorded: hand the message back (or, if even
+            # that fails, leave it unacked for redelivery after the visibility timeout). A pause
+            # keeps a flapping Redis from spinning us.
+            log.warning("Redis unavailable in %s for job %s (%s); message handed back", stage.name, job_id, exc)
+            time.sleep(BROKER_RETRY_PAUSE)
+            raise Reject(str(exc), requeue=True) from exc
+
+    return run
+
+
+PIPELINE = get_pipeline()
+STAGE_TASKS = {stage.name: stage_task(PIPELINE, stage, Dispatcher(app)) for stage in PIPELINE}
+
+
+def _enqueue(urls: Sequence[str], category: str, priority: Priority) -> list[str]:
+    return submit(get_runtime().storage, urls, category, priority)
+
+
+@app.task(name="gleaner.poll_sources", ignore_result=True)
+def poll_sources(**_: Any) -> int:
+    return len(poll_due(get_runtime(), app.send_task))
+
+
+@app.task(name="gleaner.discover", ignore_result=True)
+def discover(key: str, slot: int | None = None, **_: Any) -> None:
+    run_source(key, slot, get_runtime(), _enqueue)
+
+
+# --- the worker's hooks ----------------------------------------------------------------------------
+
+def _resend(stage: str, job_id: str, priority: int) -> None:
+    """For the sweeper: a lost message, sent again with what the ledger knows (the stage then reads
+    the job's row for the rest)."""
+    send([Message(stage, job_id, {"priority": priority})])
+
+
+def _sweep_every(rt: Runtime) -> float:
+    return rt.settings.visibility_timeout / 4
+
+
+def _sweep() -> None:
+    rt = get_runtime()
+    grace = 2.0 * rt.settings.visibility_timeout  # past kombu's own restore of a killed worker's tasks
+    inflight.sweep_once(rt.redis, _resend, grace=grace, interval=_sweep_every(rt))
+
+
+class ReleaseLoopStep(bootsteps.StartStopStep):
+    """The worker's main process, beside its tasks: the release loop (due retries, and the
+    in-flight ledger's sweep for lost messages); at shutdown, the last of its metrics."""
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.loop: ReleaseLoop | None = None
+
+    def start(self, worker: Any) -> None:
+        rt = get_runtime()
+        self.loop = ReleaseLoop(rt.redis, lambda message: send([message]), sweep=_sweep, sweep_every=_sweep_every(rt))
+        self.loop.start()
+
+    def stop(self, worker: Any) -> None:
+        if self.loop is not None:
+            self.loop.stop()
+        rt = get_runtime()
+        rt.tally.flush(rt.redis)
+
+
+app.steps["worker"].add(ReleaseLoopStep)
+
+
+@worker_init.connect
+def _limit_malloc_arenas(**_: Any) -> None:
+    limit_malloc_arenas()  # before the pool starts its threads; see worker/memory.py
+
+
+@worker_process_shutdown.connect
+def _flush_metrics(**_: Any) -> None:
+    get_runtime().tally.flush(get_runtime().redis)  # a prefork pool's child counts its own runs
+
+
+@task_failure.connect
+def _dead_letter_killed_tasks(sender: Task | None = None, args: Any = None, exception: BaseException | None = None,
+                              **_: Any) -> None:
+    """A task killed by the hard time limit never reaches the runner's handlers; the worker's main
+    process reports it here, and the job ends in the dead-letter store instead of nowhere."""
+    name = getattr(sender, "name", "") or ""
+    stage = name.split(".", 1)[1] if name.startswith("gleaner.") else ""
+    if stage not in PIPELINE or not args:
+        return
+    rt = get_runtime()
+    row = rt.storage.get_job(args[0])
+    if row is not None and row["state"] not in TERMINAL_STATES:
+        runner.dead_letter(PIPELINE, PIPELINE.stage(stage), Job.from_row(row), rt,
+                           f"{stage} stage killed: {type(exception).__name__}: {exception}")
