@@ -15,8 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # A nullable column: ADD COLUMN on both databases, no table copy, existing rows read as "not stated".
-    # The type worker.storage.UTCDateTime stores as (a migration imports no live code).
+    # A nullable column: ADD COLUMN on both databases, no table copy, existing rows read as "not
+    # stated". The type is what UTCDateTime stores, written out (a migration imports no live code).
     op.add_column("records", sa.Column("modified_at", sa.DateTime(timezone=True)))
 
 
