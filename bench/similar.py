@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -290,10 +290,10 @@ def score_lists(lists: dict[str, list[str]], subject: dict, area: dict, half: di
 
 
 def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], subject: dict, area: dict,
-                        half: dict) -> dict:
+                        half: dict, floors: tuple[float, ...] = ()) -> dict:
     by_id = {v: k for k, v in ids.items()}
     keys = sorted(k for k in subject if subject[k] and k in ids)
-    ours, ours_nofloor, lat, cpu, refs_of = {}, {}, [], [], {}
+    ours, ours_nofloor, lat, cpu, refs_of, scored5 = {}, {}, [], [], {}, {}
     floorless = SimilarIndex(index.engine, floor=-1.0, sample_max_age=float("inf"))
     floorless._df = index._df
     for k in keys:
@@ -303,14 +303,33 @@ def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], su
         cpu.append((time.process_time() - c) * 1000)
         refs_of[k] = refs
         ours[k] = [by_id.get(str(r.id), "-") for r in refs]
-        ours_nofloor[k] = [by_id.get(str(r.id), "-") for r in floorless.related(ids[k])]
+        scored5[k] = [(by_id.get(str(r.id), "-"), r.score) for r in floorless.related(ids[k])]
+        ours_nofloor[k] = [key for key, _ in scored5[k]]
     peer5 = {k: [by_id.get(r, "-") for r in peer.related(ids[k])] for k in keys}
     peer_n = {k: peer5[k][:len(ours[k])] for k in keys}
     return {"ours": score_lists(ours, subject, area, half, keys),
             "ours_nofloor": score_lists(ours_nofloor, subject, area, half, keys),
             "peer": score_lists(peer5, subject, area, half, keys),
             "peer_n": score_lists(peer_n, subject, area, half, keys),
+            "at_floor": {f: score_lists(_cut(scored5, f), subject, area, half, keys) for f in floors},
+            "peer_at_floor": {f: score_lists({k: peer5[k][:len(v)] for k, v in _cut(scored5, f).items()}, subject,
+                                             area, half, keys) for f in floors},
             "latency": _pct(lat), "cpu": _pct(cpu), "refs": refs_of}
+
+
+def _cut(scored: dict[str, list[tuple[str, float]]], floor: float) -> dict[str, list[str]]:
+    return {k: [key for key, score in refs if score >= floor] for k, refs in scored.items()}
+
+
+def calibrated_floor(bins: list[tuple[float, float | None, int]], target: float, min_n: int = 20) -> float:
+    """The lowest cosine from which every bin of the calibration (with at least ``min_n``
+    candidates) holds on-subject candidates at a share of at least ``target``."""
+    floor = bins[-1][0]
+    for edge, share, n in reversed(bins):
+        if n >= min_n and (share is None or share < target):
+            break
+        floor = edge
+    return floor
 
 
 def calibration(index: SimilarIndex, ids: dict[str, str], subject: dict, story: dict, half: dict,
@@ -380,26 +399,48 @@ def stories(index: SimilarIndex, ids: dict[str, str], story: dict, docs: list[di
     return out
 
 
-def update_cost(storage: Storage, index: SimilarIndex, docs: list[dict]) -> dict:
+def update_cost(storage: Storage, index: SimilarIndex, docs: list[dict], *, checkpoint_apart: bool = False) -> dict:
     """Store a later version of labelled records as new records, as the store stage does, and time
-    what item 3 adds to a store: reading the related records' lists, ``enter_lists``, writing."""
-    touched, lat = [], []
+    what item 3 adds to a store (reading the related records' lists, ``enter_lists``, writing) and
+    the whole store (the upsert too). With ``checkpoint_apart`` (SQLite), the connections do not
+    checkpoint the WAL when they commit (``wal_autocheckpoint=0``): a passive checkpoint runs after
+    each store, outside the timed part, and is timed on its own."""
+    touched, lat, whole, ckpt = [], [], [], []
+    if checkpoint_apart:
+        engine = storage.engine
+        engine.dispose()  # new connections, each set as below
+        event.listen(engine, "connect", _no_autocheckpoint)
     for d in docs[:200]:
         body = d["body"] + ["A later report added this paragraph with the latest figures."]
         draft = Draft(job_id=str(uuid.uuid4()), category_id="bench", url=d["url"] + "#later",
                       article=Article(title=d["title"], body=body), canonical_url=f"https://bench.test/later/{d['key']}",
                       content_hash=uuid.uuid4().hex, summary="", word_count=1)
+        t0 = time.perf_counter()
         scored = [r for r in index.scored(d["title"], body) if r.score >= index.floor]
         rid, _ = storage.upsert_record(draft, similar=scored[:5])
         t = time.perf_counter()
         near = storage.neighbours([str(r.id) for r in scored])
         changes = enter_lists(rid, d["title"], scored, {i: n.similar for i, n in near.items()}, floor=index.floor)
         storage.set_similar_many(changes)
-        lat.append((time.perf_counter() - t) * 1000)
+        end = time.perf_counter()
+        lat.append((end - t) * 1000)
+        whole.append((end - t0) * 1000)
         touched.append(len(changes))
+        if checkpoint_apart:
+            with storage.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            ckpt.append((time.perf_counter() - end) * 1000)
     with storage.engine.begin() as conn:  # gone again, so the next size measures the same collection
         conn.execute(text("DELETE FROM records WHERE canonical_url LIKE 'https://bench.test/later/%'"))
-    return {"touched": float(np.mean(touched)), "max_touched": max(touched), **_pct(lat)}
+    if checkpoint_apart:
+        event.remove(storage.engine, "connect", _no_autocheckpoint)
+        storage.engine.dispose()
+    return {"touched": float(np.mean(touched)), "max_touched": max(touched), **_pct(lat), "store": _pct(whole),
+            "checkpoint": _pct(ckpt) if ckpt else None}
+
+
+def _no_autocheckpoint(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def main() -> None:
@@ -410,6 +451,8 @@ def main() -> None:
     ap.add_argument("--postgres", action="store_true", help="run on a PostgreSQL server started for the run")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--db-dir", type=Path, default=None)
+    ap.add_argument("--target", type=float, default=0.9,
+                    help="the share of on-subject candidates the calibrated floor must hold from (dev half)")
     args = ap.parse_args()
     out = args.out or ROOT / "bench" / "results" / ("similar-postgres.md" if args.postgres else "similar.md")
 
@@ -436,6 +479,8 @@ def main() -> None:
     results: dict = {"docs": len(docs), "labelled": sum(1 for k in subject if subject[k]), "sizes": [],
                      "common_share": filler.common_share, "common_words": len(filler.real)}
     results["calibration"] = calibration(index, ids, subject, story, half, {d["key"]: d for d in docs})
+    results["target"] = args.target
+    results["floor_cal"] = calibrated_floor(results["calibration"][("subject", "dev")], args.target)
     results["stories"] = stories(index, ids, story, docs)
     sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))
     filled = 0
@@ -449,7 +494,11 @@ def main() -> None:
                 t = time.perf_counter()
                 peer = Peer(storage)
                 row["peer_build_s"] = time.perf_counter() - t
-                row.update(quality_and_latency(index, peer, ids, subject, area, half))
+                row.update(quality_and_latency(index, peer, ids, subject, area, half, (results["floor_cal"],)))
+                if size:  # this size's own calibration, to see whether the floor carries over
+                    cal = calibration(index, ids, subject, story, half, {d["key"]: d for d in docs})
+                    row["floor_here"] = calibrated_floor(cal[("subject", "dev")], args.target)
+                    row["calibration_here"] = {h: cal[("subject", h)] for h in corpora.HALVES}
                 del peer
             else:
                 lat, cpu = [], []
@@ -461,7 +510,10 @@ def main() -> None:
                 row["latency"], row["cpu"] = _pct(lat), _pct(cpu)
             if "refs" in row:  # the lists as the store stage would have left them, before records arrive
                 storage.set_similar_many({ids[k]: refs for k, refs in row.pop("refs").items()})
-            row["update"] = update_cost(storage, index, [d for d in docs if d["key"] in subject])
+            labelled = [d for d in docs if d["key"] in subject]
+            row["update"] = update_cost(storage, index, labelled)
+            if not args.postgres:
+                row["update_apart"] = update_cost(storage, index, labelled, checkpoint_apart=True)
             results["sizes"].append(row)
             print(json.dumps(row, default=str), file=sys.stderr, flush=True)
     finally:
@@ -476,7 +528,9 @@ def main() -> None:
 
 def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
     db = "PostgreSQL (tests/servers.py's private cluster)" if args.postgres else f"SQLite {sqlite3.sqlite_version}"
-    cmd = "python bench/similar.py" + (" --million" if args.million else "") + (" --postgres" if args.postgres else "")
+    cmd = ("python bench/similar.py" + (" --million" if args.million else "") + (" --postgres" if args.postgres else "")
+           + (f" --sizes {','.join(map(str, args.sizes))}" if args.sizes != [0, 100_000] else "")
+           + (f" --out {args.out}" if args.out else ""))
     lines = [
         "# Similar readings benchmark" + (" (PostgreSQL)" if args.postgres else ""),
         "",
@@ -504,6 +558,23 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
             lines.append(f"| {r['size']:,} | {h} | {o['p']:.3f} | {o['r']:.3f} | {o['p_area']:.3f} | "
                          f"{o['empty']}/{o['n']} | {o['listed']:.2f} | {pn['p']:.3f} | {pn['r']:.3f} | "
                          f"{p5['p']:.3f} | {p5['r']:.3f} | {nf['p']:.3f} | {nf['r']:.3f} |")
+    f = results["floor_cal"]
+    lines += ["", f"## The floor from the calibration: {f}", "",
+              f"The lowest cosine from which every bin of the dev half's calibration at {results['docs']:,} records "
+              f"(below; bins of 20 or more candidates) holds on-subject candidates at a share of at least "
+              f"{results['target']}; the lists cut there, on both halves. \"Own calibration\": the floor the same rule "
+              "gives from that size's dev half.", "",
+              "| stored records | half | P@5 | recall | P@5 (area) | empty lists | mean listed | peer at this N: P@5 "
+              "| peer at this N: recall | own calibration |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results["sizes"]:
+        if "at_floor" not in r:
+            continue
+        for h in corpora.HALVES:
+            o, pn = r["at_floor"][f][h], r["peer_at_floor"][f][h]
+            lines.append(f"| {r['size']:,} | {h} | {o['p']:.3f} | {o['r']:.3f} | {o['p_area']:.3f} | "
+                         f"{o['empty']}/{o['n']} | {o['listed']:.2f} | {pn['p']:.3f} | {pn['r']:.3f} | "
+                         f"{r.get('floor_here', f)} |")
     lines += ["", "## Latency of related() (ms)", "",
               "Wall time, and the CPU time of the benchmark's process (SQLite runs in it, so on SQLite this "
               "is the work a query costs, without the waits for a core that other jobs on this shared "
@@ -518,13 +589,20 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
                      f"{r.get('peer_build_s', 0):.0f} s |")
     if any(r.get("update") for r in results["sizes"]):
         lines += ["", "## Lists that improve: cost per store", "",
-                  "| stored records | lists entered per store (mean / max) | update time p50 | p95 |",
-                  "| --- | --- | --- | --- |"]
+                  "The update (read the related records' lists, decide, write) and the whole store (score, "
+                  "upsert, update), in ms. \"Checkpoint apart\" (SQLite): the same 200 stores again with the "
+                  "connections' WAL autocheckpoint off and a passive checkpoint after each store, timed on its own.",
+                  "", "| stored records | WAL checkpoint | lists entered per store (mean / max) | update p50 | update p95 "
+                  "| store p50 | store p95 | checkpoint p50 | checkpoint p95 |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in results["sizes"]:
-            u = r.get("update")
-            if u:
-                lines.append(f"| {r['size']:,} | {u['touched']:.2f} / {u['max_touched']} | {u['p50']:.2f} ms | "
-                             f"{u['p95']:.2f} ms |")
+            for how, u in (("in the commit", r.get("update")), ("apart", r.get("update_apart"))):
+                if u:
+                    c = u.get("checkpoint")
+                    st = u.get("store", {})
+                    lines.append(f"| {r['size']:,} | {how} | {u['touched']:.2f} / {u['max_touched']} | {u['p50']:.2f} | "
+                                 f"{u['p95']:.2f} | {st.get('p50', 0):.2f} | {st.get('p95', 0):.2f} | "
+                                 + (f"{c['p50']:.2f} | {c['p95']:.2f} |" if c else "– | – |"))
     s = results["stories"]
     lines += ["", f"## Stories (floor {STORY_FLOOR}, within {STORY_DAYS} days), at {results['docs']:,} records", "",
               "| half | pair precision | pair recall | pairs predicted | labelled pairs |",
