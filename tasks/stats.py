@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 import re
 
+from tasks.duplicates.textnorm import CJK_CHARS
+
 __all__ = ["DEFAULT_RATE", "READING_RATES", "count_words", "reading_minutes"]
 
-_CJK_CHAR = re.compile(r"[\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_CJK_CHAR = re.compile(f"[{CJK_CHARS}]")
 # CJK and full-width punctuation separates words and is not one.
 _CJK_PUNCT = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
 _HAS_WORD_CHAR = re.compile(r"[^\W_]")

@@ -1,36 +1,46 @@
-"""Store stage: upsert the record on its canonical URL, find its similar readings, close the job."""
+"""Store stage: upsert the record on its canonical URL with its similar readings and story, enter it
+in the readings of the records it relates to, close the job."""
 
 from __future__ import annotations
 
-from worker.models import Draft
-from worker.similar import SimilarIndex
+from worker.models import Draft, SimilarRef
+from worker.similar import SimilarIndex, enter_lists
 from worker.stage import Ended, StageContext
 from worker.storage import Storage
+from worker.stories import Candidate, story_of
 
 SIMILAR_ITEMS = 5  # the record's "Similar Readings (5 items)"
 
 
 def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: str | None = None) -> tuple[str, str | None]:
-    """Store the draft with its similar readings and end its job; (record id, canonical id if a
-    duplicate).
+    """Store the draft with its similar readings and story and end its job; (record id, canonical
+    id if a duplicate).
 
-    The related records are looked up first (they exclude the record itself, so it need not be
-    stored yet), then the record, its readings and the job's end are written in one transaction:
-    one write lock per article. The upsert is idempotent, so a redelivered store (worker killed
-    after the write) is harmless.
+    The related records are scored first (they exclude the record itself, so it need not be
+    stored yet); the record, its readings, its story and the job's end are written in one
+    transaction: one write lock per article. The upsert is idempotent, so a redelivered store
+    (worker killed after the write) is harmless. Then the records it is related to get it in their
+    own readings where it beats their weakest (``enter_lists``): a bounded update, at most one
+    per scored candidate.
     """
-    related = None
+    related: list[SimilarRef] | None = None
+    story_id = None
+    scored: list[SimilarRef] = []
+    near = {}
     if draft.duplicate_of is None:
-        # Similar readings come from the full-text index over every canonical record stored so far.
         exclude = {str(draft.record_id)} if draft.record_id else set()
-        related = similar.related_to(draft.article.title, draft.article.body, k=SIMILAR_ITEMS, exclude=exclude)
-    record_id, duplicate_of = storage.upsert_record(draft, similar=related, job_id=job_id)
-    if duplicate_of is None and related:
-        # An early record found few neighbours when it was stored; this one may be among them now.
-        counts = storage.similar_counts([str(ref.id) for ref in related])
-        for neighbour, count in counts.items():
-            if count < SIMILAR_ITEMS:
-                storage.set_similar(neighbour, similar.related(neighbour, k=SIMILAR_ITEMS))
+        scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude)
+                  if r.score >= similar.floor]
+        related = scored[:SIMILAR_ITEMS]
+        near = storage.neighbours([str(r.id) for r in scored])
+        story_id = story_of([Candidate(id=str(r.id), score=r.score, story_id=near[str(r.id)].story_id,
+                                       published_at=near[str(r.id)].published_at)
+                             for r in scored if str(r.id) in near], draft.article.published_at)
+    record_id, duplicate_of = storage.upsert_record(draft, similar=related, story_id=story_id, job_id=job_id)
+    if duplicate_of is None and scored:
+        storage.set_similar_many(enter_lists(record_id, draft.article.title, scored,
+                                             {rid: n.similar for rid, n in near.items()}, k=SIMILAR_ITEMS,
+                                             floor=similar.floor))
     return record_id, duplicate_of
 
 

@@ -62,21 +62,30 @@ def test_the_example_record_comes_out_whole(pipeline):
     record = storage.get_record(record_id)
 
     assert record.body == unique_paragraphs() and record.word_count == 314
-    assert len(record.similar) == 5
-    assert {ref.title for ref in record.similar} == {title for title, _ in RELATED.values()}
+    related_titles = {title for title, _ in RELATED.values()}
+    listed = [ref.title for ref in record.similar]
+    # Only records about the same subject, and most of them (the floor may leave out one whose
+    # overlap with this story is small); never the festival or the timetable.
+    assert len(listed) >= 4 and set(listed) <= related_titles
     assert record.summary.startswith("A team of researchers in Japan says two of four patients")
     assert len(record.summary) <= 300
 
-    # Whichever related article was stored first found at most the two unrelated ones then; every
-    # list filled in as the others arrived.
-    related_titles = {title for title, _ in RELATED.values()}
+    # Whichever related article was stored first found nothing related then; the lists filled in
+    # as the others arrived (each enters the lists it beats), with related records only. (Articles
+    # stored at the same moment by two workers do not see each other, and one whose overlap with
+    # the rest is small stays below the floor: most lists, not all, hold something.)
+    filled = 0
     for other in storage.list_records(limit=1000):
         if other.title in related_titles:
-            assert len(other.similar) >= 4, other.title
+            assert {r.title for r in other.similar} <= related_titles | {record.title}, other.title
+            filled += bool(other.similar)
+        else:
+            assert other.id == record.id or other.similar == [], other.title
+    assert filled >= 3
 
     shown = run_cli("read", record_id, env=env).stdout
-    assert "Similar Readings (5 items)" in shown
-    for title, _ in RELATED.values():
+    assert f"Similar Readings ({len(listed)} items)" in shown
+    for title in listed:
         assert f"- {title}" in shown
     assert "Words: 314" in shown and "Read Count: 1" in shown and "Reading Time: 2 min" in shown
     assert shown.index(TITLE) < shown.index("Similar Readings") < shown.index("Summary") < shown.index("Details")

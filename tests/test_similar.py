@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
-from sqlalchemy import delete, insert, text
+from sqlalchemy import delete, text
 
+from tests import written_pages
 from tests.example_page import SEED, TITLE, unique_paragraphs
-from worker.models import Article, Draft
-from worker.similar import AUTOMERGE, DocFreq, SimilarIndex, query_terms, tokens
+from worker.models import Article, Draft, SimilarRef
+from worker.render import render_text
+from worker.similar import AUTOMERGE, DocFreq, SimilarIndex, enter_lists, query_terms, search_columns, tokens
 from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -203,26 +205,21 @@ def test_an_index_made_after_records_were_stored_indexes_them(tmp_path):
     """A database from before the index (revision 0001) gets it, filled, when a process next opens
     it; ``rebuild`` and ``ensure_schema`` then change nothing."""
     from alembic import command
+    from sqlalchemy import insert
 
     from worker.schema import _config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    storage = Storage(url)
-    with storage.engine.connect() as conn:  # back to the schema before the index
+    engine = make_engine(url)
+    with engine.connect() as conn:  # the schema before the index
         config = _config()
         config.attributes["connection"] = conn
-        command.downgrade(config, "0001")
+        command.upgrade(config, "0001")
         conn.commit()
-        now = datetime.now(timezone.utc)
+    with engine.begin() as conn:  # only the columns revision 0001 has
         for i, (title, body) in enumerate(list(RELATED.items()) + list(UNRELATED.items())):
-            # the columns revision 0001 has (today's upsert writes later ones too)
-            conn.execute(insert(records).values(
-                id=str(uuid.uuid4()), category_id="news", url=f"https://old.test/{i}",
-                canonical_url=f"https://old.test/{i}", title=title, body=body, created_at=now, updated_at=now,
-                summary="", word_count=10, read_count=0, similar=[], content_hash=uuid.uuid4().hex,
-                authors=[], language=None))
-        conn.commit()
-    storage.close()
+            conn.execute(insert(records).values(_old_row(f"https://old.test/{i}", title, body)))
+    engine.dispose()
     storage = Storage(url)  # what a worker does at start: migrate, and so index what is there
     try:
         index = SimilarIndex(storage.engine)
@@ -236,6 +233,13 @@ def test_an_index_made_after_records_were_stored_indexes_them(tmp_path):
         assert [r.title for r in index.related(str(target.id), k=2)] == titles
     finally:
         storage.close()
+
+
+def _old_row(url: str, title: str, body: list[str]) -> dict:
+    now = datetime(2025, 3, 21, 9, 30)
+    return {"id": str(uuid.uuid4()), "category_id": "news", "url": url, "canonical_url": url, "title": title,
+            "body": body, "created_at": now, "updated_at": now, "summary": "", "word_count": 10, "read_count": 0,
+            "similar": [], "content_hash": uuid.uuid4().hex, "authors": [], "language": None}
 
 
 def test_sqlite_index_merges_its_segments_two_at_a_time_also_when_made_before(tmp_path):
@@ -295,9 +299,10 @@ def test_sqlite_triggers_survive_vacuum(sqlite_store):
 # --- term choice, no database -----------------------------------------------------------------
 
 
-def test_tokens_fold_case_and_accents_and_keep_cjk_runs():
+def test_tokens_fold_case_and_accents_and_cut_cjk_runs_in_two_character_pieces():
     assert tokens("Café AU-LAIT, naïve_user 2025") == ["cafe", "au", "lait", "naive", "user", "2025"]
-    assert tokens("東京都、新しい") == ["東京都", "新しい"]
+    assert tokens("東京都、新しい") == ["東京", "京都", "新し", "しい"]
+    assert tokens("iPS細胞の") == ["ips", "細胞", "胞の"]
 
 
 def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():
@@ -343,3 +348,140 @@ def test_stale_sample_of_a_big_index_refreshes_in_the_background(sqlite_store):
     for thread in [t for t in threading.enumerate() if t.name == "similar-sample"]:
         thread.join(10)
     assert index._df is not first and index._df.n_docs == 9  # ... which a thread then replaced
+
+
+# --- relevance: the floor, the issue's scenarios, Japanese ---------------------------------------
+
+
+def _scenario(store, articles: dict[str, list[tuple[str, list[str]]]]) -> dict[str, str]:
+    """Store the written articles; record id -> topic."""
+    return {store.put(title, body): topic for topic, items in articles.items() for title, body in items}
+
+
+@needs_seed
+def test_unrelated_records_are_not_listed_to_fill_five_places(store):
+    # The issue: five iPS-cell transplant stories, a typhoon forecast and a bridge, then the example.
+    topics = _scenario(store, written_pages.ENGLISH)
+    example = store.put(TITLE, unique_paragraphs())
+    store.index.refresh_sample()
+    refs = store.index.related(example)
+    listed = {str(r.id) for r in refs}
+    assert listed and all(topics[i] == "ips-cell-transplants" for i in listed)  # never the typhoon or the bridge
+    assert any("Corneal" in r.title for r in refs)
+    assert all(r.score >= store.index.floor for r in refs)
+    assert [r.score for r in refs] == sorted((r.score for r in refs), reverse=True)
+    # Nothing related stored: the list is empty rather than filled.
+    lonely = store.put("Chess champion retains title after tense final game",
+                       ["The champion drew the last game of the match to keep the crown for a third year."])
+    assert store.index.related(lonely) == []
+
+
+def test_written_japanese_articles_list_only_their_own_topic(store):
+    topics = _scenario(store, written_pages.JAPANESE)
+    store.index.refresh_sample()
+    listed_any = 0
+    for record_id, topic in topics.items():
+        related = [topics.get(str(r.id)) for r in store.index.related(record_id)]
+        listed_any += bool(related)
+        assert all(t == topic for t in related), (topic, related)
+        if topic == "unrelated":
+            assert related == []
+    assert listed_any >= 10  # of the 13 articles in a topic
+
+
+def test_japanese_related_text_finds_stored_records_by_two_character_pieces(sqlite_store):
+    # No spaces anywhere: the query and the index agree only through the pieces (心不, 不全, 移植, ...).
+    topics = _scenario(sqlite_store, written_pages.JAPANESE)
+    sqlite_store.index.refresh_sample()
+    title, body = written_pages.JAPANESE_COPY
+    refs = sqlite_store.index.related_to(title, body)
+    assert refs and topics[str(refs[0].id)] == "ips-cell-transplants" and refs[0].score > 0.8
+
+
+def test_the_demo_site_council_story_lists_neither_the_match_nor_the_storm(store):
+    from worker.demo_site import ARTICLES
+
+    ids = {a.slug: store.put(a.title, a.paragraphs) for a in ARTICLES}
+    store.index.refresh_sample()
+    listed = {str(r.id) for r in store.index.related(ids["council-approves-leaner-budget"])}
+    assert not listed & {ids["harbor-athletic-edge-millbrook"], ids["storm-odile-floods-waterfront"]}
+
+
+def test_tokens_are_what_the_sqlite_index_holds_in_every_script(sqlite_store):
+    # A row written without search columns is indexed from its text by unicode61: tokens mirror it.
+    raw = "Straße İstanbul ΣΟΦΊΑ σοφός naïve Ångström ſ µ Tiếng Việt 한국어 ＡＢＣ x_y"
+    # A row written by Storage is indexed from its search columns: they index to exactly its tokens.
+    cjk = "iPS細胞から作った心筋シート、重い心不全 東京都"
+    stored = search_columns("東京都の計画", [cjk])
+    assert stored["search_title"] == "東京 京都 都の の計 計画"
+    with sqlite_store.storage.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='unicode61 remove_diacritics 2')")
+        conn.exec_driver_sql("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        conn.exec_driver_sql("INSERT INTO t(rowid, x) VALUES (1, ?), (2, ?)", (raw, stored["search_body"]))
+        indexed = [[r[0] for r in conn.exec_driver_sql(f"SELECT term FROM v WHERE doc = {d} ORDER BY offset")]
+                   for d in (1, 2)]
+    assert indexed[0] == tokens(raw)
+    assert indexed[1] == [t for t in tokens(cjk) if len(t) > 1 or not t.isascii()]
+    assert indexed[1][:3] == ["ips", "細胞", "胞か"]
+
+
+# --- lists that improve -------------------------------------------------------------------------
+
+
+def _ref(i: int, score: float | None) -> SimilarRef:
+    return SimilarRef(id=uuid.UUID(int=i), title=f"r{i}", score=score)
+
+
+def test_a_new_record_enters_lists_it_beats_and_lists_with_room_only():
+    new = str(uuid.UUID(int=99))
+    full = [_ref(1, 0.9), _ref(2, 0.8), _ref(3, 0.7), _ref(4, 0.6), _ref(5, 0.5)]
+    lists = {str(uuid.UUID(int=10)): full, str(uuid.UUID(int=11)): full, str(uuid.UUID(int=12)): full[:2],
+             str(uuid.UUID(int=13)): [_ref(1, None)] * 5}
+    scored = [_ref(10, 0.55), _ref(11, 0.45), _ref(12, 0.3), _ref(13, 0.25), _ref(14, 0.1)]
+    changed = enter_lists(new, "New", scored, lists, k=5, floor=0.2)
+    assert set(changed) == {str(uuid.UUID(int=10)), str(uuid.UUID(int=12)), str(uuid.UUID(int=13))}
+    assert [r.score for r in changed[str(uuid.UUID(int=10))]] == [0.9, 0.8, 0.7, 0.6, 0.55]  # 0.5 displaced
+    assert [str(r.id) for r in changed[str(uuid.UUID(int=12))]][-1] == new  # room: appended in score order
+    assert changed[str(uuid.UUID(int=13))][0].score == 0.25  # a reading stored without a score is weakest
+    # Already listed (a redelivered store): it is replaced, not listed twice.
+    again = enter_lists(new, "New", scored[:1], changed, k=5, floor=0.2)
+    assert [str(r.id) for r in again[str(uuid.UUID(int=10))]].count(new) == 1
+
+
+def test_the_store_stage_puts_a_more_related_article_into_older_lists(tmp_path):
+    from tasks.store import store_draft
+
+    storage = Storage(f"sqlite:///{tmp_path / 'grow.db'}")
+    try:
+        index = SimilarIndex(storage.engine, sample_max_age=0.0)
+        index.ensure_schema()
+
+        def stored(title: str, body: list[str]) -> str:
+            return store_draft(_draft(f"https://grow.test/{uuid.uuid4()}", title, body), storage, index)[0]
+
+        first = stored(*written_pages.ENGLISH["ips-cell-transplants"][1])  # the cornea story, alone
+        assert storage.get_record(first).similar == []
+        for title, body in written_pages.ENGLISH["unrelated"]:
+            stored(title, body)
+        assert storage.get_record(first).similar == []  # still nothing related: still empty
+        # A later report on the same cornea study arrives: the older record lists it from now on.
+        later = stored("Cornea transplant from iPS cells: patients see better a year on",
+                       ["Patients who received corneal tissue grown from iPS cells see more clearly a year after "
+                        "the transplant, researchers reported, with no rejection observed in the clinical study."])
+        assert [str(r.id) for r in storage.get_record(first).similar] == [later]
+        assert [str(r.id) for r in storage.get_record(later).similar] == [first]
+        assert "Similar Readings (1 items)" in render_text(storage.get_record(first))
+    finally:
+        storage.close()
+
+
+def test_japanese_copies_are_near_duplicates_and_other_articles_are_not():
+    from tasks.duplicates.minhash import MinHasher, jaccard
+
+    hasher = MinHasher()
+    original = written_pages.JAPANESE["ips-cell-transplants"][0][1]
+    copy = written_pages.JAPANESE_COPY[1]
+    assert jaccard(hasher.shingle_set(original), hasher.shingle_set(copy)) >= 0.6
+    for topic, items in written_pages.JAPANESE.items():
+        for title, body in items[1:] if topic == "ips-cell-transplants" else items:
+            assert jaccard(hasher.shingle_set(original), hasher.shingle_set(body)) < 0.1, title

@@ -139,7 +139,9 @@ def test_similar_readings_are_stored_with_the_record_never_itself_and_counted(st
     assert [str(s.id) for s in storage.get_record(c).similar] == [b]
     copy, canonical = storage.upsert_record(draft("https://a.test/r4", ["one"], digest="r1"), similar=refs)
     assert canonical == a and storage.get_record(copy).similar == []  # a duplicate lists none
-    assert storage.similar_counts([a, c, copy, "nope"]) == {a: 0, c: 1, copy: 0}
+    near = storage.neighbours([a, c, copy, "nope"])
+    assert set(near) == {a, c}  # canonical records only
+    assert [str(r.id) for r in near[c].similar] == [b] and near[a].similar == []
 
 
 def test_the_pages_update_authors_and_language_are_stored_and_updated(storage):

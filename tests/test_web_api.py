@@ -347,3 +347,31 @@ def test_api_conforms_to_its_openapi_document(storage, broker):
 def _has_inputs(operation) -> bool:
     return any(len(group) for group in (operation.path_parameters, operation.query, operation.headers)) or bool(
         list(operation.body))
+
+
+def test_stories_in_the_api_the_reader_and_the_browser(client, storage):
+    from sqlalchemy import update
+
+    from worker.storage import records
+
+    first = store_record(storage, title="Ferry crews strike", body=["Crews walked out."], url="https://one.test/a")
+    second = store_record(storage, title="Ferry strike strands commuters", body=["No sailings."],
+                          url="https://two.test/b")
+    third = store_record(storage, title="Commuters stranded", body=["Strike day."], url="https://www.three.test/c")
+    alone = store_record(storage, title="Library reopens", body=["New light."], url="https://one.test/d")
+    with storage.engine.begin() as conn:  # as the store stage would have grouped them
+        conn.execute(update(records).where(records.c.id.in_([second, third])).values(story_id=first))
+
+    data = client.get(f"/api/records/{second}").json()
+    assert data["story_id"] == first
+    assert [(o["id"], o["url"]) for o in data["other_outlets"]] == [(first, "https://one.test/a"),
+                                                                     (third, "https://www.three.test/c")]
+    assert client.get(f"/api/records/{alone}").json()["other_outlets"] == []
+    one_each = client.get("/api/records", params={"stories": "true"}).json()
+    assert {item["id"] for item in one_each["items"]} == {first, alone} and one_each["total"] == 2
+
+    page = client.get(f"/records/{third}").text
+    assert "2 other outlets covered this" in page and f'href="/records/{first}"' in page and "two.test" in page
+    assert "covered this" not in client.get(f"/records/{alone}").text
+    browser = client.get("/records", params={"stories": "true"}).text
+    assert "+2 in this story" in browser and "Commuters stranded" not in browser

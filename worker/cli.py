@@ -113,7 +113,8 @@ def _print_record(storage, record, fmt: str) -> None:
         return
     canonical = storage.get_record(str(record.duplicate_of)) if record.duplicate_of else None
     click.echo(render_text(record, alternates=storage.alternate_urls(str(record.id)),
-                           canonical_title=canonical.title if canonical else None), nl=False)
+                           canonical_title=canonical.title if canonical else None,
+                           other_outlets=storage.other_outlets(record)), nl=False)
 
 
 @cli.command()

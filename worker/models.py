@@ -72,6 +72,7 @@ class Draft(BaseModel):
 class SimilarRef(BaseModel):
     id: uuid.UUID
     title: str
+    score: float | None = None  # cosine similarity to the record listing it (worker.similar)
 
 
 class Record(BaseModel):
@@ -94,6 +95,7 @@ class Record(BaseModel):
     read_count: int = 0
     similar: list[SimilarRef] = Field(default_factory=list)
     duplicate_of: uuid.UUID | None = None
+    story_id: uuid.UUID | None = None  # the first record of its story (worker.stories); None for a duplicate
 
     _aware_fields = field_validator("published_at", "modified_at", "created_at", "updated_at", "last_read_at")(
         classmethod(lambda cls, v: _aware(v))

@@ -7,6 +7,11 @@ from datetime import datetime
 
 from tasks.stats import reading_minutes
 from worker.models import Record
+from worker.stories import outlet
+
+
+def covered_by(n: int) -> str:
+    return f"{n} other outlet{'s' if n != 1 else ''} covered this"
 
 
 def _when(value: datetime | None) -> str:
@@ -17,11 +22,16 @@ def _date(value: datetime | None) -> str:
     return f"{value:%B} {value.day}, {value.year}" if value else "unknown"
 
 
-def render_text(record: Record, *, alternates: list[str] | None = None, canonical_title: str | None = None) -> str:
+def render_text(record: Record, *, alternates: list[str] | None = None, canonical_title: str | None = None,
+                other_outlets: list[tuple[str, str, str]] | None = None) -> str:
+    """``other_outlets``: (record id, title, url) of the story's records from other outlets."""
     lines: list[str] = [record.title, ""]
     lines.extend(record.body)
     lines.append(f"Similar Readings ({len(record.similar)} items)")
     lines.extend(f"- {ref.title}" for ref in record.similar)
+    if other_outlets:
+        lines.append(covered_by(len(other_outlets)))
+        lines.extend(f"- {title} ({outlet(url)}, {rid})" for rid, title, url in other_outlets)
     lines.append("Summary")
     lines.append(record.summary)
     lines.append("Statistics")

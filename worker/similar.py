@@ -1,24 +1,37 @@
-"""Similar readings: the stored records most related to one record, by full-text ranking.
+"""Similar readings: the stored records about the same subject as one record, best first, and
+none that is not.
 
-The query is the record's own most distinctive words (tf-idf against document frequencies from a
-sample of the index), OR'ed together, so any record sharing its rare words can surface; the
-database ranks the matches and we keep the top k. On SQLite, big indexes rank only the records
-that share at least one of the query's rare words (the "gate"; see ``SimilarIndex._gated``).
+Two steps. The full-text index finds candidates: the record's most distinctive words (tf-idf
+against document frequencies from a sample of the index), OR'ed together, ranked by the database;
+big indexes rank only the records that share one of the query's rare words (the "gate";
+see ``SimilarIndex._gated``). Then each candidate is scored exactly: the cosine of the two
+records' ``unit_vector``s, tf-idf weights of the words of their title and lead. Records are listed
+best first, at most k, and only from ``RELATED_FLOOR`` up: below it a candidate is more often on
+another subject than on this one, so a list is shorter, or empty, rather than filled with strangers.
 
-- SQLite: an FTS5 index over title and body (unicode61 tokenizer), ranked by BM25 with the title
+Only the title and lead (the first ``_LEAD_CHARS`` characters of the body) are indexed: what is
+scored is what is searched, and the index stays small. Indexing whole bodies let BM25's length
+normalization bury long related pages under short strangers: at 100k records the related records
+fell out of the candidates (bench/results/similar.md).
+
+- SQLite: an FTS5 index over title and lead (unicode61 tokenizer), ranked by BM25 with the title
   weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
   know about it; only canonical records (``duplicate_of IS NULL``) are indexed.
 - PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
   ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``.
 
-Why unicode61 and not trigram: trigram triples the index and turns every English query word into
-several trigram lookups (slower and noisier for BM25). The price is CJK text: unicode61 does not
-segment it, so a run of Han/kana characters between punctuation is one token and CJK records only
-match on shared whole clauses. It never fails on such text; it is just weak at relating it.
+The writer of a record puts its useful words, as ``tokens`` cuts them, in ``records.search_title``
+and ``search_body`` (``search_columns``); the index is given those, and scoring reads them back.
+Chinese and Japanese are written without spaces: their runs of Han and kana become overlapping
+two-character pieces, as search engines index such scripts without a dictionary. A row written
+without those columns (a bulk load) is indexed from its own text and scored from it. Why unicode61
+and not trigram: trigram triples the index and turns every English query word into several
+trigram lookups (slower and noisier for BM25).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -37,9 +50,11 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["SimilarIndex", "create_schema", "query_terms", "rebuild_index", "tokens", "tune_index"]
+__all__ = ["SimilarIndex", "create_schema", "enter_lists", "query_terms", "rebuild_index",
+           "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -63,15 +78,73 @@ mr mrs ms dr year years time times today yesterday week according people percent
 """.split())
 
 _TOKEN = re.compile(r"[^\W_]+")
-_MAX_TOKEN = 40  # longer "words" are URLs, hashes or unsegmented CJK runs: no use as query terms
+_MAX_TOKEN = 40  # longer "words" are URLs or hashes: no use as query terms
+_CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+_HAS_CJK = re.compile(f"[{CJK_CHARS}]")
+# Non-ASCII characters that may be part of a word: all but the no-break space, guillemets, middle
+# dot and the general punctuation block (curly quotes, dashes, ellipses), none of which is one.
+_NON_ASCII_WORD = re.compile("[^\x00-\x7f\u00a0\u00ab\u00b7\u00bb\u2000-\u206f]")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+# Where unicode61's lower-casing differs from Python's str.lower.
+_FOLD = str.maketrans({"\u03c2": "\u03c3", "\u017f": "s", "\u00b5": "\u03bc"})
+
+
+def _latin(c: str) -> bool:
+    # unicode61 (remove_diacritics 2) strips accents from Latin letters only: Greek keeps its
+    # tonos and kana their voicing marks.
+    return "a" <= c <= "z" or "\u00c0" <= c <= "\u024f" or "\u1e00" <= c <= "\u1eff"
+
+
+@functools.lru_cache(maxsize=65536)
+def _fold_word(word: str) -> tuple[str, ...]:
+    """A lower-cased word that is not plain ASCII, as ``tokens`` gives it."""
+    out: list[str] = []
+    after_latin = False
+    for c in word.translate(_FOLD):
+        if unicodedata.combining(c):
+            if not after_latin:
+                out.append(c)
+            continue
+        if "\u00c0" <= c <= "\u024f" or "\u1e00" <= c <= "\u1eff":
+            c = "".join(x for x in unicodedata.normalize("NFD", c) if not unicodedata.combining(x))
+        out.append(c)
+        after_latin = _latin(c[:1])
+    folded = "".join(out)
+    if not _HAS_CJK.search(folded):
+        return (folded,)
+    parts: list[str] = []
+    at = 0
+    for run in _CJK_RUN.finditer(folded):
+        if run.start() > at:
+            parts.append(folded[at:run.start()])
+        parts.extend(_bigrams(run.group()))
+        at = run.end()
+    if at < len(folded):
+        parts.append(folded[at:])
+    return tuple(parts)
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run] if len(run) < 2 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
 def tokens(text_: str) -> list[str]:
-    """Words as unicode61 (``remove_diacritics 2``) sees them: case-folded, accents dropped."""
-    folded = text_.casefold()
-    if not folded.isascii():
-        folded = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
-    return _TOKEN.findall(folded)
+    """The words of a text as the index holds them: those unicode61 (``remove_diacritics 2``)
+    finds, lower-cased, accents dropped from Latin letters, except that a run of Chinese or
+    Japanese characters becomes its overlapping two-character pieces (the search engines' way to
+    index scripts without spaces: a word of two or more characters is found through its pieces,
+    with no dictionary). The index is given these words (``search_columns``)."""
+    if text_.isascii() or not _NON_ASCII_WORD.search(text_):
+        return _ASCII_WORD.findall(text_.lower())  # English with curly quotes and dashes comes this way
+    # "İ".lower() is "i" and a combining dot, which would cut the word in two; unicode61 gives "i".
+    words = _TOKEN.findall(text_.replace("\u0130", "I").lower())
+    out: list[str] = []
+    for word in words:
+        if word.isascii():
+            out.append(word)
+        else:
+            out.extend(_fold_word(word))
+    return out
 
 
 def _useful(token: str) -> bool:
@@ -118,6 +191,12 @@ class DocFreq:
     def estimate(self, term: str) -> float:
         return self.estimates([term])[0]
 
+    def idf(self, terms: Sequence[str]) -> np.ndarray:
+        """How much finding each term in two records says they are related: -ln of the share of
+        records holding it, estimated with a prior (see ``PRIOR_RECORDS``)."""
+        freq = np.asarray(self.estimates(terms), dtype=np.float64)
+        return np.log((self.n_docs + PRIOR_RECORDS) / (freq + 1.0))
+
     @classmethod
     def from_texts(cls, n_docs: int, texts: Iterable[tuple[str, Sequence[str]]]) -> DocFreq:
         # One flat buffer of each record's distinct word hashes, counted at the end: no
@@ -138,21 +217,90 @@ class DocFreq:
 
 TITLE_BOOST = 2.0  # a word in the headline counts like a word said e^2 ≈ 7 times in the body
 
+# Document frequencies from a small collection cannot tell a common word from a rare one: in a
+# fresh install holding five stories about iPS cells, "ips" is in most records, yet it is what
+# relates them. A word's share of records is therefore estimated as if the collection also held
+# PRIOR_RECORDS records in which the word appears once: (df + 1) / (N + PRIOR_RECORDS). That is the
+# size of the collection RELATED_FLOOR was calibrated on, so a small collection's scores mean what
+# they mean there; from ten times that size on, the collection's own frequencies decide. (On the
+# calibration collection itself, 1,000 rather than 100 changed precision by under 0.01 and raised
+# recall by 0.01-0.02: bench/similar.py's dev half.)
+PRIOR_RECORDS = 1000
+
+# A record is listed only if its cosine with this one is at least this. Calibrated on the dev half
+# of bench/topics.py (bench/similar.py): from here up, a candidate is more likely than not about
+# the same subject; the held-out half gives the same curve (bench/results/similar.md).
+RELATED_FLOOR = 0.2
+
+
+# Records are compared on their headline and lead: the first LEAD_WORDS words of the body, where
+# news writing says what a story is about. Later sections of long pages drift to side subjects
+# (on the dev half, comparing whole bodies listed fewer related records at the same precision:
+# bench/results/similar.md), and reading a fixed amount keeps the cost of scoring a candidate
+# flat however long its page is.
+LEAD_WORDS = 250
+_LEAD_CHARS = 8 * LEAD_WORDS  # enough text for that many words in any script
+_LEAD_BYTES = 2 * _LEAD_CHARS  # of a body's JSON, escapes included
+
+
+def lead(body: Sequence[str]) -> str:
+    """The beginning of the body that holds its first ``LEAD_WORDS`` words (or a little more)."""
+    out: list[str] = []
+    size = 0
+    for paragraph in body:
+        out.append(paragraph[:_LEAD_CHARS - size])
+        size += len(out[-1]) + 1
+        if size >= _LEAD_CHARS:
+            break
+    return "\n".join(out)
+
+
+def _lead_words(body: Sequence[str]) -> list[str]:
+    return [t for t in tokens(lead(body))[:LEAD_WORDS] if _useful(t)]
+
+
+def term_counts(title: str, body: Sequence[str]) -> tuple[Counter[str], set[str]]:
+    """The useful words of the record's lead with their counts, and those of its title."""
+    body_tf = Counter(tokens(lead(body))[:LEAD_WORDS])
+    for word in [w for w in body_tf if not _useful(w)]:
+        del body_tf[word]
+    return body_tf, {t for t in tokens(title) if _useful(t)}
+
+
+def unit_vector(body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> dict[str, float]:
+    """A record (``term_counts``) as a unit vector of word weights, (1 + ln tf + title boost) *
+    idf over its title and lead: what ``cosine`` compares."""
+    raw = {w: ((1.0 + math.log(tf)) if (tf := body_tf.get(w, 0)) else 0.0) * idf[w] for w in body_tf}
+    for w in title_words:
+        raw[w] = raw.get(w, 0.0) + TITLE_BOOST * idf[w]
+    norm = math.sqrt(sum(x * x for x in raw.values())) or 1.0
+    return {w: x / norm for w, x in raw.items()}
+
+
+def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    """Cosine similarity of two ``unit_vector``s: 0 (no word in common) to 1 (the same words,
+    equally weighted)."""
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(x * b[w] for w, x in a.items() if w in b)
+
 
 def query_terms(title: str, body: Sequence[str], df: DocFreq, *, max_terms: int = 24,
                 postings_budget: float = 5_000, max_df_share: float = 0.1) -> list[str]:
-    """The record's most distinctive words, best first, as the query to run.
+    """The most distinctive words of the record's title and lead, best first, as the query to run.
 
     Score = (1 + ln tf + title boost) * idf. Terms are taken best first while the estimated
     number of postings the query must read (the sum of their document frequencies) stays under
     ``postings_budget``: that sum is what a BM25 OR query costs, so it bounds latency as the
     index grows, at the price of skipping mid-frequency words on huge indexes.
     """
-    # Counted first and filtered after: _useful runs once per distinct word, not per occurrence.
-    body_tf = Counter(t for p in body for t in tokens(p))
-    for word in [w for w in body_tf if not _useful(w)]:
-        del body_tf[word]
-    title_words = {t for t in tokens(title) if _useful(t)}
+    body_tf, title_words = term_counts(title, body)
+    return _choose_terms(body_tf, title_words, df, max_terms=max_terms, postings_budget=postings_budget,
+                         max_df_share=max_df_share)
+
+
+def _choose_terms(body_tf: Counter[str], title_words: set[str], df: DocFreq, *, max_terms: int,
+                  postings_budget: float, max_df_share: float) -> list[str]:
     n = max(df.n_docs, 1)
     scored: list[tuple[float, str, float]] = []
     candidates = list(body_tf.keys() | title_words)
@@ -184,6 +332,35 @@ def _tsquery(terms: Sequence[str]) -> str:
     return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
 
 
+def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
+    """``term_counts`` of a search result: from its stored words (``search_columns``), or from
+    its text for a row written without them."""
+    _id, title, search_title, search_body, body = row
+    if search_body is not None:
+        return Counter(search_body.split()), set((search_title or "").split())
+    return term_counts(title, _lead_paragraphs(body))
+
+
+def _lead_paragraphs(value: Any) -> list[str]:
+    """The paragraphs of a body the search returned cut to its first characters (enough for the
+    lead): the JSON array may end mid-string, so it is closed after its last complete string."""
+    if not isinstance(value, str):
+        return _body_list(value)
+    try:
+        return _body_list(json.loads(value))
+    except ValueError:
+        pass
+    end = len(value)
+    while (end := value.rfind('",', 0, end)) > 0:
+        escapes = len(value[:end]) - len(value[:end].rstrip("\\"))
+        if escapes % 2 == 0:  # an unescaped quote: the end of a string
+            try:
+                return _body_list(json.loads(value[:end + 1] + "]"))
+            except ValueError:
+                pass
+    return []
+
+
 def _body_list(value: Any) -> list[str]:
     if isinstance(value, str):
         try:
@@ -193,6 +370,32 @@ def _body_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [p for p in value if isinstance(p, str)]
     return []
+
+
+def enter_lists(record_id: str, title: str, scored: Sequence[SimilarRef],
+                lists: dict[str, list[SimilarRef]], *, k: int = 5,
+                floor: float = RELATED_FLOOR) -> dict[str, list[SimilarRef]]:
+    """The stored records whose similar readings a new record enters, with their new lists.
+
+    ``scored`` are the new record's scored candidates (``SimilarIndex.scored``) and ``lists``
+    their current readings. Cosine is symmetric, so a candidate's score is also how related the
+    new record is to it: the new record enters a list that is not full, or displaces its weakest
+    reading (one stored without a score counts as weakest), when its score passes ``floor``.
+    """
+    changed: dict[str, list[SimilarRef]] = {}
+    for ref in scored:
+        if ref.score is None or ref.score < floor:
+            continue
+        current = [r for r in lists.get(str(ref.id), []) if str(r.id) != str(record_id)]
+        if len(current) >= k:
+            weakest = min(current, key=lambda r: -1.0 if r.score is None else r.score)
+            if weakest.score is not None and weakest.score >= ref.score:
+                continue
+            current.remove(weakest)
+        current.append(SimilarRef(id=record_id, title=title, score=ref.score))
+        current.sort(key=lambda r: (r.score is None, -(r.score or 0.0)))  # best first, unscored last
+        changed[str(ref.id)] = current
+    return changed
 
 
 # --- schema ---------------------------------------------------------------------------------
@@ -205,12 +408,19 @@ _SQLITE_BODY_TEXT = (
 )
 
 
+def _indexed(prefix: str) -> str:
+    """The title and body text the index is given for a row: the ``search_*`` columns where the
+    writer filled them (CJK text, see ``search_columns``), else the row's own text."""
+    return (f"coalesce({prefix}.search_title, {prefix}.title), "
+            f"substr(coalesce({prefix}.search_body, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')}), 1, {_LEAD_CHARS})")
+
+
 def _sqlite_unindex(prefix: str) -> str:
     # External-content FTS5 deletes by re-tokenizing the values that were indexed; the trigger's
     # old.* are exactly those, because every change to them passes through these triggers.
     return (
         "INSERT INTO similar_fts(similar_fts, rowid, title, body) "
-        f"SELECT 'delete', docid, {prefix}.title, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')} "
+        f"SELECT 'delete', docid, {_indexed(prefix)} "
         f"FROM similar_docs WHERE record_id = {prefix}.id;\n"
         f"DELETE FROM similar_docs WHERE record_id = {prefix}.id;\n"
     )
@@ -220,32 +430,50 @@ def _sqlite_index(prefix: str) -> str:
     return (
         f"INSERT INTO similar_docs(record_id) SELECT {prefix}.id WHERE {prefix}.duplicate_of IS NULL;\n"
         "INSERT INTO similar_fts(rowid, title, body) "
-        f"SELECT docid, {prefix}.title, {_SQLITE_BODY_TEXT.format(b=prefix + '.body')} "
+        f"SELECT docid, {_indexed(prefix)} "
         f"FROM similar_docs WHERE record_id = {prefix}.id;\n"
     )
 
 
+def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
+    """The ``records.search_title`` and ``search_body`` values for a record: the useful words of
+    its title and of its lead (``term_counts``), space-separated, in order. The index is given
+    these (CJK text in two-character pieces, see ``tokens``), and scoring a candidate reads them
+    instead of cutting its text into words again: the work is done once, when the record is
+    written, not for every query it is a candidate of."""
+    body_tf, title_words = _lead_words(body), [t for t in tokens(title) if _useful(t)]
+    return {"search_title": " ".join(title_words), "search_body": " ".join(body_tf)}
+
+
 # Built once: text() scans its SQL for parameters every time one is made.
 _SQLITE_SEARCH = text(
-    "SELECT d.record_id, r.title FROM ("
+    "SELECT d.record_id, r.title, r.search_title, r.search_body, "
+    "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END FROM ("
     "  SELECT rowid AS docid, rank FROM similar_fts WHERE similar_fts MATCH :q AND rank MATCH :w"
     "  ORDER BY rank LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
     "WHERE r.duplicate_of IS NULL ORDER BY hit.rank")
 
+# A record's title and the start of its body (all that is compared, see LEAD_WORDS).
+_RECORD_LEAD = text("SELECT id, title, substr(CAST(body AS TEXT), 1, :lead) AS lead, duplicate_of FROM records "
+                    "WHERE id = :id")
+
 _SQLITE_SCHEMA = [
     # records has a text primary key, so its implicit rowid may change on VACUUM: the index
     # numbers documents itself and maps them to record ids here.
     "CREATE TABLE IF NOT EXISTS similar_docs (docid INTEGER PRIMARY KEY, record_id VARCHAR(36) NOT NULL UNIQUE)",
-    "CREATE VIEW IF NOT EXISTS similar_content AS SELECT d.docid AS docid, r.title AS title, "
-    f"{_SQLITE_BODY_TEXT.format(b='r.body')} AS body FROM similar_docs d JOIN records r ON r.id = d.record_id",
+    "CREATE VIEW IF NOT EXISTS similar_content AS SELECT d.docid AS docid, coalesce(r.search_title, r.title) "
+    f"AS title, substr(coalesce(r.search_body, {_SQLITE_BODY_TEXT.format(b='r.body')}), 1, {_LEAD_CHARS}) AS body "
+    "FROM similar_docs d JOIN records r ON r.id = d.record_id",
     # External content: the text lives only in `records`; the index holds postings and sizes.
     "CREATE VIRTUAL TABLE IF NOT EXISTS similar_fts USING fts5(title, body, content='similar_content', "
     "content_rowid='docid', tokenize='unicode61 remove_diacritics 2')",
     "CREATE TRIGGER IF NOT EXISTS similar_records_insert AFTER INSERT ON records BEGIN\n"
     + _sqlite_index("new") + "END",
-    "CREATE TRIGGER IF NOT EXISTS similar_records_update AFTER UPDATE OF title, body, duplicate_of ON records "
+    "CREATE TRIGGER IF NOT EXISTS similar_records_update AFTER UPDATE OF title, body, duplicate_of, search_title, "
+    "search_body ON records "
     "WHEN old.title IS NOT new.title OR old.body IS NOT new.body OR old.duplicate_of IS NOT new.duplicate_of "
+    "OR old.search_title IS NOT new.search_title OR old.search_body IS NOT new.search_body "
     "OR old.id IS NOT new.id BEGIN\n" + _sqlite_unindex("old") + _sqlite_index("new") + "END",
     "CREATE TRIGGER IF NOT EXISTS similar_records_delete AFTER DELETE ON records BEGIN\n"
     + _sqlite_unindex("old") + "END",
@@ -266,8 +494,9 @@ _PG_SCHEMA = [
     "PARALLEL SAFE AS $$ SELECT coalesce(string_agg(p, E'\\n'), '') FROM json_array_elements_text("
     "CASE WHEN json_typeof(body) = 'array' THEN body ELSE '[]'::json END) AS p $$",
     "ALTER TABLE records ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS ("
-    "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
-    "setweight(to_tsvector('simple', gleaner_body_text(body)), 'D')) STORED",
+    "setweight(to_tsvector('simple', coalesce(search_title, title, '')), 'A') || "
+    f"setweight(to_tsvector('simple', left(coalesce(search_body, gleaner_body_text(body)), {_LEAD_CHARS})), 'D')) "
+    "STORED",
     "CREATE INDEX IF NOT EXISTS ix_records_search_vector ON records USING gin (search_vector) "
     "WHERE duplicate_of IS NULL",
 ]
@@ -276,8 +505,9 @@ _PG_SCHEMA = [
 def create_schema(conn: Connection) -> bool:
     """Create the index and what keeps it in sync, if missing; True if the index is new.
 
-    Takes a connection so an Alembic migration can call it with ``op.get_bind()``; the caller
-    commits. Safe to run again.
+    Takes a connection so ``rebuild_index`` can run it in its own transaction; the caller commits.
+    Safe to run again. (Migrations write out their own statements: tests/test_schema.py checks
+    that the head revision makes the same objects.)
     """
     dialect = conn.dialect.name
     if dialect == "sqlite":
@@ -343,7 +573,8 @@ class SimilarIndex:
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
                  postings_budget: float = 5_000, postings_share: float = 0.02, max_df_share: float = 0.1,
                  gate_df: float = 500, gate_share: float = 0.002, gate_min_terms: int = 3,
-                 sample_size: int = 3000, sample_max_age: float = 900.0) -> None:
+                 sample_size: int = 3000, sample_max_age: float = 900.0, candidates: int = 12,
+                 floor: float = RELATED_FLOOR) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
@@ -356,7 +587,7 @@ class SimilarIndex:
         self.postings_budget = postings_budget
         self.postings_share = postings_share
         self.max_df_share = max_df_share
-        # The gate: BM25's per-row cost is paid only on records holding one of the query's rare
+        # The gate: ranking's per-row cost is paid only on records holding one of the query's rare
         # words (estimated in at most max(gate_df, gate_share of the records)); see _gated. The
         # floor of 500 leaves indexes under ~5k records ungated (cheap there anyway); a floor of 50
         # lost Hit@5 at 10k records (bench/similar.py), where the only words some related pairs
@@ -366,6 +597,8 @@ class SimilarIndex:
         self.gate_min_terms = gate_min_terms
         self.sample_size = sample_size
         self.sample_max_age = sample_max_age  # seconds
+        self.candidates = candidates  # records the full-text query returns for cosine to rank
+        self.floor = floor
         self._df: DocFreq | None = None
         self._lock = threading.Lock()
         self._refreshing = False
@@ -389,15 +622,14 @@ class SimilarIndex:
             return
         with self.engine.begin() as conn:
             row = conn.execute(text(
-                "SELECT d.docid, r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
+                f"SELECT d.docid, {_indexed('r')} FROM similar_docs d JOIN records r ON r.id = d.record_id "
                 "WHERE d.record_id = :id"), {"id": str(record_id)}).first()
             if row is None:
                 return
             conn.execute(text(
-                "INSERT INTO similar_fts(similar_fts, rowid, title, body) VALUES ('delete', :docid, :title, "
-                + _SQLITE_BODY_TEXT.format(b=":body") + ")"),
-                {"docid": row.docid, "title": row.title, "body": row.body})
-            conn.execute(text("DELETE FROM similar_docs WHERE docid = :docid"), {"docid": row.docid})
+                "INSERT INTO similar_fts(similar_fts, rowid, title, body) VALUES ('delete', :docid, :title, :body)"),
+                {"docid": row[0], "title": row[1], "body": row[2]})
+            conn.execute(text("DELETE FROM similar_docs WHERE docid = :docid"), {"docid": row[0]})
 
     def rebuild(self) -> None:
         """Re-index every canonical record from scratch (after a restore, or if in doubt)."""
@@ -431,32 +663,43 @@ class SimilarIndex:
         is a duplicate (of it or of anything else). Empty if the record does not exist.
         """
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT id, title, body, duplicate_of FROM records WHERE id = :id"),
-                               {"id": str(record_id)}).first()
+            row = conn.execute(_RECORD_LEAD, {"id": str(record_id), "lead": _LEAD_BYTES}).first()
         if row is None:
             return []
         exclude = {row.id} | ({row.duplicate_of} if row.duplicate_of else set())
-        return self.related_to(row.title, _body_list(row.body), k=k, exclude=exclude)
+        return self.related_to(row.title, _lead_paragraphs(row.lead), k=k, exclude=exclude)
 
     def related_to(self, title: str, body: Sequence[str], *, k: int = 5,
                    exclude: Iterable[str] = ()) -> list[SimilarRef]:
-        """The k canonical records most related to a text that need not be stored."""
-        if k <= 0:
-            return []
+        """The k canonical records most related to a text that need not be stored, best first,
+        each with its ``score`` (``cosine`` of the two ``unit_vector``s); none below ``floor``."""
+        return [ref for ref in self.scored(title, body, exclude=exclude)[:k] if ref.score >= self.floor] if k > 0 else []
+
+    def scored(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = ()) -> list[SimilarRef]:
+        """Up to ``candidates`` records sharing the text's distinctive words, scored and sorted
+        best first, with no floor: the full-text index finds them, ``cosine`` ranks them."""
         df = self._doc_freq()
         budget = max(self.postings_budget, self.postings_share * df.n_docs)
-        terms = query_terms(title, body, df, max_terms=self.max_terms, postings_budget=budget,
-                            max_df_share=self.max_df_share)
+        body_tf, title_words = term_counts(title, body)
+        terms = _choose_terms(body_tf, title_words, df, max_terms=self.max_terms, postings_budget=budget,
+                              max_df_share=self.max_df_share)
         if not terms:
             return []
         excluded = {str(e) for e in exclude}
-        limit = k + len(excluded)
+        limit = self.candidates + len(excluded)
         if self.dialect == "sqlite":
             rows = self._search_sqlite(self._gated(terms, df), limit)
         else:
-            rows = self._search_postgresql(terms, limit, excluded)
-        out = [SimilarRef(id=r[0], title=r[1]) for r in rows if r[0] not in excluded]
-        return out[:k]
+            rows = self._search_postgresql(terms, self._gate(terms, df), limit, excluded)
+        found = [(r[0], r[1], *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        # One lookup for every word involved: a numpy call per record would cost more than the math.
+        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
+        idf = dict(zip(words, df.idf(words).tolist()))
+        mine = unit_vector(body_tf, title_words, idf)
+        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine(mine, unit_vector(counts, tw, idf)), 4))
+                for rid, rtitle, counts, tw in found]
+        refs.sort(key=lambda ref: -ref.score)
+        return refs
 
     def _gated(self, terms: Sequence[str], df: DocFreq) -> str:
         """The FTS5 query: ``(rare terms) AND (all terms)`` when the record has enough rare terms,
@@ -469,26 +712,36 @@ class SimilarIndex:
         while the mid-frequency words still score the records that pass it. (Gate words appear
         twice in the expression, so BM25 counts them twice: a bonus for the rarest evidence.)
         """
-        cap = max(self.gate_df, self.gate_share * df.n_docs)
-        gate = [t for t, freq in zip(terms, df.estimates(terms)) if freq <= cap]
-        if len(gate) < self.gate_min_terms or len(gate) == len(terms):
+        gate = self._gate(terms, df)
+        if gate is None:
             return _fts5_query(terms)
         return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
+
+    def _gate(self, terms: Sequence[str], df: DocFreq) -> list[str] | None:
+        """The query's rare terms, when there are enough of them to gate on (see ``_gated``)."""
+        cap = max(self.gate_df, self.gate_share * df.n_docs)
+        gate = [t for t, freq in zip(terms, df.estimates(terms)) if freq <= cap]
+        return None if len(gate) < self.gate_min_terms or len(gate) == len(terms) else gate
 
     def _search_sqlite(self, query: str, limit: int) -> list[Any]:
         weights = f"bm25({float(self.title_weight)!r}, 1.0)"
         with self.engine.connect() as conn:
-            return list(conn.execute(_SQLITE_SEARCH, {"q": query, "w": weights, "n": limit}))
+            return list(conn.execute(_SQLITE_SEARCH, {"q": query, "w": weights, "n": limit, "lead": _LEAD_BYTES}))
 
-    def _search_postgresql(self, terms: Sequence[str], limit: int, excluded: set[str]) -> list[Any]:
-        # Weights are {D, C, B, A}: body words count 1/title_weight of title words.
+    def _search_postgresql(self, terms: Sequence[str], gate: Sequence[str] | None, limit: int,
+                           excluded: set[str]) -> list[Any]:
+        # Weights are {D, C, B, A}: body words count 1/title_weight of title words. The gate, as on
+        # SQLite: only rows holding a rare term are ranked, by all the terms.
         weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
         with self.engine.connect() as conn:
             return list(conn.execute(text(
-                "SELECT id, title FROM records, to_tsquery('simple', :q) AS q "
-                "WHERE duplicate_of IS NULL AND search_vector @@ q AND NOT (id = ANY(:ex)) "
+                "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
+                "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
+                "to_tsquery('simple', :g) AS g "
+                "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
                 "ORDER BY ts_rank_cd(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"),
-                {"q": _tsquery(terms), "w": weights, "n": limit, "ex": sorted(excluded)}))
+                {"q": _tsquery(terms), "g": _tsquery(gate or terms), "w": weights, "n": limit, "ex": sorted(excluded),
+                 "lead": _LEAD_BYTES}))
 
     # --- document frequencies ---------------------------------------------------------------
 

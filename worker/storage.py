@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +37,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from worker.models import Draft, Record, SimilarRef, utcnow
+from worker.similar import search_columns
+from worker.stories import other_outlets
 
 TERMINAL_STATES = ("done", "duplicate", "failed")
 
@@ -86,6 +89,11 @@ records = Table(
     Column("authors", JSON, nullable=False, default=list),
     Column("language", String(35)),
     Column("modified_at", UTCDateTime),
+    # The useful words of title and lead, as the similar-readings index is given them (CJK text in
+    # two-character pieces; worker.similar.search_columns); NULL for a row written without them.
+    Column("search_title", Text),
+    Column("search_body", Text),
+    Column("story_id", String(36), index=True),  # the first record of its story (worker.stories)
 )
 # At most one canonical (non-duplicate) record per text: the database, not a race between
 # workers, has the last word on exact duplicates.
@@ -162,6 +170,7 @@ def record_from_row(row: Any) -> Record:
         read_count=row.read_count,
         similar=[SimilarRef(**s) for s in (row.similar or [])],
         duplicate_of=row.duplicate_of,
+        story_id=row.story_id,
     )
 
 
@@ -178,8 +187,15 @@ _CANONICAL_BY_HASH = select(records.c.id).where(
     records.c.canonical_url != bindparam("canonical_url"))
 _INSERT_RECORD = insert(records)  # the columns set are the parameters' keys
 _UPDATE_RECORD = update(records).where(records.c.id == bindparam("record_id"))
-_SIMILAR_COUNTS = select(records.c.id, func.json_array_length(records.c.similar)).where(
-    records.c.id.in_(bindparam("ids", expanding=True)))
+_NEIGHBOURS = select(records.c.id, records.c.similar, records.c.story_id, records.c.published_at).where(
+    records.c.id.in_(bindparam("ids", expanding=True)), records.c.duplicate_of.is_(None))
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    similar: list[SimilarRef]
+    story_id: str | None
+    published_at: datetime | None
 
 
 def _finish_job(conn: Connection, job_id: str, record_id: str, duplicate_of: str | None) -> None:
@@ -187,9 +203,10 @@ def _finish_job(conn: Connection, job_id: str, record_id: str, duplicate_of: str
                                "record_id": record_id, "duplicate_of": duplicate_of, "now": utcnow()})
 
 
-def _readings(record_id: str, similar: Sequence[SimilarRef]) -> list[dict[str, str]]:
+def _readings(record_id: str, similar: Sequence[SimilarRef]) -> list[dict[str, Any]]:
     """The ``similar`` column's value: never the record itself."""
-    return [{"id": str(s.id), "title": s.title} for s in similar if str(s.id) != str(record_id)]
+    return [{"id": str(s.id), "title": s.title, **({"score": s.score} if s.score is not None else {})}
+            for s in similar if str(s.id) != str(record_id)]
 
 
 def _set_similar(conn: Connection, record_id: str, similar: Sequence[SimilarRef]) -> None:
@@ -275,18 +292,19 @@ class Storage:
     # --- records ----------------------------------------------------------------------------
 
     def upsert_record(self, draft: Draft, *, similar: Sequence[SimilarRef] | None = None,
-                      job_id: str | None = None) -> tuple[str, str | None]:
+                      story_id: str | None = None, job_id: str | None = None) -> tuple[str, str | None]:
         """Store a draft; return (record id, canonical id if it is a duplicate).
 
         Upsert on canonical URL: the same page stored twice (a redelivered task) changes nothing;
         a changed page keeps its id and created_at and bumps updated_at. In the same transaction,
         if given: the record's similar readings (when it is canonical) and the job's end, so the
-        store stage takes the database's write lock once per article.
+        store stage takes the database's write lock once per article. A canonical record is in
+        ``story_id``'s story, or its own (its id) when that is None; a duplicate is in none.
         """
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
-                    record_id, duplicate_of = self._upsert_once(conn, draft, similar)
+                    record_id, duplicate_of = self._upsert_once(conn, draft, similar, story_id)
                     if job_id is not None:
                         _finish_job(conn, job_id, record_id, duplicate_of)
                     return record_id, duplicate_of
@@ -295,8 +313,8 @@ class Storage:
                 continue
         raise RuntimeError(f"could not store {draft.canonical_url}: conflicting writers kept winning")
 
-    def _upsert_once(self, conn: Connection, draft: Draft,
-                     similar: Sequence[SimilarRef] | None = None) -> tuple[str, str | None]:
+    def _upsert_once(self, conn: Connection, draft: Draft, similar: Sequence[SimilarRef] | None = None,
+                     story_id: str | None = None) -> tuple[str, str | None]:
         article = draft.article
         now = utcnow()
         existing = conn.execute(_RECORD_BY_CANONICAL_URL, {"canonical_url": draft.canonical_url}).first()
@@ -322,6 +340,7 @@ class Storage:
             "authors": article.authors,
             "language": article.language,
             "updated_at": now,
+            **search_columns(article.title, article.body),
         }
         record_id = existing.id if existing is not None else str(draft.record_id or uuid.uuid4())
         if existing is not None and existing.id == canonical:
@@ -329,6 +348,7 @@ class Storage:
         if similar is not None and canonical is None:
             # A canonical record's readings go into the same statement, not an UPDATE after it.
             values["similar"] = _readings(record_id, similar)
+        values["story_id"] = None if canonical is not None else (story_id or record_id)
         if existing is not None:
             conn.execute(_UPDATE_RECORD, {"record_id": record_id, **values})
         else:
@@ -364,16 +384,39 @@ class Storage:
             )
         return self.get_record(record_id)
 
-    def set_similar(self, record_id: str, similar: Sequence[SimilarRef]) -> None:
-        with self.engine.begin() as conn:
-            _set_similar(conn, record_id, similar)
-
-    def similar_counts(self, record_ids: Sequence[str]) -> dict[str, int]:
-        """How many similar readings each of these records lists now."""
+    def neighbours(self, record_ids: Sequence[str]) -> dict[str, Neighbour]:
+        """What the store stage needs of the records a new one is related to: their readings,
+        story and publication date (canonical records only)."""
         with self.engine.connect() as conn:
-            # Counted by the database: the readings themselves (JSON) need not come back.
-            rows = conn.execute(_SIMILAR_COUNTS, {"ids": list(record_ids)})
-            return {rid: count or 0 for rid, count in rows}
+            rows = conn.execute(_NEIGHBOURS, {"ids": [str(r) for r in record_ids]})
+            return {row.id: Neighbour(similar=[SimilarRef(**s) for s in (row.similar or [])], story_id=row.story_id,
+                                      published_at=row.published_at) for row in rows}
+
+    def set_similar_many(self, lists: dict[str, Sequence[SimilarRef]]) -> None:
+        """Replace several records' readings in one transaction."""
+        if lists:
+            with self.engine.begin() as conn:
+                for record_id, similar in lists.items():
+                    _set_similar(conn, record_id, similar)
+
+    def other_outlets(self, record: Record) -> list[tuple[str, str, str]]:
+        """The other outlets that covered ``record``'s story: (record id, title, url), one record
+        per outlet, in the order the story's records arrived."""
+        if record.story_id is None or record.duplicate_of is not None:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(records.c.id, records.c.title, records.c.url).where(
+                records.c.story_id == str(record.story_id), records.c.id != str(record.id),
+                records.c.duplicate_of.is_(None)).order_by(records.c.created_at, records.c.id).limit(200))
+            return other_outlets(record.url, [(r.id, r.title, r.url) for r in rows])
+
+    def story_sizes(self, story_ids: Sequence[str]) -> dict[str, int]:
+        """How many canonical records each of these stories holds."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(records.c.story_id, func.count()).where(
+                records.c.story_id.in_([str(s) for s in story_ids]), records.c.duplicate_of.is_(None))
+                .group_by(records.c.story_id))
+            return {story: n for story, n in rows}
 
     def alternate_urls(self, record_id: str) -> list[str]:
         with self.engine.connect() as conn:

@@ -3,6 +3,12 @@
 ``content_hash`` is the exact-duplicate key (same words in the same order, whatever the
 case, punctuation, typography or paragraph breaks); ``dedupe_paragraphs`` drops paragraphs a
 page prints twice, as extractors often pick up a repeated block.
+
+Chinese and Japanese do not separate words with spaces, so a "word" there would be a whole clause
+and two copies differing by one character would share no word. ``tokens`` makes each Han or kana
+character a word of its own instead (what counting rules for these scripts do, see
+``tasks.stats``): shingles of five become runs of five characters, the usual unit for detecting
+copies of CJK text.
 """
 
 from __future__ import annotations
@@ -13,9 +19,16 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-__all__ = ["body_words", "content_hash", "dedupe_paragraphs", "normalize_text", "paragraph_key", "tokens"]
+__all__ = ["CJK_CHARS", "body_words", "content_hash", "dedupe_paragraphs", "normalize_text", "paragraph_key",
+           "tokens"]
 
-_WORD = re.compile(r"\w+")
+# Han ideographs (with extension A, compatibility and the supplementary planes), hiragana, katakana
+# (with the prolonged-sound mark and half-width forms), but not the katakana middle dot, which is
+# punctuation. Korean is written with spaces between words and needs nothing special.
+CJK_CHARS = ("\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+             "\U00020000-\U0002fa1f")
+# A word is a run of word characters other than CJK ones, or a single CJK character.
+_WORD = re.compile(f"[{CJK_CHARS}]|[^\\W{CJK_CHARS}]+")
 _SPACE = re.compile(r"\s+")
 # Typographic variants that NFKC leaves alone but copy-pasted or re-typeset copies change.
 _TYPOGRAPHY = {
@@ -51,8 +64,9 @@ def normalize_text(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """The words of ``text`` after ``normalize_text``; punctuation and spacing are ignored."""
-    # Same words as splitting normalize_text's output: quotes and dashes are not word characters.
+    """The words of ``text`` after ``normalize_text`` (each CJK character one word); punctuation
+    and spacing are ignored."""
+    # Quotes and dashes, which normalize_text rewrites, are not word characters: no need to rewrite them.
     return _WORD.findall(_INVISIBLE_RE.sub("", _nfkc(text)).casefold())
 
 

@@ -51,8 +51,16 @@ class RecordPage(BaseModel):
     offset: int
 
 
+class OutletOut(BaseModel):
+    id: str
+    title: str
+    url: str
+
+
 class RecordDetail(Record):
     also_at: list[str] = Field(default_factory=list, description="URLs of records that duplicate this one.")
+    other_outlets: list[OutletOut] = Field(
+        default_factory=list, description="Records of the same story (story_id) from other outlets, one per outlet.")
 
 
 class UrlsIn(BaseModel):
@@ -133,10 +141,12 @@ def list_records(
     since: Annotated[IsoDate | None, Query(description="Record date on or after (UTC).")] = None,
     until: Annotated[IsoDate | None, Query(description="Record date on or before (UTC).")] = None,
     duplicates: Annotated[bool, Query(description="Include records that duplicate another.")] = False,
+    stories: Annotated[bool, Query(description="Only the first record of each story (one per story_id).")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RecordPage:
-    flt = queries.RecordFilter(query=q or None, source=source or None, since=since, until=until, duplicates=duplicates)
+    flt = queries.RecordFilter(query=q or None, source=source or None, since=since, until=until,
+                               duplicates=duplicates and not stories, one_per_story=stories)
     items, total = queries.search_records(_services(request).storage, flt, limit=limit, offset=offset)
     return RecordPage(items=items, total=total, limit=limit, offset=offset)
 
@@ -147,7 +157,8 @@ def get_record(request: Request, record_id: Annotated[str, RECORD_ID]) -> Record
     record = lookup_record(services, record_id)
     if record is None:
         raise HTTPException(404, f"no record with id {record_id}")
-    return RecordDetail(**record.model_dump(), also_at=services.storage.alternate_urls(str(record.id)))
+    return RecordDetail(**record.model_dump(), also_at=services.storage.alternate_urls(str(record.id)),
+                        other_outlets=[OutletOut(id=i, title=t, url=u) for i, t, u in services.storage.other_outlets(record)])
 
 
 @router.post("/records/{record_id}/read", response_model=Record, responses=NOT_FOUND,

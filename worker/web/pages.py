@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tasks.stats import reading_minutes
+from worker.stories import outlet
 from worker.web import auth, prometheus, queries
 from worker.web.api import MAX_URLS, lookup_record, retry_job
 from worker.web.stats import snapshot
@@ -71,7 +72,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     services = _services(request)
     context.setdefault("nav", name.split(".")[0])
     context.update(request=request, flower_url=safe_href(services.flower_url),
-                   auth_on=bool(request.app.state.token), safe_href=safe_href)
+                   auth_on=bool(request.app.state.token), safe_href=safe_href, outlet=outlet)
     return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -97,6 +98,7 @@ def records_page(
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
     duplicates: bool = False,
+    stories: bool = False,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     s = _services(request)
@@ -109,18 +111,22 @@ def records_page(
             dates[name] = None
             errors.append(f"{name}: {raw!r} is not a date (YYYY-MM-DD)")
     flt = queries.RecordFilter(query=q or None, source=source or None, since=dates["since"], until=dates["until"],
-                               duplicates=duplicates)
+                               duplicates=duplicates and not stories, one_per_story=stories)
     items, total = queries.search_records(s.storage, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    story_sizes = s.storage.story_sizes([str(r.story_id) for r in items if r.story_id]) if stories else {}
     pages = max(1, math.ceil(total / PAGE_SIZE))
     base = {k: v for k, v in (("q", q), ("source", source), ("since", since), ("until", until)) if v}
     if duplicates:
         base["duplicates"] = "true"
+    if stories:
+        base["stories"] = "true"
 
     def page_url(n: int) -> str:
         return "/records?" + urlencode({**base, "page": n})
 
     return render(request, "records.html", items=items, total=total, page=page, pages=pages, page_url=page_url,
-                  q=q, source=source, since=since, until=until, duplicates=duplicates,
+                  q=q, source=source, since=since, until=until, duplicates=duplicates, stories=stories,
+                  story_sizes=story_sizes,
                   sources=queries.sources(s.storage), errors=errors)
 
 
@@ -135,7 +141,7 @@ def reader(request: Request, record_id: str) -> HTMLResponse:
     record = s.storage.mark_read(str(found.id))
     canonical = s.storage.get_record(str(record.duplicate_of)) if record.duplicate_of else None
     return render(request, "reader.html", nav="records", record=record, canonical=canonical,
-                  also_at=s.storage.alternate_urls(str(record.id)),
+                  also_at=s.storage.alternate_urls(str(record.id)), other_outlets=s.storage.other_outlets(record),
                   reading_minutes=reading_minutes(record.word_count))
 
 

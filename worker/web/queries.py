@@ -22,6 +22,7 @@ class RecordFilter:
     since: date | None = None  # record date on or after (UTC)
     until: date | None = None  # record date on or before (UTC)
     duplicates: bool = False  # include records that duplicate another
+    one_per_story: bool = False  # only the first record of each story (worker.stories)
 
     def where(self) -> list:
         # "Date" is publication when the page gave one, else when we ingested it.
@@ -31,6 +32,9 @@ class RecordFilter:
             clauses.append(records.c.category_id == self.source)
         if not self.duplicates:
             clauses.append(records.c.duplicate_of.is_(None))
+        if self.one_per_story:
+            # A story is named by its first record; records stored before stories are their own.
+            clauses.append(or_(records.c.story_id.is_(None), records.c.story_id == records.c.id))
         if self.query:
             like = "%" + self.query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             clauses.append(or_(records.c.title.like(like, escape="\\"), records.c.summary.like(like, escape="\\")))
