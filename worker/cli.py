@@ -118,11 +118,40 @@ def _print_record(storage, record, fmt: str) -> None:
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--raw", is_flag=True, help="Print the archived page the record was extracted from, as served "
+              "(its Content-Encoding undone).")
 @click.argument("record_id")
-def show(fmt: str, record_id: str) -> None:
+def show(fmt: str, raw: bool, record_id: str) -> None:
     """Print a record (by id or unambiguous id prefix) without counting it as read."""
     storage = _storage()
-    _print_record(storage, _find(storage, record_id), fmt)
+    record = _find(storage, record_id)
+    if raw:
+        sys.stdout.buffer.write(_archived_body(storage, str(record.id)))
+        return
+    _print_record(storage, record, fmt)
+
+
+def _archived_body(storage, record_id: str) -> bytes:
+    from tasks.archive import DamagedArchive, record_at
+
+    at = storage.archived_page(record_id)
+    if at is None:
+        raise click.ClickException(f"record {record_id} has no archived page (fetched while archiving was off, "
+                                   "or before it existed)")
+    path = archive_path(at.file)
+    if not path.exists():
+        raise click.ClickException(f"the archived page of record {record_id} is gone: {path} does not exist "
+                                   "(removed by GLEANER_ARCHIVE_RETENTION_DAYS, or on another machine)")
+    try:
+        return record_at(path, at.offset).content
+    except DamagedArchive as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def archive_path(file: str) -> Path:
+    """A record's archive file: a name in the archive directory, or a path (an ingested file)."""
+    path = Path(file)
+    return path if path.is_absolute() else get_settings().effective_archive_dir / path
 
 
 @cli.command()
