@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.example_page import news_page
+from tests.prose import prose
 from tests.servers import run_cli
 
 pytestmark = pytest.mark.integration
@@ -39,3 +40,97 @@ def test_a_fetched_page_is_archived_and_shown_raw(pipeline):
 
     unarchived = run_cli("show", "--raw", record_id, env={**env, "GLEANER_ARCHIVE_DIR": str(Path(env["GLEANER_DATA_DIR"]) / "elsewhere")})
     assert unarchived.returncode == 1 and "is gone" in unarchived.stderr
+
+
+def _warc(path: Path, entries, *, gzipped: bool = True) -> list[int]:
+    """A WARC file as another crawler writes it (warcio, not our writer); each entry is
+    (kind, url, status, headers, body). Returns each record's offset."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    offsets = []
+    with open(path, "wb") as fh:
+        writer = WARCWriter(fh, gzip=gzipped, warc_version="1.1")
+        writer.write_record(writer.create_warcinfo_record(path.name, {"software": "a test crawler"}))
+        for kind, url, status, headers, body in entries:
+            offsets.append(fh.tell())
+            if kind == "request":
+                http = StatusAndHeaders(f"GET {url} HTTP/1.1", headers, is_http_request=True)
+            else:
+                http = StatusAndHeaders(status, headers, protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(url, kind, payload=BytesIO(body), length=len(body),
+                                                          http_headers=http))
+    return offsets
+
+
+def _article(seed: str, title: str) -> bytes:
+    return news_page(prose(seed, paragraphs=4), title=title).encode()
+
+
+def test_warc_files_are_ingested_without_fetching_and_damage_is_located(pipeline, tmp_path):
+    import gzip
+
+    env, storage, site = pipeline
+    html = [("text/html; charset=utf-8", {}), ("text/html", {"Content-Encoding": "gzip"})]
+    entries = [
+        ("response", "https://news.example/a/one.html", "200 OK", [("Content-Type", html[0][0])],
+         _article("ingest one", "Tide tables revised")),
+        ("request", "https://news.example/a/one.html", "", [("User-Agent", "other")], b""),
+        ("response", "https://news.example/a/two.html", "200 OK",
+         [("Content-Type", "text/html"), ("Content-Encoding", "gzip")],
+         gzip.compress(_article("ingest two", "Ferry timetable changes"))),
+        ("response", "https://news.example/missing.html", "404 Not Found", [("Content-Type", "text/html")],
+         b"<p>gone</p>"),
+        ("response", "https://news.example/report.pdf", "200 OK", [("Content-Type", "application/pdf")],
+         b"%PDF-1.4"),
+        ("response", "https://news.example/a/three.html", "200 OK", [("Content-Type", "text/html")],
+         _article("ingest three", "Bridge opens to cyclists")),
+    ]
+    good = tmp_path / "crawl.warc.gz"
+    _warc(good, entries)
+    plain = tmp_path / "crawl.warc"
+    _warc(plain, [("response", "https://news.example/b/four.html", "200 OK", [("Content-Type", "text/html")],
+                   _article("ingest four", "Library extends its hours"))], gzipped=False)
+
+    result = run_cli("ingest", "--category", "cc", str(good), str(plain), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "4 page(s): 4 stored, 0 duplicate, 0 failed, 0 unfinished; 5 record(s) skipped" in result.stderr
+    for reason in ("skipped 1: HTTP 404", "skipped 1: not an HTML page: application/pdf",
+                   "skipped 1: a request record, not a response", "skipped 2: a warcinfo record, not a response"):
+        assert reason in result.stderr
+    titles = {r.url: r.title for r in storage.list_records(category="cc", limit=100)}
+    assert titles == {"https://news.example/a/one.html": "Tide tables revised",
+                      "https://news.example/a/two.html": "Ferry timetable changes",
+                      "https://news.example/a/three.html": "Bridge opens to cyclists",
+                      "https://news.example/b/four.html": "Library extends its hours"}
+    assert not any(path.startswith(("/a/", "/b/")) for path in site.hits)  # nothing was fetched
+    record = storage.find_record_by_url("https://news.example/a/two.html")
+    assert storage.archived_page(str(record.id)).file == str(good.resolve())
+    raw = run_cli("show", "--raw", str(record.id), env=env)
+    assert raw.stdout.encode() == _article("ingest two", "Ferry timetable changes")
+
+    # A file cut short inside its fourth page (a crawler killed mid-write): the three before it go in.
+    entries = [("response", f"https://news.example/c/{n}.html", "200 OK", [("Content-Type", "text/html")],
+                _article(f"torn {n}", f"Harbour notice number {n}")) for n in range(4)]
+    torn = tmp_path / "torn.warc.gz"
+    offsets = _warc(torn, entries)
+    torn.write_bytes(torn.read_bytes()[: offsets[3] + 100])
+    result = run_cli("ingest", "--category", "torn", str(torn), env=env)
+    assert result.returncode == 1
+    assert f"{torn}: stopped at byte {offsets[3]} of {offsets[3] + 100}: the file ends inside a record" in result.stderr
+    assert "3 page(s): 3 stored" in result.stderr
+    assert sorted(r.title for r in storage.list_records(category="torn")) == [
+        f"Harbour notice number {n}" for n in range(3)]
+
+    # Corrupt bytes inside the second record: the first goes in, and the byte is named.
+    corrupt = tmp_path / "corrupt.warc.gz"
+    offsets = _warc(corrupt, [(k, u.replace("/c/", "/d/"), s, h, b) for k, u, s, h, b in entries[:3]])
+    data = bytearray(corrupt.read_bytes())
+    data[offsets[1] + 20: offsets[1] + 60] = bytes(40)
+    corrupt.write_bytes(bytes(data))
+    result = run_cli("ingest", "--category", "corrupt", str(corrupt), env=env)
+    assert result.returncode == 1
+    assert f"stopped at byte {offsets[1]} of {len(data)}: corrupt gzip data" in result.stderr
+    assert [r.url for r in storage.list_records(category="corrupt")] == ["https://news.example/d/0.html"]

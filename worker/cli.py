@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from worker.cli_archive import archive_path, ingest_command, reprocess_command
 from worker.cli_extract import extract_command
 from worker.cli_sources import sources_group
 from worker.cli_web import web_command
@@ -146,12 +147,6 @@ def _archived_body(storage, record_id: str) -> bytes:
         return record_at(path, at.offset).content
     except DamagedArchive as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def archive_path(file: str) -> Path:
-    """A record's archive file: a name in the archive directory, or a path (an ingested file)."""
-    path = Path(file)
-    return path if path.is_absolute() else get_settings().effective_archive_dir / path
 
 
 @cli.command()
@@ -329,6 +324,8 @@ def redis_stop() -> None:
 
 
 cli.add_command(extract_command)
+cli.add_command(ingest_command)
+cli.add_command(reprocess_command)
 cli.add_command(sources_group)
 cli.add_command(web_command)
 
