@@ -180,3 +180,58 @@ def test_reprocess_extracts_archived_pages_again_keeping_ids(pipeline):
     assert storage.get_record(b_id).updated_at == b.updated_at
     later = run_cli("reprocess", "--since", "2999-01-01", env=env)
     assert later.returncode == 0 and "0 page(s)" in later.stderr
+
+
+def test_a_changed_refetch_keeps_the_old_version_and_an_unchanged_one_adds_none(pipeline):
+    import json
+    import warnings
+
+    import redis
+
+    from worker.web.app import create_app
+
+    env, storage, site = pipeline
+    first = prose("revisions", paragraphs=3)
+    url = site.page("/v/budget.html", news_page(first, title="Budget passes"))
+    record_id = _stored(run_cli("enqueue", "--wait", url, env=env))
+    seen = storage.get_record(record_id)
+
+    assert _stored(run_cli("enqueue", "--wait", url, env=env)) == record_id  # the same text again
+    assert storage.get_record(record_id).updated_at == seen.updated_at
+    assert len(storage.revisions(record_id)) == 1  # only the record itself
+
+    words = first[1].split()
+    second = [first[0], " ".join(words[:4] + ["<b>amended</b>", "&"] + words[5:]), first[2]]
+    site.page("/v/budget.html", news_page(second, title="Budget passes after all"))
+    assert _stored(run_cli("enqueue", "--wait", url, env=env)) == record_id
+    now = storage.get_record(record_id)
+    versions = storage.revisions(record_id)
+    assert [(v.title, v.body) for v in versions] == [("Budget passes", first), ("Budget passes after all", second)]
+    assert versions[0].seen_at == seen.updated_at and versions[1].seen_at == now.updated_at > seen.updated_at
+    assert now.created_at == seen.created_at
+
+    shown = run_cli("show", "--revisions", record_id, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Version 2 of 2")
+    assert "title was: Budget passes\n" in shown.stdout
+    assert f"[-{words[4]}-] {{+<b>amended</b> &+}}" in shown.stdout
+    assert "(the first version seen)" in shown.stdout
+    as_json = json.loads(run_cli("show", "--revisions", "--format", "json", record_id, env=env).stdout)
+    assert [v["number"] for v in as_json] == [1, 2] and as_json[0]["changes"] is None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    client = redis.Redis.from_url(env["GLEANER_REDIS_URL"])
+    app = create_app(storage, redis_client=client, workers=lambda: [], allowed_hosts=["testserver"], token=None)
+    with TestClient(app) as web:
+        api = web.get(f"/api/records/{record_id}/revisions").json()
+        assert api == as_json
+        changes = api[1]["changes"]
+        assert {"op": "removed", "text": words[4]} in changes and {"op": "added", "text": "<b>amended</b> &"} in changes
+        assert web.get(f"/api/records/{'0' * 8}-0000-0000-0000-{'0' * 12}/revisions").status_code == 404
+        page = web.get(f"/records/{record_id}").text
+        assert "Revisions (2 versions)" in page
+        assert f"<del>{words[4]}</del>" in page and "<ins>&lt;b&gt;amended&lt;/b&gt; &amp;</ins>" in page
+        assert "<b>amended" not in page
+    client.close()

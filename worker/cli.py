@@ -121,13 +121,24 @@ def _print_record(storage, record, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--raw", is_flag=True, help="Print the archived page the record was extracted from, as served "
               "(its Content-Encoding undone).")
+@click.option("--revisions", is_flag=True, help="List the record's versions, newest first, each with a "
+              "word-level diff from the one before ([-removed-] {+added+}; JSON with --format json).")
 @click.argument("record_id")
-def show(fmt: str, raw: bool, record_id: str) -> None:
+def show(fmt: str, raw: bool, revisions: bool, record_id: str) -> None:
     """Print a record (by id or unambiguous id prefix) without counting it as read."""
     storage = _storage()
     record = _find(storage, record_id)
     if raw:
         sys.stdout.buffer.write(_archived_body(storage, str(record.id)))
+        return
+    if revisions:
+        from worker.revisions import render_versions, versions
+
+        found = versions(storage.revisions(str(record.id)))
+        if fmt == "json":
+            click.echo(json.dumps([v.model_dump(mode="json") for v in found], indent=2))
+        else:
+            click.echo(render_versions(found), nl=False)
         return
     _print_record(storage, record, fmt)
 
