@@ -10,7 +10,7 @@ from worker.stage import HandOn, StageContext
 
 def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Article:
     """Extract the article; the page's final URL (after redirects) is its address."""
-    article = extract_article(body, page.final_url, charset=page.charset, rules=rules)
+    article = extract_article(body, page.final_url, charset=page.charset, rules=rules, fetched_at=page.fetched_at)
     article.url = page.final_url
     return article
 

@@ -82,7 +82,7 @@ def test_open_graph_and_meta_tags() -> None:
     assert article.site_name == "Harbour News"
     assert article.image == "https://harbour.example/img/ferry.jpg"
     assert article.canonical_url == "https://harbour.example/ferries"
-    assert article.language is None
+    assert article.language == "en"  # declared nowhere: read from the text
 
 
 def test_title_tag_loses_its_site_name_when_nothing_else_declares_a_title() -> None:
@@ -103,11 +103,6 @@ def test_dates_from_time_element_then_url() -> None:
     from_url = extract_article(page(), "https://harbour.example/2019/11/17/ferries/")
     assert from_url.published_at == datetime(2019, 11, 17, tzinfo=timezone.utc)
     assert extract_article(page()).published_at is None
-
-
-def test_language_from_meta_when_html_has_none() -> None:
-    head = '<meta http-equiv="content-language" content="fr-FR">'
-    assert extract_article(page(head, lang="")).language == "fr"
 
 
 def test_broken_json_ld_is_ignored() -> None:
@@ -140,3 +135,17 @@ def test_date_printed_near_the_headline_when_metadata_has_none() -> None:
 def test_date_in_a_url_with_a_month_name() -> None:
     article = extract_article(page(), "https://harbour.example/news/2019/nov/18/ferries")
     assert article.published_at == datetime(2019, 11, 18, tzinfo=timezone.utc)
+
+
+def test_no_date_after_the_fetch_is_taken_and_the_update_is_kept_apart() -> None:
+    data = {"@type": "NewsArticle", "headline": "Ferries return to the old harbour",
+            "datePublished": "2031-05-01T10:00:00Z", "dateModified": "2019-11-22T09:00:00Z"}
+    head = (f'<script type="application/ld+json">{json.dumps(data)}</script>'
+            '<meta property="article:published_time" content="2019-11-20T10:31:05Z">')
+    fetched = datetime(2019, 12, 1, tzinfo=timezone.utc)
+    article = extract_article(page(head), "https://harbour.example/ferries", fetched_at=fetched)
+    assert article.published_at == datetime(2019, 11, 20, 10, 31, 5, tzinfo=timezone.utc)
+    assert article.modified_at == datetime(2019, 11, 22, 9, 0, tzinfo=timezone.utc)
+    before = extract_article(page(head), "https://harbour.example/ferries", fetched_at=datetime(2019, 11, 21,
+                                                                                           tzinfo=timezone.utc))
+    assert before.modified_at is None  # stated after the fetch: not taken

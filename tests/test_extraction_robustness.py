@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 
 import pytest
@@ -114,3 +115,79 @@ def test_declared_charset_decodes_the_bytes() -> None:
     assert extract_article(page, charset="iso-8859-1").body[0].startswith("Caf\u00e9")
     utf8 = page.decode("cp1252").replace("windows-1252", "utf-8").encode("utf-8")
     assert extract_article(utf8).body[0].startswith("Caf\u00e9 owners")
+
+
+# --- the bad pages of issue 15: each ends with a clear reason or a correct record ---------------
+
+CAFE = ("<html><head><meta charset='{charset}'><title>La temp\u00eate</title></head><body><article><h1>La temp\u00eate</h1>"
+        + "<p>Le caf\u00e9 du port a ferm\u00e9 apr\u00e8s la temp\u00eate, a d\u00e9clar\u00e9 le maire aux journalistes.</p>" * 5
+        + "</article></body></html>")
+
+
+def test_utf8_labelled_as_latin1_is_read_as_utf8() -> None:
+    # Labelled in the page and in the HTTP header alike: valid UTF-8 bytes are UTF-8 whatever the label says.
+    page = CAFE.format(charset="iso-8859-1").encode("utf-8")
+    assert extract_article(page).body[0].startswith("Le caf\u00e9 du port")
+    assert extract_article(page, charset="windows-1252").title == "La temp\u00eate"
+
+
+def test_legacy_encoding_labelled_utf8_or_not_labelled_is_detected() -> None:
+    for page in (CAFE.format(charset="utf-8"), CAFE.replace("<meta charset='{charset}'>", "")):
+        article = extract_article(page.encode("cp1252"))
+        assert article.body[0].startswith("Le caf\u00e9 du port"), article.body[0]
+
+
+def test_a_utf16_label_is_believed() -> None:
+    page = CAFE.format(charset="utf-16").encode("utf-16-le")  # no BOM: only the label says so
+    assert extract_article(page, charset="utf-16-le").body[0].startswith("Le caf\u00e9 du port")
+
+
+@pytest.mark.parametrize(
+    ("page", "reason"),
+    [
+        ("", "empty page"),
+        ("<html><head><script>render(document.body)</script></head><body><script src='/app.js'></script>"
+         "<noscript>Please enable JavaScript.</noscript></body></html>", "no article text found: the page shows no text"),
+        ("<html><body><div class='cookie-consent'><p>We use cookies to improve your experience, to show you "
+         "personalised content and to analyse our traffic. By clicking accept you agree to our use of cookies "
+         "as described in our cookie policy.</p><button>Accept</button><button>Reject</button></div></body></html>",
+         "no article text found"),
+        ("<html><body><div id='gdpr-wall'>" + "<p>Your privacy matters to us and to our partners, who store and "
+         "read information on your device to show you relevant content and measure it.</p>" * 4
+         + "</div></body></html>", "no article text found"),
+    ],
+    ids=["empty", "script only", "cookie banner only", "consent wall only"],
+)
+def test_pages_without_an_article_end_with_a_reason(page: str, reason: str) -> None:
+    with pytest.raises(ExtractionError, match=reason):
+        extract_article(page)
+
+
+def test_a_five_megabyte_page_gives_its_story() -> None:
+    teasers = "".join(f"<div class='card'><a href='/n/{i}'>Another story number {i}</a><span>2 min read</span></div>"
+                      for i in range(55_000))
+    page = STORY.replace("</article>", "</article>" + teasers)
+    assert len(page) > 5_000_000
+    assert extract_article(page).body == extract_article(STORY).body
+
+
+def test_a_hundred_thousand_nested_elements_end_cleanly() -> None:
+    for page in ("<div>" * 100_000 + STORY, "<span>" * 100_000 + STORY,
+                 "<div>" * 100_000 + STORY + "</div>" * 100_000):
+        _check(page)
+
+
+def test_bad_pages_harm_nothing_else_in_the_batch() -> None:
+    good = STORY.encode("utf-8")
+    before = extract_article(good, "https://news.example/a")
+    batch = [b"", b"\xff\xfe\x00<", "<div>" * 100_000, CAFE.format(charset="utf-8").encode("cp1252"),
+             "<html><body><div class='cookie-banner'><p>We use cookies.</p></div></body></html>", good]
+    results = []
+    for page in batch:
+        try:
+            results.append(extract_article(page, "https://news.example/a"))
+        except ExtractionError as exc:
+            results.append(str(exc))
+    assert [type(r).__name__ for r in results] == ["str", "str", "str", "Article", "str", "Article"]
+    assert results[-1] == before
+    assert gc.isenabled()  # the extractor pauses the collector while it builds a tree, and always resumes it

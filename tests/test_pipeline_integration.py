@@ -56,8 +56,10 @@ def test_example_article_becomes_the_example_record_without_its_defects(pipeline
         assert sentence in text
 
     data = json.loads(run_cli("show", record_id, "--format", "json", env=env).stdout)
-    assert set(data) == {"id", "category_id", "url", "title", "body", "published_at", "created_at", "updated_at",
-                         "last_read_at", "summary", "word_count", "read_count", "similar", "duplicate_of"}
+    assert set(data) == {"id", "category_id", "url", "title", "body", "published_at", "modified_at", "authors",
+                         "language", "created_at", "updated_at", "last_read_at", "summary", "word_count", "read_count",
+                         "similar", "duplicate_of"}
+    assert data["language"] == "en"
     datetime.fromisoformat(data["created_at"])  # ISO 8601
     assert data["created_at"].endswith(("Z", "+00:00"))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, insert, text
 
 from tests.example_page import SEED, TITLE, unique_paragraphs
 from worker.models import Article, Draft
@@ -212,8 +213,15 @@ def test_an_index_made_after_records_were_stored_indexes_them(tmp_path):
         config.attributes["connection"] = conn
         command.downgrade(config, "0001")
         conn.commit()
-    for i, (title, body) in enumerate(list(RELATED.items()) + list(UNRELATED.items())):
-        storage.upsert_record(_draft(f"https://old.test/{i}", title, body))
+        now = datetime.now(timezone.utc)
+        for i, (title, body) in enumerate(list(RELATED.items()) + list(UNRELATED.items())):
+            # the columns revision 0001 has (today's upsert writes later ones too)
+            conn.execute(insert(records).values(
+                id=str(uuid.uuid4()), category_id="news", url=f"https://old.test/{i}",
+                canonical_url=f"https://old.test/{i}", title=title, body=body, created_at=now, updated_at=now,
+                summary="", word_count=10, read_count=0, similar=[], content_hash=uuid.uuid4().hex,
+                authors=[], language=None))
+        conn.commit()
     storage.close()
     storage = Storage(url)  # what a worker does at start: migrate, and so index what is there
     try:

@@ -1,5 +1,6 @@
 import threading
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -139,3 +140,21 @@ def test_similar_readings_are_stored_with_the_record_never_itself_and_counted(st
     copy, canonical = storage.upsert_record(draft("https://a.test/r4", ["one"], digest="r1"), similar=refs)
     assert canonical == a and storage.get_record(copy).similar == []  # a duplicate lists none
     assert storage.similar_counts([a, c, copy, "nope"]) == {a: 0, c: 1, copy: 0}
+
+
+def test_the_pages_update_authors_and_language_are_stored_and_updated(storage):
+    published = datetime(2025, 3, 21, 9, 30, tzinfo=timezone(timedelta(hours=9)))
+    article = Article(title="Ferries", body=["one"], published_at=published,
+                      modified_at=published + timedelta(days=1), authors=["Ann Example", "Bo Sample"], language="ja")
+    stored = Draft(job_id=str(uuid.uuid4()), category_id="news", url="https://a.test/m", article=article,
+                   canonical_url="https://a.test/m", content_hash="m1", summary="S.", word_count=1)
+    record_id, _ = storage.upsert_record(stored)
+    record = storage.get_record(record_id)
+    assert record.modified_at == published + timedelta(days=1)  # the same instant, given back in UTC
+    assert record.modified_at.utcoffset() == timedelta(0)
+    assert (record.authors, record.language) == (["Ann Example", "Bo Sample"], "ja")
+    changed = stored.model_copy(update={"content_hash": "m2", "article": article.model_copy(
+        update={"modified_at": None, "authors": ["Cy Person"], "language": "en"})})
+    storage.upsert_record(changed)
+    record = storage.get_record(record_id)
+    assert (record.modified_at, record.authors, record.language) == (None, ["Cy Person"], "en")

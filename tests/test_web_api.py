@@ -261,12 +261,14 @@ def test_reader_page_counts_reads_and_follows_the_example_layout(client, storage
     record_id = store_record(storage, title="Stem cell transplant helps", category="nhk",
                              body=["First paragraph.", "Second paragraph."], summary="Two patients recovered.",
                              url="https://www3.nhk.or.jp/nhkworld/en/news/20250321_21/",
-                             published_at=_when("2025-03-21T09:30:00"))
+                             published_at=_when("2025-03-21T09:30:00"), authors=["Ann Example", "Bo Sample"],
+                             language="ja")
     page = client.get(f"/records/{record_id}").text
     order = ["Stem cell transplant helps", "First paragraph.", "Second paragraph.", "Similar Readings (0 items)",
              "Summary", "Two patients recovered.", "Statistics", "Words", "Read Count", "Details", "ID",
              record_id, "Category ID", "nhk", "URL", "https://www3.nhk.or.jp/nhkworld/en/news/20250321_21/",
-             "Date", "March 21, 2025", "Created", "Updated", "Last Read"]
+             "Date", "March 21, 2025", "Authors", "Ann Example, Bo Sample", "Language", "ja", "Created", "Updated",
+             "Last Read"]
     article = page[page.index("<article"):]
     position = 0
     for marker in order:  # each one after the one before

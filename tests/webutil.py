@@ -16,11 +16,13 @@ from worker.storage import Storage
 
 
 def store_record(storage: Storage, *, title: str, body: list[str], category: str = "test", url: str | None = None,
-                 published_at: datetime | None = None, summary: str = "", duplicate_of: str | None = None) -> str:
+                 published_at: datetime | None = None, summary: str = "", duplicate_of: str | None = None,
+                 authors: list[str] | None = None, language: str | None = None) -> str:
     url = url or f"https://news.example/{uuid.uuid4().hex}.html"
     text = "\n".join(body)
     draft = Draft(job_id=str(uuid.uuid4()), category_id=category, url=url,
-                  article=Article(title=title, body=body, published_at=published_at),
+                  article=Article(title=title, body=body, published_at=published_at, authors=authors or [],
+                                  language=language),
                   canonical_url=url, content_hash=hashlib.sha256(text.encode()).hexdigest(),
                   duplicate_of=duplicate_of, summary=summary, word_count=len(text.split()))
     record_id, _ = storage.upsert_record(draft)

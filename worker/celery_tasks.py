@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import kombu.exceptions
-import redis
 from celery import Task, bootsteps
 from celery.exceptions import Reject
 from celery.signals import task_failure, worker_init, worker_process_shutdown

@@ -122,6 +122,9 @@ class Record(BaseModel):
     title: str
     body: list[str]
     published_at: datetime | None = None
+    modified_at: datetime | None = None  # the update the page declares, kept apart from the publication
+    authors: list[str] = Field(default_factory=list)
+    language: str | None = None  # ISO 639-1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     last_read_at: datetime | None = None
@@ -131,6 +134,6 @@ class Record(BaseModel):
     similar: list[SimilarRef] = Field(default_factory=list)
     duplicate_of: uuid.UUID | None = None
 
-    _aware_fields = field_validator("published_at", "created_at", "updated_at", "last_read_at")(
+    _aware_fields = field_validator("published_at", "modified_at", "created_at", "updated_at", "last_read_at")(
         classmethod(lambda cls, v: _aware(v))
     )

@@ -1,5 +1,5 @@
 """A record as text, in the layout of the example record: body, similar readings, summary,
-statistics, details."""
+statistics, details (the example's, with the page's update, authors and language after its date)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def render_text(record: Record, *, alternates: list[str] | None = None, canonica
     lines.append(f"Category ID: {record.category_id}")
     lines.append(f"URL: {record.url}")
     lines.append(f"Date: {_date(record.published_at)}")
+    if record.modified_at:
+        lines.append(f"Modified: {_date(record.modified_at)}")
+    lines.append(f"Authors: {', '.join(record.authors) or 'unknown'}")
+    lines.append(f"Language: {record.language or 'unknown'}")
     lines.append(f"Created: {_when(record.created_at)}")
     lines.append(f"Updated: {_when(record.updated_at)}")
     lines.append(f"Last Read: {_when(record.last_read_at)}")

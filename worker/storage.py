@@ -86,6 +86,7 @@ records = Table(
     Column("content_hash", String(64), nullable=False),
     Column("authors", JSON, nullable=False, default=list),
     Column("language", String(35)),
+    Column("modified_at", UTCDateTime),
     # The page it was last extracted from, in the archive (tasks/archive/): NULL when not kept.
     Column("archive_file", Text),
     Column("archive_offset", BigInteger),
@@ -169,6 +170,9 @@ def record_from_row(row: Any) -> Record:
         title=row.title,
         body=row.body,
         published_at=row.published_at,
+        modified_at=row.modified_at,
+        authors=row.authors or [],
+        language=row.language,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_read_at=row.last_read_at,
@@ -200,8 +204,8 @@ _SIMILAR_COUNTS = select(records.c.id, func.json_array_length(records.c.similar)
 _INSERT_REVISION = insert(record_revisions)
 def _draft_values(draft: Draft) -> dict[str, Any]:
     a = draft.article
-    return {"title": a.title, "published_at": a.published_at, "summary": draft.summary,
-            "word_count": draft.word_count, "authors": a.authors, "language": a.language}
+    return {"title": a.title, "published_at": a.published_at, "modified_at": a.modified_at,
+            "summary": draft.summary, "word_count": draft.word_count, "authors": a.authors, "language": a.language}
 
 
 def _unchanged(existing: Any, draft: Draft) -> bool:
@@ -360,6 +364,7 @@ class Storage:
             "title": article.title,
             "body": article.body,
             "published_at": article.published_at,
+            "modified_at": article.modified_at,
             "summary": draft.summary,
             "word_count": draft.word_count,
             "content_hash": draft.content_hash,

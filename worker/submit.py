@@ -11,14 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tasks.fetching.download import check_url
-from worker import dispatch
+from worker import dispatch, runner
 from worker.errors import InvalidURLError
 from worker.job import Job, Message
 from worker.pipeline import get_pipeline
 from worker.queues import Priority
 from worker.storage import TERMINAL_STATES, Storage
 
-SEND_BATCH = 500  # URLs checked and sent per batch (their ledger entries go in one round trip)
 SendFn = Callable[[Sequence[Message]], None]
 
 
@@ -52,8 +51,8 @@ def submit(storage: Storage, urls: Sequence[str], category_id: str,
     job_ids = storage.create_jobs(list(urls), category_id, int(priority))
     first = get_pipeline().first.name
     pairs = list(zip(job_ids, urls))
-    for start in range(0, len(pairs), SEND_BATCH):
-        batch = pairs[start : start + SEND_BATCH]
+    for start in range(0, len(pairs), runner.SEND_BATCH):  # a round trip's worth at a time, for progress
+        batch = pairs[start : start + runner.SEND_BATCH]
         messages = []
         for job_id, url in batch:
             try:

@@ -13,6 +13,7 @@ from bs4 import NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
 _SPACES = re.compile(r"\s+")
+_NOT_LETTERS = re.compile(r"[^a-zA-Z]+")
 
 # Elements that end the current line of text: a paragraph never spans one of their edges.
 BLOCK_TAGS = frozenset(
@@ -22,11 +23,17 @@ BLOCK_TAGS = frozenset(
 )
 # Elements whose edges separate words but not lines: the cells of a table row read as one line.
 _SPACED_TAGS = frozenset(("td", "th"))
-# Elements whose text is never article text.
+# Elements whose text is never article text. Not <figure>: its caption goes (figcaption), but
+# what else it holds is content (tables come wrapped in figures: <figure class="wp-block-table">).
 SKIP_TAGS = frozenset(
-    "button figcaption figure input label menu dialog title meta link img picture video audio source "
+    "button figcaption input label menu dialog title meta link img picture video audio source "
     "map area embed script style noscript template svg iframe select textarea option".split()
 )
+# Skipped elements that only ever hold a few words. One left open by broken markup ("<button><div>
+# </button>") swallows the rest of the page in lxml's tree, where a browser would have closed it:
+# holding more text than any of them would, it is read like any other element.
+_SMALL_TAGS = frozenset("button label figcaption menu picture video audio map option".split())
+_SWALLOWED_CHARS = 2000
 # Elements that usually hold page furniture, but that some sites wrap around the whole page.
 FURNITURE_TAGS = frozenset("nav footer aside form header".split())
 _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
@@ -34,11 +41,27 @@ _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
 # class/id hints of page furniture: distinctive words anywhere, short ones as whole words.
 _FURNITURE_HINT = re.compile(
     r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
-    r"navigation|footer|cookie|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
-    r"signup|screen-?reader|sr-only|d-none|toolbar|pagination|masthead|widget|"
-    r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags?|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])",
+    r"navigation|footer|cookie|consent|gdpr|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
+    r"signup|screen-?reader|sr-only|(?:^|\s)d-none(?:$|\s)|toolbar|pagination|masthead|widget|"
+    r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])|"
+    # "tag" alone or last: "tag-politics" is the label WordPress puts on the article itself.
+    r"(?:^|[\s_-])tag(?:$|[\s_])",
     re.I,
 )
+# The same short words as the last word of a camelCase name ("InlineImage-imageEmbedCredit",
+# "articleMeta"), as CSS modules and component libraries write them.
+_CAMEL_HINT = re.compile(r"(?<=[a-z])(?:Ads?|Hidden|Nav|Menu|Tags?|Author|Meta|Date|Modal|Popup|Credits?|More|Print|Email)"
+                         r"(?=$|[\s_-])")
+# Furniture words that say where an element sits or how it is shown, or that it holds links
+# (navigation), not that it holds prose of its own: themes and page builders put them on the
+# article's own wrappers too ("content-sidebar-wrap", every section an "elementor-widget", each
+# section of a long read a "content-nav-section"), so the body finder overrules them where they
+# hold most of the article's prose. Words that name prose that is not the article (comments,
+# related stories, notices) always stand.
+LAYOUT_HINTS = frozenset("widget sidebar footer header form toolbar masthead hidden more meta nav navigation menu".split())
+# Furniture words of notices that are never article text, not even wrapped around all of a page's
+# text: on a consent wall, the cookie notice is all there is.
+NOTICE_HINTS = frozenset(("cookie", "consent", "gdpr"))
 # class/id hints of the element that holds the article's text.
 _ARTICLE_HINT = re.compile(
     r"(?:article|story|post|entry|news|blog)[_-]?(?:body|content|text)|articlebody|main-?content|"
@@ -55,14 +78,15 @@ class Block:
     link_chars: int  # characters of the text inside <a>
     path: tuple[int, ...]  # ids of every element from the root down to the owner
     furniture: tuple[int, ...]  # depths (indexes into path) of the elements that look like furniture
+    hints: tuple[str, ...]  # the word that made each of them look so ("nav", "widget", "comment"...)
     semantic: tuple[int, ...]  # depths of the elements that say "the article's text is here"
 
 
-def _skipped(tag: Tag) -> bool:
+def _skipped(tag: Tag, hidden: bool) -> bool:
     if tag.name in SKIP_TAGS:
-        return True
+        return tag.name not in _SMALL_TAGS or not _swallowed(tag)
     attrs = tag.attrs
-    if not attrs:
+    if not attrs or hidden:
         return False
     style = attrs.get("style")
     return (
@@ -72,8 +96,18 @@ def _skipped(tag: Tag) -> bool:
     )
 
 
+def _swallowed(tag: Tag) -> bool:
+    """Whether a small element holds more text than it ever would on its own (stops counting early)."""
+    total = 0
+    for text in tag.strings:
+        total += len(text)
+        if total > _SWALLOWED_CHARS:
+            return True
+    return False
+
+
 def _furniture(tag: Tag) -> str:
-    """The tag name or class/id hint that says navigation, comments, sharing, ads...; "" if none."""
+    """The tag name or class/id hint word that says navigation, comments, sharing, ads...; "" if none."""
     name = tag.name
     if name in FURNITURE_TAGS:
         return name
@@ -86,8 +120,8 @@ def _furniture(tag: Tag) -> str:
         hint = f"{hint} {ident}"
     if not hint or not isinstance(hint, str):
         return ""
-    match = _FURNITURE_HINT.search(hint)
-    return match.group().lower() if match else ""
+    match = _FURNITURE_HINT.search(hint) or (None if hint.islower() else _CAMEL_HINT.search(hint))
+    return _NOT_LETTERS.sub("", match.group()).lower() if match else ""
 
 
 def _semantic(tag: Tag) -> bool:
@@ -112,17 +146,19 @@ def _semantic(tag: Tag) -> bool:
 COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
 
 
-def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
+def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = False) -> list[Block]:
     """Every line of visible text under root, in document order, with where it sits in the tree.
 
     Elements named in COLLECT_TAGS, and bylines, are appended to ``collect`` on the way, so
-    metadata needs no second walk over the tree.
+    metadata needs no second walk over the tree. ``hidden`` reads elements hidden by their
+    attributes too (hidden, aria-hidden, display: none).
     """
     blocks: list[Block] = []
     parts: list[str] = []
     link_chars = 0
     path: list[int] = []
     furniture: list[int] = []
+    hints: list[str] = []
     semantic: list[int] = []
     owners: list[str] = []
     link_depth = 0
@@ -134,7 +170,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
             if text:
                 owner = owners[-1] if owners else ""
                 blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
-                                    tuple(semantic)))
+                                    tuple(hints), tuple(semantic)))
             parts.clear()
         link_chars = 0
 
@@ -151,6 +187,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
             path.pop()
             if furniture and furniture[-1] == depth:
                 furniture.pop()
+                hints.pop()
             if semantic and semantic[-1] == depth:
                 semantic.pop()
             if name == "a":
@@ -167,7 +204,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
         name = node.name
         if name in COLLECT_TAGS and collect is not None:
             collect.append(node)
-        if _skipped(node):
+        if _skipped(node, hidden):
             continue
         is_block = name in BLOCK_TAGS
         if is_block:
@@ -182,6 +219,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None) -> list[Block]:
         hint = _furniture(node)
         if hint:
             furniture.append(depth)
+            hints.append(hint)
             if collect is not None and ("author" in hint or "byline" in hint):
                 collect.append(node)  # the byline, for pages that name no author in metadata
         elif _semantic(node):

@@ -54,7 +54,10 @@ _URL = re.compile(r"(?<!\d)((?:19|20)\d{2})[/_-]?(0[1-9]|1[0-2])[/_-]?(0[1-9]|[1
 _URL_MONTH = re.compile(r"/((?:19|20)\d{2})/([a-z]{3,9})/(\d{1,2})(?:/|$)", re.I)
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
 
-_EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1995, 1, 1, tzinfo=timezone.utc)  # before the web's first news sites: an ID, a price, a birth date
+# The widest UTC offset (UTC+14): a time written without a zone, read as UTC, may be this far ahead
+# of the instant it names, so such a time is in the future only past the bound plus this.
+WIDEST_OFFSET = timedelta(hours=14)
 
 
 def _zone(text: str | None) -> timezone | None:
@@ -70,16 +73,21 @@ def _zone(text: str | None) -> timezone | None:
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
+def in_range(value: datetime, latest: datetime | None, *, zone_stated: bool = True) -> bool:
+    """Whether a date can be an article's: not before 1995, not after ``latest`` (the fetch, else now)."""
+    bound = latest or datetime.now(timezone.utc)
+    if not zone_stated:
+        bound += WIDEST_OFFSET
+    return EARLIEST <= value <= bound
+
+
 def _build(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
-           zone: timezone | None = None) -> datetime | None:
+           zone: timezone | None = None, latest: datetime | None = None) -> datetime | None:
     try:
         value = datetime(year, month, day, hour, minute, second, tzinfo=zone or timezone.utc)
     except ValueError:
         return None
-    # Dates before the web or far in the future are noise (IDs, phone numbers, prices).
-    if value < _EARLIEST or value > datetime.now(timezone.utc) + timedelta(days=2):
-        return None
-    return value
+    return value if in_range(value, latest, zone_stated=zone is not None) else None
 
 
 def _clock(hour: str | None, minute: str | None, meridiem: str | None) -> tuple[int, int]:
@@ -92,10 +100,11 @@ def _clock(hour: str | None, minute: str | None, meridiem: str | None) -> tuple[
     return (h, m) if h < 24 and m < 60 else (0, 0)
 
 
-def parse_date(text: str | None) -> datetime | None:
+def parse_date(text: str | None, latest: datetime | None = None) -> datetime | None:
     """A timezone-aware datetime from a machine-readable or prose date string, or None.
 
-    A string without a zone is taken as UTC; a stated offset is kept as given.
+    A string without a zone is taken as UTC; a stated offset is kept as given. A date before 1995
+    or after ``latest`` (default: now) is refused: on a page it is an ID, a price or a typo.
     """
     if not text:
         return None
@@ -103,13 +112,12 @@ def parse_date(text: str | None) -> datetime | None:
     if not text:
         return None
     if _EPOCH.match(text):
-        seconds = int(text[:10])
-        value = datetime.fromtimestamp(seconds, timezone.utc)
-        return value if value >= _EARLIEST else None
+        value = datetime.fromtimestamp(int(text[:10]), timezone.utc)
+        return value if in_range(value, latest) else None
     match = _ISO.search(text)
     if match:
         y, mo, d, h, mi, s, z = match.groups()
-        value = _build(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), _zone(z))
+        value = _build(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), _zone(z), latest)
         if value is not None:
             return value
     if "," in text and ":" in text and text[:3].isalpha():
@@ -118,44 +126,69 @@ def parse_date(text: str | None) -> datetime | None:
         except (TypeError, ValueError, IndexError):
             value = None
         if value is not None:
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return parse_prose_date(text)
+            stated = value.tzinfo is not None
+            value = value if stated else value.replace(tzinfo=timezone.utc)
+            return value if in_range(value, latest, zone_stated=stated) else None
+    return parse_prose_date(text, latest)
 
 
-def parse_prose_date(text: str) -> datetime | None:
+def has_clock(text: str) -> bool:
+    """Whether a machine-readable date string gives a time of day, not a bare day."""
+    match = _ISO.search(text.strip()[:200])
+    return match is not None and match.group(4) is not None
+
+
+def stated_offset(text: str | None) -> timedelta | None:
+    """The UTC offset a machine-readable date string states ("Z" is zero); None when it states none."""
+    if not text:
+        return None
+    match = _ISO.search(text.strip()[:200])
+    if match and match.group(7):
+        zone = _zone(match.group(7))
+        return zone.utcoffset(None) if zone else None
+    if match is None and "," in text and ":" in text:
+        try:
+            value = parsedate_to_datetime(text.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        return value.utcoffset() if value.tzinfo else None
+    return None
+
+
+def parse_prose_date(text: str, latest: datetime | None = None) -> datetime | None:
     """A date written for people: "November 20, 2019", "20 Nov 2019 10:31", "20.11.2019"."""
     match = _MDY.search(text)
     if match:
         month, day, year, hour, minute, meridiem = match.groups()
         h, m = _clock(hour, minute, meridiem)
-        value = _build(int(year), _MONTHS[month.lower()], int(day), h, m)
+        value = _build(int(year), _MONTHS[month.lower()], int(day), h, m, latest=latest)
         if value:
             return value
     match = _DMY.search(text)
     if match:
         day, month, year, hour, minute, meridiem = match.groups()
         h, m = _clock(hour, minute, meridiem)
-        value = _build(int(year), _MONTHS[month.lower()], int(day), h, m)
+        value = _build(int(year), _MONTHS[month.lower()], int(day), h, m, latest=latest)
         if value:
             return value
     match = _NUMERIC.search(text)
     if match:
         first, second, year = map(int, match.groups())
         day, month = (first, second) if second <= 12 else (second, first)
-        return _build(year, month, day)
+        return _build(year, month, day, latest=latest)
     return None
 
 
-def date_from_url(url: str | None) -> datetime | None:
+def date_from_url(url: str | None, latest: datetime | None = None) -> datetime | None:
     """The date in a URL path such as /2019/11/20/slug, or None."""
     if not url:
         return None
     match = _URL.search(url)
     if match:
-        return _build(*map(int, match.groups()))
+        return _build(*map(int, match.groups()), latest=latest)
     match = _URL_MONTH.search(url)
     if match and match.group(2).lower() in _MONTHS:
-        return _build(int(match.group(1)), _MONTHS[match.group(2).lower()], int(match.group(3)))
+        return _build(int(match.group(1)), _MONTHS[match.group(2).lower()], int(match.group(3)), latest=latest)
     return None
 
 

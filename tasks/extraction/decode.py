@@ -1,4 +1,4 @@
-"""Bytes to text: the HTTP charset first, then the page's own declaration, then detection."""
+"""Bytes to text: UTF-8 where the bytes are UTF-8, else the HTTP charset, the page's own declaration, then detection."""
 
 from __future__ import annotations
 
@@ -32,23 +32,30 @@ def declared_charset(data: bytes) -> str | None:
 
 
 def decode_html(data: bytes, charset: str | None = None) -> str:
-    """Decode a page: HTTP charset, BOM, <meta> declaration, then detection; never raises on bad bytes."""
+    """Decode a page: BOM, then UTF-8 where the bytes are UTF-8, then the HTTP charset, the <meta>
+    declaration, then detection; never raises on bad bytes.
+
+    Bytes that decode as UTF-8 are taken as UTF-8 whatever the labels say: a UTF-8 page labelled
+    latin-1 is a common mistake, while text in a legacy encoding that happens to be valid UTF-8
+    is vanishingly rare (only a UTF-16 label, whose text would be full of NULs, is believed).
+    """
     for bom, name in _BOMS:
         if data.startswith(bom):
             return data[len(bom):].decode(name, "replace")
-    for name in (_codec(charset), declared_charset(data)):
-        if name:
-            try:
-                return data.decode(name)
-            except UnicodeDecodeError:
-                # A wrong declaration is common; keep it only if the damage is small.
-                text = data.decode(name, "replace")
-                if text.count("\ufffd") * 1000 <= len(text):
-                    return text
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+    declared = [name for name in (_codec(charset), declared_charset(data)) if name]
+    if not any(name.startswith(("utf-16", "utf-32")) for name in declared):
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    for name in declared:
+        try:
+            return data.decode(name)
+        except UnicodeDecodeError:
+            # A wrong declaration is common; keep it only if the damage is small.
+            text = data.decode(name, "replace")
+            if text.count("\ufffd") * 1000 <= len(text):
+                return text
     best = from_bytes(data[:200_000]).best()
     name = best.encoding if best is not None else "utf-8"
     return data.decode(name, "replace")

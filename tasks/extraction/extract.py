@@ -1,4 +1,5 @@
-"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose."""
+"""The extractor's entry point: decode, cut down, parse once, read every block once, then choose
+(by a second strategy where no run of paragraphs stands out)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from typing import Any
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 
 from tasks.extraction import rules as site_rules
+from tasks.extraction.authors import page_authors
 from tasks.extraction.blocks import Block, read_blocks
 from tasks.extraction.body import article_blocks
-from tasks.extraction.dates import is_dateline, parse_date
+from tasks.extraction.dates import is_dateline
 from tasks.extraction.decode import decode_html
+from tasks.extraction.fallback import no_text_reason, second_strategy
+from tasks.extraction.language import choose_language
 from tasks.extraction.metadata import PageMeta
 from tasks.extraction.prepare import prepare
+from tasks.extraction.published import page_dates
 from tasks.extraction.rules import SiteRules
 from tasks.extraction.title import choose_title
 from worker.errors import ExtractionError
@@ -77,11 +82,13 @@ def extract_article(
     *,
     charset: str | None = None,
     rules: SiteRules | None = None,
+    fetched_at: datetime | None = None,
 ) -> Article:
     """Extract one article from a page.
 
     ``charset`` is the one the HTTP response declared, if any; it wins over the page's own.
-    ``rules`` override the generic extractor where their selectors match.
+    ``rules`` override the generic extractor where their selectors match. ``fetched_at`` bounds
+    the dates: none later than the fetch is taken (default: now).
     Raises :class:`ExtractionError` when the input is not HTML text or holds no article body.
     """
     if isinstance(html, (bytes, bytearray, memoryview)):
@@ -96,13 +103,14 @@ def extract_article(
     markup, documents = prepare(markup.replace("\x00", ""))
     with _collector_paused():
         try:
-            return _extract(markup, documents, url, rules)
+            return _extract(markup, documents, url, rules, fetched_at)
         except RecursionError:
             # BeautifulSoup recurses over some structures (deep nesting while building).
             raise ExtractionError("page nested too deeply to read") from None
 
 
-def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRules | None) -> Article:
+def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRules | None,
+             fetched_at: datetime | None) -> Article:
     soup = parse(markup)
     if rules is not None:
         site_rules.apply_drop(rules, soup)
@@ -117,41 +125,32 @@ def _extract(markup: str, documents: list[Any], url: str | None, rules: SiteRule
     chosen = _rule_body(rules, soup) if rules is not None else []
     if not chosen:
         chosen = article_blocks(blocks, title)
-    body = [block.text for block in chosen if not is_dateline(block.text) and block.text != title]
+    body = _body_text([block.text for block in chosen], title)
     if not body:
-        raise ExtractionError("no article text found: no run of paragraphs stands out on the page")
-    published = parse_date(site_rules.rule_date_text(rules, soup)) if rules is not None else None
-    published = published or meta.published(url) or _visible_date(blocks, chosen, title)
+        texts, chosen = second_strategy(soup, documents)
+        body = _body_text(texts, title)
+    if not body:
+        raise ExtractionError(no_text_reason(blocks))
+    first_body = chosen[0] if chosen else None  # none when the body is the page's JSON-LD articleBody
+    published, modified = page_dates(meta, url, markup, blocks, first_body, title, fetched_at,
+                                     site_rules.rule_date_text(rules, soup) if rules is not None else None)
     return Article(
         url=url,
         canonical_url=meta.canonical(url),
         title=title,
         body=body,
         published_at=published,
-        modified_at=meta.modified(),
-        authors=meta.authors(),
-        language=meta.language(),
+        modified_at=modified,
+        authors=page_authors(meta, soup, blocks, first_body, title),
+        language=choose_language(meta.declared_languages(), title, body),
         site_name=site_name,
         image=meta.image(url),
         tags=meta.tags(),
     )
 
 
-_DATELINE_WINDOW = 40  # blocks after the headline where a dateline may sit
-_DATELINE_CHARS = 100
-
-
-def _visible_date(blocks: list[Block], chosen: list[Block], title: str) -> datetime | None:
-    """A date printed near the headline ("Posted on 20 November 2019"), for pages with no metadata."""
-    start = next((i for i, b in enumerate(blocks) if b.tag == "h1" and b.text == title), None)
-    if start is None:
-        start = max(0, next((i for i, b in enumerate(blocks) if b is chosen[0]), 0) - _DATELINE_WINDOW // 4)
-    for block in blocks[start:start + _DATELINE_WINDOW]:
-        if len(block.text) <= _DATELINE_CHARS:
-            found = parse_date(block.text)
-            if found is not None:
-                return found
-    return None
+def _body_text(texts: list[str], title: str) -> list[str]:
+    return [text for text in texts if not is_dateline(text) and text != title]
 
 
 def _rule_body(rules: SiteRules, soup: BeautifulSoup) -> list[Block]:

@@ -74,19 +74,31 @@ def text(value: Any) -> str | None:
     return None
 
 
-def names(value: Any) -> list[str]:
-    """Every person or organisation name in a JSON-LD value (author, creator...)."""
+def names(value: Any, documents: list[Any] | None = None) -> list[str]:
+    """Every person or organisation name in a JSON-LD value (author, creator...).
+
+    A reference to an object elsewhere in the page's JSON-LD (``{"@id": "#author"}``, as Yoast's
+    @graph writes the author) is followed to that object's name.
+    """
     if isinstance(value, list):
         found: list[str] = []
         for item in value[:50]:
-            found.extend(names(item))
+            found.extend(names(item, documents))
         return found
     if isinstance(value, dict):
         name = value.get("name")
+        if name is None and documents and isinstance(value.get("@id"), str):
+            target = next((obj for obj in _objects(documents) if obj.get("@id") == value["@id"] and "name" in obj), None)
+            name = target.get("name") if target else None
         return names(name) if name is not None else []
     if isinstance(value, str) and value.strip():
         return [value.strip()]
     return []
+
+
+def types(value: Any) -> set[str]:
+    """The lower-cased @type names of a JSON-LD object (none for anything else)."""
+    return _types(value) if isinstance(value, dict) else set()
 
 
 def site_name(documents: list[Any], article: dict) -> str | None:

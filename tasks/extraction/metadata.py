@@ -1,28 +1,19 @@
-"""Everything about an article but its body: title, dates, authors, language, URLs, tags."""
+"""What a page's <meta>, <link> and JSON-LD say about its article: title, dates, authors, language,
+URLs, tags, read once; the choice among them is made elsewhere (title, published, authors, language)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
 
 from tasks.extraction import jsonld
-from tasks.extraction.dates import date_from_url, parse_date, without_dates
 
 _SPACES = re.compile(r"\s+")
-_LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_]|$)")
-_URLISH = re.compile(r"^(?:https?:)?//|^www\.", re.I)
 _TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
-_BY = re.compile(r"^(?:by|von|par|por|di|door)\s+", re.I)
-
-_AUTHOR_SPLIT = re.compile(r"\s*(?:,|\band\b|&|\||·|•|\s/\s|\s-\s|\n)\s*")
-_DIGIT = re.compile(r"\d")
-_MAX_NAME_WORDS = 5
-_MAX_BYLINES = 3
-_MAX_BYLINE_CHARS = 80  # longer text under an "author" class is a biography, not a byline
+_AUTHOR_KEYS = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "byl")
 
 _PUBLISHED_KEYS = (
     "article:published_time", "og:published_time", "og:article:published_time", "datepublished",
@@ -48,8 +39,7 @@ class PageMeta:
         self.links: dict[str, str] = {}
         self.title_tag = ""
         self.times: list[Tag] = []
-        self.bylines: list[Tag] = []
-        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them
+        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them (and bylines, unused)
             name = tag.name
             if name == "meta":
                 key = tag.get("property") or tag.get("name") or tag.get("itemprop") or tag.get("http-equiv")
@@ -67,8 +57,6 @@ class PageMeta:
                     self.title_tag = clean(tag.get_text())
             elif name == "time":
                 self.times.append(tag)
-            else:
-                self.bylines.append(tag)
         self.documents = documents
         self.article = jsonld.article_object(documents)
         html = soup.html
@@ -91,24 +79,23 @@ class PageMeta:
         ]
         return [clean(t) for t in found if t and clean(t)]
 
-    def published(self, url: str | None) -> datetime | None:
-        for value in (jsonld.text(self.article.get("datePublished")), *self._all(_PUBLISHED_KEYS),
-                      jsonld.text(self.article.get("dateCreated"))):
-            found = parse_date(value)
-            if found:
-                return found
-        for tag in self.times:
-            found = parse_date(tag.get("datetime") if isinstance(tag.get("datetime"), str) else tag.get_text())
-            if found:
-                return found
-        return date_from_url(url) or date_from_url(self.canonical(url))
+    def declared_published(self) -> list[str]:
+        """The publication timestamps the page declares, most specific first."""
+        found = [jsonld.text(self.article.get("datePublished")), *self._all(_PUBLISHED_KEYS),
+                 jsonld.text(self.article.get("dateCreated"))]
+        return [value for value in found if value]
 
-    def modified(self) -> datetime | None:
-        for value in (jsonld.text(self.article.get("dateModified")), *self._all(_MODIFIED_KEYS)):
-            found = parse_date(value)
-            if found:
-                return found
-        return None
+    def declared_modified(self) -> list[str]:
+        found = [jsonld.text(self.article.get("dateModified")), *self._all(_MODIFIED_KEYS)]
+        return [value for value in found if value]
+
+    def time_stamps(self) -> list[str]:
+        """What the page's <time> elements say: their datetime attribute, else their text."""
+        found = []
+        for tag in self.times:
+            value = tag.get("datetime")
+            found.append(value if isinstance(value, str) and value.strip() else clean(tag.get_text()))
+        return [value for value in found if value]
 
     def _all(self, keys: tuple[str, ...]) -> list[str]:
         return [self.meta[key][0] for key in keys if key in self.meta]
@@ -119,14 +106,10 @@ class PageMeta:
             return None
         return urljoin(url, found) if url else found
 
-    def language(self) -> str | None:
-        for value in (self.html_lang, self.first("content-language", "language", "dc.language", "og:locale"),
-                      jsonld.text(self.article.get("inLanguage"))):
-            if isinstance(value, str):
-                match = _LANG.match(value.strip())
-                if match:
-                    return match.group(1).lower()
-        return None
+    def declared_languages(self) -> list[str | None]:
+        """The page's language declarations: <html lang>, then <meta>, then JSON-LD's inLanguage."""
+        return [self.html_lang, self.first("content-language", "language", "dc.language", "og:locale"),
+                jsonld.text(self.article.get("inLanguage"))]
 
     def site_name(self) -> str | None:
         found = self.first("og:site_name", "application-name", "twitter:site")
@@ -161,31 +144,19 @@ class PageMeta:
                     tags.append(tag)
         return tags[:50]
 
-    def authors(self) -> list[str]:
-        names = jsonld.names(self.article.get("author")) or jsonld.names(self.article.get("creator"))
-        if not names:
-            names = self.meta.get("author", []) + self.meta.get("article:author", []) + \
-                self.meta.get("parsely-author", []) + self.meta.get("sailthru.author", []) + \
-                self.meta.get("dc.creator", [])
-        if not names:
-            names = [text for text in (clean(tag.get_text(" ")) for tag in self.bylines[:_MAX_BYLINES])
-                     if 0 < len(text) <= _MAX_BYLINE_CHARS]
-        return clean_authors(names)
+    def declared_authors(self) -> list[list[str]]:
+        """The author names the page declares: JSON-LD's (author, else creator), then <meta>'s."""
+        in_json = jsonld.names(self.article.get("author"), self.documents) or \
+            jsonld.names(self.article.get("creator"), self.documents)
+        in_meta = [value for key in _AUTHOR_KEYS for value in self.meta.get(key, [])]
+        # Yoast writes the author as a label and a value for link previews: "Written by" / "Ann Example".
+        for number in range(1, 5):
+            label = (self.first(f"twitter:label{number}") or "").lower()
+            if label in ("written by", "author", "by"):
+                in_meta.extend(self.meta.get(f"twitter:data{number}", [])[:1])
+        return [in_json, in_meta]
 
-
-def clean_authors(names: list[str]) -> list[str]:
-    """Author names without URLs, "By " prefixes, duplicates or run-on lists."""
-    found: list[str] = []
-    seen: set[str] = set()
-    for raw in names:
-        if _URLISH.match(raw.strip()):
-            continue  # article:author often holds the author's page, not a name
-        for name in _AUTHOR_SPLIT.split(clean(without_dates(raw))):
-            name = _BY.sub("", name).strip(" .-–|:")
-            if not name or _BY.match(name + " ") or _URLISH.match(name) or len(name) > 80 or name.lower() in seen:
-                continue
-            if _DIGIT.search(name) or len(name.split()) > _MAX_NAME_WORDS or "@" in name:
-                continue  # a date, a handle or a sentence that shared the byline
-            seen.add(name.lower())
-            found.append(name)
-    return found[:20]
+    def outlets(self) -> list[str]:
+        """The publisher's names: who published the article, never who wrote it."""
+        found = [self.site_name(), jsonld.site_name([], self.article)]
+        return [name for name in found if name]

@@ -1,7 +1,7 @@
 """the page archive: where a record's page lies, and its earlier versions
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-05
 
 Written out as it is at this revision (no live code imported): records.archive_file,
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,452 @@
+"""End to end on real pages: the shared corpora through `gleaner up` and through Scrapy + trafilatura.
+
+    .venv/bin/python bench/e2e.py                          # every page of the four sets, writes bench/results/e2e.md
+    .venv/bin/python bench/e2e.py --sets scrapinghub --quick
+    .venv/bin/python bench/e2e.py --skip-peer --quick      # Gleaner alone, while working on it
+
+A site on 127.0.0.1 (a process of its own) serves every page of ``../shared/corpus/`` as the bytes
+that were saved, with no charset in its Content-Type where the page declares its own. Then, in the
+same run and on the same URLs:
+
+- Gleaner: ``gleaner up`` at its defaults in a fresh data directory (embedded Redis, SQLite, web,
+  beat), except what a local site needs: 127.0.0.1 allowed past the private-address guard and no
+  per-host rate or concurrency limit (every page is on one host). Its workers are started and
+  ready first; the clock runs from ``gleaner enqueue --file`` to the last job's end.
+- The peer: Scrapy with trafilatura (``bare_extraction``, metadata on, comments off) in the parse
+  callback and an item pipeline writing each article to SQLite, one process per core with an
+  equal share of the URLs. The clock runs from the first spider opening to the last item stored.
+
+Reported: articles per second and the ratio, CPU seconds per article of every process (from
+/proc before and after, or the OS's accounting of a finished process), the books (Gleaner:
+records + duplicate links + dead letters = input; the peer: items + failures = input), and the
+body F1 of what each stored, by the set's own metric (bench/corpora.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import corpora  # noqa: E402
+
+UTF8_SETS = {"scrapinghub", "wcxb-articles", "fundus-eval"}  # saved as UTF-8 (their ORIGIN.md)
+_DECLARED = re.compile(rb"<meta[^>]+charset\s*=", re.I)
+BODY_SETS = ("scrapinghub", "wcxb-articles", "fundus-eval")  # the sets with a marked body
+
+
+# --- the site --------------------------------------------------------------------------------------
+
+def _content_type(set_name: str, html: bytes) -> str:
+    if _DECLARED.search(html[:4096]):
+        return "text/html"  # the page says its own charset; the header must not contradict it
+    return "text/html; charset=utf-8" if set_name in UTF8_SETS else "text/html"
+
+
+def path_of(page: corpora.Page) -> str:
+    return f"/{page.set}/{quote(page.id)}"
+
+
+def serve(sets: list[str], port_file: Path) -> None:
+    """Run the corpus site until killed; write its port to ``port_file`` once listening."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pages: dict[str, tuple[bytes, str]] = {}
+    for name in sets:
+        for page in corpora.load(name):
+            pages[unquote(path_of(page))] = (page.html, _content_type(name, page.html))
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body in one segment: no delayed-ACK stalls
+        wbufsize = 1 << 16
+
+        def log_message(self, *_):
+            pass
+
+        def do_GET(self):
+            found = pages.get(unquote(self.path.split("?")[0]))
+            body, ctype = found if found else (b"not found", "text/plain")
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_file.write_text(str(server.server_address[1]))
+    server.serve_forever()
+
+
+def start_site(sets: list[str], root: Path) -> tuple[subprocess.Popen, str]:
+    port_file = root / "site.port"
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file), "--sets", *sets],
+                            cwd=REPO, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not port_file.exists() or not port_file.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the corpus site did not start")
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port_file.read_text()}"
+
+
+# --- process accounting -----------------------------------------------------------------------------
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
+
+
+def cpu_of(pid: int) -> float:
+    """User + system seconds of one live process (its own threads, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def role_of(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "gone"
+    line = " ".join(a.decode(errors="replace") for a in argv if a)
+    if "redis-server" in line:
+        return "redis-server"
+    if "worker.web" in line or " web" in line:
+        return "web"
+    if " beat" in line:
+        return "beat"
+    match = re.search(r" -n (\S+?)@", line)
+    if " worker" in line and match:
+        return f"worker {match.group(1)}"
+    if "gleaner" in line and " up" in line:
+        return "gleaner up (supervisor)"
+    return line[:60]
+
+
+def snapshot(pids: list[int]) -> dict[int, tuple[str, float]]:
+    return {pid: (role_of(pid), cpu_of(pid)) for pid in pids}
+
+
+# --- Gleaner -----------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_gleaner(urls: list[str], root: Path, log) -> dict:
+    data = root / "gleaner"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLEANER_")} | {
+        "GLEANER_DATA_DIR": str(data),
+        "GLEANER_ALLOW_PRIVATE_URLS": "127.0.0.1",  # the site is local; the guard refuses it otherwise
+        "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0",  # one host serves every page
+        "GLEANER_WEB_PORT": str(_free_port()),
+    }
+    gleaner = str(Path(sys.executable).with_name("gleaner"))
+    up_log = root / "gleaner-up.log"
+    up = subprocess.Popen([gleaner, "up"], env=env, cwd=root, stdout=open(up_log, "w"), stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while up_log.read_text(errors="replace").count(" ready.") < 2:
+            if up.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gleaner up did not get ready; see {up_log}")
+            time.sleep(0.2)
+        redis_url = (data / "redis" / "url").read_text().strip() if (data / "redis" / "url").exists() else None
+        redis_pid = _redis_pid(env, gleaner)
+        pids = descendants(up.pid) + ([redis_pid] if redis_pid else [])
+        before = snapshot(pids)
+        url_file = root / "urls.txt"
+        url_file.write_text("\n".join(urls) + "\n")
+        db = sqlite3.connect(data / "gleaner.db", timeout=30)
+        started = time.time()
+        enqueue = subprocess.Popen([gleaner, "enqueue", "--category", "bench", "--file", str(url_file)], env=env,
+                                   stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(enqueue.pid, 0)
+        enqueue.returncode = os.waitstatus_to_exitcode(status)
+        if enqueue.returncode:
+            raise RuntimeError("gleaner enqueue failed")
+        ended = 0
+        while ended < len(urls):
+            time.sleep(0.25)
+            ended = db.execute("SELECT count(*) FROM jobs WHERE state IN ('done', 'duplicate', 'failed')").fetchone()[0]
+            print(f"\r  gleaner: {ended}/{len(urls)} ended", end="", file=sys.stderr, flush=True)
+            if time.time() - started > 3600:
+                raise RuntimeError("gleaner did not finish within an hour")
+        print(file=sys.stderr)
+        after = snapshot(pids)
+        last = db.execute("SELECT max(updated_at) FROM jobs").fetchone()[0]
+        finished = _epoch(last)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(90)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    cpu: dict[str, float] = {"gleaner enqueue": usage.ru_utime + usage.ru_stime}
+    for pid, (role, seconds) in after.items():
+        role = before.get(pid, (role, 0.0))[0]
+        cpu[role] = cpu.get(role, 0.0) + seconds - before.get(pid, (role, 0.0))[1]
+    rows = db.execute(
+        "SELECT j.url, j.state, j.reason, r.body, r.title, r.duplicate_of FROM jobs j "
+        "LEFT JOIN records r ON r.id = j.record_id").fetchall()
+    states = dict(db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+    links = db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL").fetchone()[0]
+    records = db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NULL").fetchone()[0]
+    db.close()
+    bodies = {url: "\n".join(json.loads(body)) if body else "" for url, _state, _reason, body, _t, _d in rows}
+    reasons: dict[str, int] = {}
+    for _url, state, reason, *_ in rows:
+        if state == "failed":
+            key = re.sub(r"\d+", "N", reason or "")[:90]
+            reasons[key] = reasons.get(key, 0) + 1
+    return {"seconds": max(finished - started, 1e-9), "cpu": cpu, "bodies": bodies, "reasons": reasons,
+            "books": {"records": records, "duplicate links": links, "dead letters": states.get("failed", 0),
+                      "jobs done": states.get("done", 0), "jobs duplicate": states.get("duplicate", 0)},
+            "redis": redis_url}
+
+
+def _redis_pid(env: dict, gleaner: str) -> int | None:
+    import redis
+
+    url = subprocess.run([gleaner, "redis", "start"], env=env, capture_output=True, text=True).stdout.strip()
+    try:
+        return int(redis.Redis.from_url(url).info("server")["process_id"])
+    except Exception:  # noqa: BLE001 - without it the table has no Redis row; say so below
+        return None
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime, timezone
+
+    value = datetime.fromisoformat(stamp)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+# --- the peer: Scrapy + trafilatura ----------------------------------------------------------------
+
+def scrapy_worker(url_file: Path, db_file: Path, times_file: Path) -> None:
+    """One Scrapy process: crawl the URLs, extract with trafilatura, store each article in SQLite."""
+    import scrapy
+    import trafilatura
+    from scrapy.crawler import CrawlerProcess
+
+    urls = url_file.read_text().split()
+    clock = {"opened": None, "last": None}
+
+    class SQLitePipeline:
+        def open_spider(self):
+            clock["opened"] = time.time()
+            self.db = sqlite3.connect(db_file)
+            self.db.execute("CREATE TABLE IF NOT EXISTS articles (url TEXT PRIMARY KEY, title TEXT, body TEXT, "
+                            "date TEXT, author TEXT)")
+
+        def process_item(self, item):
+            self.db.execute("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?)",
+                            (item["url"], item["title"], item["body"], item["date"], item["author"]))
+            self.db.commit()  # each article durable once stored, as Gleaner's are
+            clock["last"] = time.time()
+            return item
+
+        def close_spider(self):
+            self.db.close()
+
+    class Articles(scrapy.Spider):
+        name = "articles"
+        start_urls = urls
+
+        def parse(self, response):
+            doc = trafilatura.bare_extraction(response.text, url=response.url, with_metadata=True,
+                                              include_comments=False)
+            if doc is None or not doc.text:
+                self.crawler.stats.inc_value("articles/none")
+                return
+            yield {"url": response.url, "title": doc.title, "body": doc.text, "date": doc.date,
+                   "author": doc.author}
+
+    process = CrawlerProcess(settings={
+        "ITEM_PIPELINES": {SQLitePipeline: 300},
+        "ROBOTSTXT_OBEY": True,  # as Gleaner does
+        "CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "DOWNLOAD_DELAY": 0,
+        "LOG_LEVEL": "WARNING", "TELNETCONSOLE_ENABLED": False,
+    })
+    process.crawl(Articles)
+    process.start()
+    times_file.write_text(json.dumps(clock))
+
+
+def run_peer(urls: list[str], root: Path) -> dict:
+    n = os.cpu_count() or 1
+    procs = []
+    for i in range(n):
+        url_file, db_file, times_file = root / f"peer{i}.urls", root / f"peer{i}.db", root / f"peer{i}.times"
+        url_file.write_text("\n".join(urls[i::n]) + "\n")
+        procs.append((subprocess.Popen([sys.executable, __file__, "--scrapy", str(url_file), str(db_file),
+                                        str(times_file)], cwd=root), db_file, times_file))
+    cpu: dict[str, float] = {}
+    opened, last, bodies, stored = [], [], {}, 0
+    for i, (proc, db_file, times_file) in enumerate(procs):
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status):
+            raise RuntimeError(f"scrapy process {i} failed")
+        cpu[f"scrapy process {i}"] = usage.ru_utime + usage.ru_stime
+        clock = json.loads(times_file.read_text())
+        opened.append(clock["opened"])
+        last.append(clock["last"] or clock["opened"])
+        db = sqlite3.connect(db_file)
+        for url, body in db.execute("SELECT url, body FROM articles"):
+            bodies[url] = body or ""
+            stored += 1
+        db.close()
+    return {"seconds": max(last) - min(opened), "cpu": cpu, "bodies": bodies,
+            "books": {"articles stored": stored, "no text": len(urls) - stored}}
+
+
+# --- scoring and report -----------------------------------------------------------------------------
+
+def body_scores(pages: list[corpora.Page], base: str, bodies: dict[str, str]) -> dict[str, float]:
+    out = {}
+    for name in BODY_SETS:
+        score = corpora.BodyScore()
+        subset = [p for p in pages if p.set == name]
+        if not subset:
+            continue
+        for page in subset:
+            corpora.add_body_score(name, score, bodies.get(base + path_of(page), ""), page.body or "")
+        out[name] = corpora.headline(name, score)
+    return out
+
+
+def report(args, pages, base, g, p) -> str:
+    n = len(pages)
+    g_rate, lines = n / g["seconds"], []
+    lines += [
+        "# End to end on real pages",
+        "",
+        f"Command: `.venv/bin/python bench/e2e.py{' --sets ' + ' '.join(args.sets) if args.sets != list(corpora.available()) else ''}`  ",
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}. "
+        "Gleaner and the peer ran one after the other in this run, on the same URLs.",
+        "",
+        f"{n} pages of the shared corpora ({', '.join(f'{s}: {sum(1 for x in pages if x.set == s)}' for s in args.sets)}) "
+        "served on 127.0.0.1 as saved.",
+        "",
+        "## Throughput",
+        "",
+        "| run | seconds | articles/s | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| Gleaner (`gleaner up`, defaults) | {g['seconds']:.1f} | {g_rate:.1f} | "
+        f"{g_rate / (n / p['seconds']):.2f}× |" if p else f"| Gleaner (`gleaner up`, defaults) | {g['seconds']:.1f} | {g_rate:.1f} | |",
+    ]
+    if p:
+        lines.append(f"| Scrapy + trafilatura, {os.cpu_count()} processes | {p['seconds']:.1f} | {n / p['seconds']:.1f} | 1.00× |")
+    lines += ["", "## CPU per article (user + system, ms)", "", "| process | CPU s | ms per article |", "| --- | --- | --- |"]
+    for run in (g, p):
+        if not run:
+            continue
+        for role, seconds in sorted(run["cpu"].items()):
+            if seconds >= 0.05:
+                lines.append(f"| {role} | {seconds:.1f} | {1000 * seconds / n:.1f} |")
+        total = sum(run["cpu"].values())
+        lines.append(f"| **all of {'Gleaner' if run is g else 'the peer'}** | **{total:.1f}** | **{1000 * total / n:.1f}** |")
+    lines += ["", "## The books", "", "| run | " + " | ".join(g["books"]) + " | accounted |",
+              "| --- |" + " --- |" * (len(g["books"]) + 1)]
+    accounted = g["books"]["records"] + g["books"]["duplicate links"] + g["books"]["dead letters"]
+    lines.append(f"| Gleaner | " + " | ".join(str(v) for v in g["books"].values()) +
+                 f" | {accounted} of {n}{'' if accounted == n else ' (MISSING)'} |")
+    if p:
+        lines.append(f"| peer | {p['books']['articles stored']} articles, {p['books']['no text']} without text |" +
+                     " |" * (len(g["books"]) - 1) + f" {sum(p['books'].values())} of {n} |")
+    if g["reasons"]:
+        lines += ["", "Gleaner's dead letters by reason:", ""]
+        lines += [f"- {count} × {reason}" for reason, count in sorted(g["reasons"].items(), key=lambda kv: -kv[1])]
+    gs = body_scores(pages, args.base, g["bodies"])
+    ps = body_scores(pages, args.base, p["bodies"]) if p else {}
+    lines += ["", "## Body of what was stored (the set's own metric)", "", "| set | metric | Gleaner | peer |",
+              "| --- | --- | --- | --- |"]
+    for name, value in gs.items():
+        lines.append(f"| {name} | {corpora.body_metric(name)} | {value:.3f} | "
+                     f"{ps[name]:.3f} |" if name in ps else f"| {name} | {corpora.body_metric(name)} | {value:.3f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--sets", nargs="+", choices=corpora.SETS, default=None, help="corpora to serve (default: all)")
+    parser.add_argument("--skip-peer", action="store_true", help="run Gleaner only")
+    parser.add_argument("--quick", action="store_true", help="print the report, do not write it")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "e2e.md")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scrapy", nargs=3, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.sets = args.sets or corpora.available()
+    if args.serve:
+        return serve(args.sets, args.serve)
+    if args.scrapy:
+        return scrapy_worker(*args.scrapy)
+    if not args.sets:
+        sys.exit(f"no corpus found under {corpora.SHARED}")
+    root = Path(tempfile.mkdtemp(prefix="gleaner-e2e-"))
+    site, base = start_site(args.sets, root)
+    args.base = base
+    try:
+        pages = [page for name in args.sets for page in corpora.load(name)]
+        urls = [base + path_of(page) for page in pages]
+        print(f"{len(urls)} pages served at {base}", file=sys.stderr)
+        g = run_gleaner(urls, root, sys.stderr)
+        print(f"  gleaner: {len(urls) / g['seconds']:.1f} articles/s", file=sys.stderr)
+        p = None
+        if not args.skip_peer:
+            p = run_peer(urls, root)
+            print(f"  peer: {len(urls) / p['seconds']:.1f} articles/s", file=sys.stderr)
+    finally:
+        site.terminate()
+    text = report(args, pages, base, g, p)
+    print(text)
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
