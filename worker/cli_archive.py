@@ -20,7 +20,7 @@ def archive_path(file: str) -> Path:
     return path if path.is_absolute() else get_settings().effective_archive_dir / path
 
 
-def _feeder(progress=None):
+def _feeder():
     from worker.app import app
     from worker.dispatch import Dispatcher
     from worker.feed import Feeder
@@ -28,7 +28,7 @@ def _feeder(progress=None):
     from worker.runtime import get_runtime
 
     rt = get_runtime()
-    return Feeder(rt.storage, rt, Dispatcher(app), get_pipeline(), finished=progress)
+    return Feeder(rt.storage, rt, Dispatcher(app), get_pipeline())
 
 
 def _finish(feeder, timeout: float, damaged: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from worker import runner
@@ -42,7 +41,6 @@ class Feeder:
     sender: runner.Sender
     pipeline: Pipeline
     window: int = WINDOW
-    finished: Callable[[int], None] | None = None  # told how many jobs just finished
     job_ids: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> records
     _batch: list[tuple[FetchedPage, str]] = field(default_factory=list)
@@ -85,5 +83,3 @@ class Feeder:
         jobs = self.storage.get_jobs(list(self._pending))
         done = [job_id for job_id, job in jobs.items() if job["state"] in TERMINAL_STATES]
         self._pending.difference_update(done)
-        if done and self.finished:
-            self.finished(len(done))
