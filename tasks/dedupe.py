@@ -36,10 +36,12 @@ def dedupe_draft(draft: Draft, site_filter: BoilerplateFilter | None = None) -> 
     body = dedupe_paragraphs(body)
     if not body:
         raise ExtractionError("no article text left after removing repeated and boilerplate paragraphs")
-    canonical = pick_canonical(draft.url, draft.article.canonical_url)
+    # A re-extracted record came with its canonical URL and id: they stay, so the record keeps its id.
+    canonical = draft.canonical_url or pick_canonical(draft.url, draft.article.canonical_url)
+    record_id = draft.record_id or record_id_for(canonical)
     article = draft.article.model_copy(update={"body": body})
     return draft.model_copy(update={"article": article, "canonical_url": canonical,
-                                    "record_id": record_id_for(canonical), "content_hash": content_hash(body)})
+                                    "record_id": record_id, "content_hash": content_hash(body)})
 
 
 def link_near_duplicate(draft: Draft, index: LSHIndex) -> Draft:

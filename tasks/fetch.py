@@ -1,6 +1,7 @@
 """Fetch stage: download one job's article page as the fetch policy allows (robots.txt, host
 limits, conditional requests: tasks/fetching/policy.py) and hand it to parse, or end the job at
-once when the page is unchanged since its record was stored (HTTP 304)."""
+once when the page is unchanged since its record was stored (HTTP 304). The page handed on is
+also appended to the archive (tasks/archive/), and says where."""
 
 from __future__ import annotations
 
@@ -27,5 +28,7 @@ def fetch(ctx: StageContext[None]) -> HandOn[FetchedPage] | Ended:
                               duplicate_of=str(record.duplicate_of) if record.duplicate_of else None)
         return Ended("unchanged")
     page, body = page_of(got)
+    if rt.archive is not None:  # the page as received, kept; parse and store learn where
+        page = page.model_copy(update={"archived": rt.archive.write(got)})
     # The validators go with the page, in the stage's last round trip: no page, no validators.
     return HandOn(FetchedPage(page, body), writes=(functools.partial(policy.validators.put, url, page),))

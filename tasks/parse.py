@@ -18,4 +18,8 @@ def parse_page(page: Page, body: bytes, rules: SiteRules | None = None) -> Artic
 def parse(ctx: StageContext[FetchedPage]) -> HandOn[Draft]:
     page = ctx.input.page
     article = parse_page(page, ctx.input.body, ctx.source.rules if ctx.source else None)
-    return HandOn(Draft(job_id=ctx.job.id, category_id=ctx.job.category_id, url=page.final_url, article=article))
+    draft = Draft(job_id=ctx.job.id, category_id=ctx.job.category_id, url=page.final_url, article=article,
+                  archived=page.archived)
+    if page.keep is not None:  # re-extraction: the record keeps its id and canonical URL (dedupe keeps them)
+        draft.canonical_url, draft.record_id = page.keep.canonical_url, page.keep.id
+    return HandOn(draft)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from worker.cli_archive import archive_path, ingest_command, reprocess_command
 from worker.cli_extract import extract_command
 from worker.cli_sources import sources_group
 from worker.cli_web import web_command
@@ -119,11 +120,45 @@ def _print_record(storage, record, fmt: str) -> None:
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--raw", is_flag=True, help="Print the archived page the record was extracted from, as served "
+              "(its Content-Encoding undone).")
+@click.option("--revisions", is_flag=True, help="List the record's versions, newest first, each with a "
+              "word-level diff from the one before ([-removed-] {+added+}; JSON with --format json).")
 @click.argument("record_id")
-def show(fmt: str, record_id: str) -> None:
+def show(fmt: str, raw: bool, revisions: bool, record_id: str) -> None:
     """Print a record (by id or unambiguous id prefix) without counting it as read."""
     storage = _storage()
-    _print_record(storage, _find(storage, record_id), fmt)
+    record = _find(storage, record_id)
+    if raw:
+        sys.stdout.buffer.write(_archived_body(storage, str(record.id)))
+        return
+    if revisions:
+        from worker.revisions import render_versions, versions
+
+        found = versions(storage.revisions(str(record.id)))
+        if fmt == "json":
+            click.echo(json.dumps([v.model_dump(mode="json") for v in found], indent=2))
+        else:
+            click.echo(render_versions(found), nl=False)
+        return
+    _print_record(storage, record, fmt)
+
+
+def _archived_body(storage, record_id: str) -> bytes:
+    from tasks.archive import DamagedArchive, record_at
+
+    at = storage.archived_page(record_id)
+    if at is None:
+        raise click.ClickException(f"record {record_id} has no archived page (fetched while archiving was off, "
+                                   "or before it existed)")
+    path = archive_path(at.file)
+    if not path.exists():
+        raise click.ClickException(f"the archived page of record {record_id} is gone: {path} does not exist "
+                                   "(removed by GLEANER_ARCHIVE_RETENTION_DAYS, or on another machine)")
+    try:
+        return record_at(path, at.offset).content
+    except DamagedArchive as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -307,6 +342,8 @@ def redis_stop() -> None:
 
 
 cli.add_command(extract_command)
+cli.add_command(ingest_command)
+cli.add_command(reprocess_command)
 cli.add_command(sources_group)
 cli.add_command(web_command)
 

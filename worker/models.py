@@ -24,6 +24,22 @@ class Redirect(BaseModel):
     status: int
 
 
+class ArchivedAt(BaseModel):
+    """Where a fetched page lies in a WARC file: the offset of its ``response`` record."""
+
+    file: str  # a file name in the archive directory, or an absolute path (a WARC file ingested from elsewhere)
+    offset: int  # bytes from the start of the file (a gzip member starts there)
+    at: datetime  # when it was fetched (the record's WARC-Date)
+
+
+class KeptRecord(BaseModel):
+    """The stored record an archived page is extracted into again (``gleaner reprocess``): its id
+    and canonical URL stay what they are, whatever the new extraction finds."""
+
+    id: uuid.UUID
+    canonical_url: str
+
+
 class Page(BaseModel):
     """What fetch hands to parse (the body itself is stored next to it, compressed)."""
 
@@ -36,6 +52,8 @@ class Page(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
     fetched_at: datetime = Field(default_factory=utcnow)
+    archived: ArchivedAt | None = None  # where the page was archived (None: archiving off)
+    keep: KeptRecord | None = None  # re-extraction: the record it refreshes
 
 
 class Article(BaseModel):
@@ -67,6 +85,27 @@ class Draft(BaseModel):
     duplicate_of: uuid.UUID | None = None
     summary: str = ""
     word_count: int = 0
+    archived: ArchivedAt | None = None  # the page it was extracted from, in the archive
+
+
+class ArchivedRecord(BaseModel):
+    """A stored record whose page is in the archive: what re-extraction needs to send it again."""
+
+    id: uuid.UUID
+    canonical_url: str
+    category_id: str
+    url: str
+    archived: ArchivedAt
+
+
+class Revision(BaseModel):
+    """One version of a record's title and text, and when it was first stored."""
+
+    title: str
+    body: list[str]
+    seen_at: datetime
+
+    _aware_seen = field_validator("seen_at")(classmethod(lambda cls, v: _aware(v)))
 
 
 class SimilarRef(BaseModel):

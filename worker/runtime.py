@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from tasks.archive import ArchiveWriter
 from tasks.duplicates.lsh import LSHIndex
 from tasks.fetching.policy import FetchPolicy
 from worker.metrics import Tally
@@ -38,6 +39,15 @@ class Runtime:
         return FetchPolicy(self.redis, self.settings)
 
     @functools.cached_property
+    def archive(self) -> ArchiveWriter | None:
+        """This process's WARC file (None when archiving is off): the fetch stage appends to it."""
+        s = self.settings
+        if not s.archive:
+            return None
+        return ArchiveWriter(s.effective_archive_dir, max_bytes=s.archive_max_bytes,
+                             retention_days=s.archive_retention_days)
+
+    @functools.cached_property
     def near_duplicates(self) -> LSHIndex:
         """This process's handle on the shared near-duplicate index (built once: it registers its scripts)."""
         return LSHIndex(self.redis, self.settings.near_duplicate_threshold)
@@ -50,6 +60,9 @@ class Runtime:
 
     def close(self) -> None:
         self.forget_fetcher()
+        archive = self.__dict__.pop("archive", None)
+        if archive is not None:
+            archive.close()
         self.storage.close()
         self.redis.close()
 

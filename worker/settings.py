@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     retry_backoff_base: float = 2.0  # seconds
     validators_ttl: int = 30 * 24 * 3600  # seconds an ETag/Last-Modified is kept for conditional requests
 
+    # Archive (tasks/archive/): every fetched page kept as WARC 1.1 records, gzip per record
+    archive: bool = True  # off: pages are not kept (no `show --raw`, `reprocess`, or revisions' sources)
+    archive_dir: Path | None = None  # unset: data_dir/archive; several machines may share one directory
+    archive_max_bytes: int = 1024 * 1024 * 1024  # bytes a WARC file grows to before the next is started
+    archive_retention_days: float = 0.0  # days a WARC file is kept after its last write; 0 = forever
+
     # Politeness (per host, shared by every worker through Redis)
     robots_obey: bool = True  # fetch and obey robots.txt, Crawl-delay included
     robots_ttl: int = 3600  # seconds a robots.txt stays cached
@@ -179,6 +185,10 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "gleaner.db"
+
+    @property
+    def effective_archive_dir(self) -> Path:
+        return self.archive_dir or self.data_dir / "archive"
 
     @property
     def effective_database_url(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from worker.models import Draft, Record, SimilarRef, utcnow
+from worker.models import ArchivedAt, ArchivedRecord, Draft, Record, Revision, SimilarRef, utcnow
 from worker.similar import search_columns
 from worker.stories import other_outlets
 
@@ -94,6 +95,10 @@ records = Table(
     Column("search_title", Text),
     Column("search_body", Text),
     Column("story_id", String(36), index=True),  # the first record of its story (worker.stories)
+    # The page it was last extracted from, in the archive (tasks/archive/): NULL when not kept.
+    Column("archive_file", Text),
+    Column("archive_offset", BigInteger),
+    Column("archived_at", UTCDateTime),
 )
 # At most one canonical (non-duplicate) record per text: the database, not a race between
 # workers, has the last word on exact duplicates.
@@ -103,6 +108,20 @@ Index(
     unique=True,
     sqlite_where=records.c.duplicate_of.is_(None),
     postgresql_where=records.c.duplicate_of.is_(None),
+)
+
+# A record's earlier versions: kept when a refetch (or a re-extraction) changed its title or text.
+# The newest version is the record itself; each row here is one it replaced, as first seen.
+record_revisions = Table(
+    "record_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(36), nullable=False, index=True),
+    Column("title", Text, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),  # when this version was stored
+    Column("archive_file", Text),  # the page it was extracted from, if kept
+    Column("archive_offset", BigInteger),
 )
 
 jobs = Table(
@@ -196,6 +215,28 @@ class Neighbour:
     similar: list[SimilarRef]
     story_id: str | None
     published_at: datetime | None
+
+
+_INSERT_REVISION = insert(record_revisions)
+
+
+def _draft_values(draft: Draft) -> dict[str, Any]:
+    a = draft.article
+    return {"title": a.title, "published_at": a.published_at, "modified_at": a.modified_at,
+            "summary": draft.summary, "word_count": draft.word_count, "authors": a.authors, "language": a.language}
+
+
+def _unchanged(existing: Any, draft: Draft) -> bool:
+    """Whether extraction decided the same about the record as last time (its text is compared by hash)."""
+    return all(getattr(existing, name) == value for name, value in _draft_values(draft).items())
+
+
+def _archived_values(draft: Draft) -> dict[str, Any]:
+    """The columns saying where the draft's page lies in the archive (none when it was not kept)."""
+    at = draft.archived
+    if at is None:
+        return {}
+    return {"archive_file": at.file, "archive_offset": at.offset, "archived_at": at.at}
 
 
 def _finish_job(conn: Connection, job_id: str, record_id: str, duplicate_of: str | None) -> None:
@@ -317,11 +358,22 @@ class Storage:
                      story_id: str | None = None) -> tuple[str, str | None]:
         article = draft.article
         now = utcnow()
+        archived = _archived_values(draft)
         existing = conn.execute(_RECORD_BY_CANONICAL_URL, {"canonical_url": draft.canonical_url}).first()
-        if existing is not None and existing.content_hash == draft.content_hash:
+        if existing is not None and existing.content_hash == draft.content_hash and _unchanged(existing, draft):
+            # The same record: its updated_at stays. Only where its page now lies, and its
+            # neighbours (they may be new), are written.
+            updates = dict(archived)
             if similar is not None and existing.duplicate_of is None:
-                _set_similar(conn, existing.id, similar)  # same text, but its neighbours may be new
+                updates["similar"] = _readings(existing.id, similar)
+            if updates:
+                conn.execute(_UPDATE_RECORD, {"record_id": existing.id, **updates})
             return existing.id, existing.duplicate_of
+        if existing is not None and (existing.content_hash != draft.content_hash or existing.title != article.title):
+            # The text changed: the version it replaces is kept, as it was when first stored.
+            conn.execute(_INSERT_REVISION, {"record_id": existing.id, "title": existing.title, "body": existing.body,
+                                            "seen_at": existing.updated_at, "archive_file": existing.archive_file,
+                                            "archive_offset": existing.archive_offset})
         canonical = str(draft.duplicate_of) if draft.duplicate_of else None
         if canonical is None:
             canonical = conn.execute(_CANONICAL_BY_HASH, {"content_hash": draft.content_hash,
@@ -341,6 +393,7 @@ class Storage:
             "language": article.language,
             "updated_at": now,
             **search_columns(article.title, article.body),
+            **archived,
         }
         record_id = existing.id if existing is not None else str(draft.record_id or uuid.uuid4())
         if existing is not None and existing.id == canonical:
@@ -446,6 +499,57 @@ class Storage:
                 return
             yield from (record_from_row(r) for r in rows)
             offset += len(rows)
+
+    def archived_page(self, record_id: str) -> ArchivedAt | None:
+        """Where the page a record was last extracted from lies in the archive, if it was kept."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(records.c.archive_file, records.c.archive_offset, records.c.archived_at)
+                               .where(records.c.id == str(record_id))).first()
+        if row is None or row.archive_file is None:
+            return None
+        return ArchivedAt(file=row.archive_file, offset=row.archive_offset, at=row.archived_at)
+
+    def archived_records(self, *, category: str | None = None, since: datetime | None = None,
+                         batch: int = 500) -> Iterator[ArchivedRecord]:
+        """The records whose page is archived (of one source, fetched since a time), oldest first."""
+        stmt = (select(records.c.id, records.c.canonical_url, records.c.category_id, records.c.url,
+                       records.c.archive_file, records.c.archive_offset, records.c.archived_at)
+                .where(records.c.archive_file.is_not(None)).order_by(records.c.created_at, records.c.id))
+        if category:
+            stmt = stmt.where(records.c.category_id == category)
+        if since is not None:
+            stmt = stmt.where(records.c.archived_at >= since)
+        offset = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(stmt.limit(batch).offset(offset)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield ArchivedRecord(id=r.id, canonical_url=r.canonical_url, category_id=r.category_id, url=r.url,
+                                     archived=ArchivedAt(file=r.archive_file, offset=r.archive_offset,
+                                                         at=r.archived_at))
+            offset += len(rows)
+
+    def count_archived_records(self, *, category: str | None = None, since: datetime | None = None) -> int:
+        stmt = select(func.count()).select_from(records).where(records.c.archive_file.is_not(None))
+        if category:
+            stmt = stmt.where(records.c.category_id == category)
+        if since is not None:
+            stmt = stmt.where(records.c.archived_at >= since)
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def revisions(self, record_id: str) -> list[Revision]:
+        """A record's versions, oldest first, the current one last."""
+        record = self.get_record(record_id)
+        if record is None:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(record_revisions).where(record_revisions.c.record_id == str(record_id))
+                                .order_by(record_revisions.c.seen_at, record_revisions.c.id)).all()
+        earlier = [Revision(title=r.title, body=r.body, seen_at=r.seen_at) for r in rows]
+        return earlier + [Revision(title=record.title, body=record.body, seen_at=record.updated_at)]
 
     def count_records(self) -> int:
         with self.engine.connect() as conn:

@@ -49,7 +49,10 @@ def user_agent(s: Settings) -> str:
 
 @dataclass
 class Download:
-    """The last response of a GET. ``body`` is empty unless the status was 2xx."""
+    """The last response of a GET. ``body`` is empty unless the status was 2xx.
+
+    ``body`` is decoded (its Content-Encoding undone); ``raw`` is the same body as it came over
+    the wire, for the archive (tasks/archive/), with the request that fetched it."""
 
     url: str
     final_url: str
@@ -57,6 +60,11 @@ class Download:
     headers: httpx.Headers
     body: bytes = b""
     redirects: list[Redirect] = field(default_factory=list)
+    raw: bytes = b""
+    reason: str = ""  # the status line's reason phrase
+    http_version: str = "HTTP/1.1"
+    request_headers: httpx.Headers = field(default_factory=httpx.Headers)  # as sent, on the last hop
+    requested_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))  # when the last hop was sent
 
 
 def check_url(url: str) -> str:
@@ -117,8 +125,9 @@ class _Decoder:
         self.full = False
         self.size = 0
         encoding = encoding.strip().lower()
+        self.identity = encoding in ("", "identity")  # what is received is the body itself
         self._may_be_raw_deflate = encoding == "deflate"
-        if encoding in ("", "identity"):
+        if self.identity:
             self._z = None
         elif encoding in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -157,15 +166,20 @@ def _too_slow(url: str, limits: FetchLimits) -> TooLargeError:
     return TooLargeError(f"too slow: {url} not fetched within {limits.total_timeout:g}s (trickling or endless)")
 
 
-def _read_body(response: httpx.Response, url: str, limits: FetchLimits, max_bytes: int, truncate: bool) -> bytes:
+def _read_body(response: httpx.Response, url: str, limits: FetchLimits, max_bytes: int,
+               truncate: bool) -> tuple[bytes, bytes]:
+    """The body decoded, and as received (the same object when it was not compressed)."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes and not truncate:
         raise TooLargeError(f"body of {int(declared)} bytes exceeds the {max_bytes}-byte cap")
     decoder = _Decoder(response.headers.get("content-encoding", ""), max_bytes, truncate=truncate)
     received = 0
     parts: list[bytes] = []
+    raw: list[bytes] = []
     for chunk in response.iter_raw(chunk_size=CHUNK_BYTES):
         received += len(chunk)
+        if not decoder.identity:
+            raw.append(chunk)
         if received > max_bytes and not truncate:
             # Leaving the with-block closes the connection: the rest is never read.
             raise TooLargeError(f"body exceeds the {max_bytes}-byte cap")
@@ -174,7 +188,8 @@ def _read_body(response: httpx.Response, url: str, limits: FetchLimits, max_byte
             break
         if netguard.past_deadline():
             raise _too_slow(url, limits)
-    return b"".join(parts)
+    body = b"".join(parts)
+    return body, (body if decoder.identity else b"".join(raw))
 
 
 ResponseCheck = Callable[[httpx.Response], None]
@@ -202,16 +217,19 @@ def download(url: str, client: httpx.Client, limits: FetchLimits, *, headers: Ma
     try:
         with netguard.deadline(deadline):
             while True:
+                requested_at = datetime.now(timezone.utc)
                 with client.stream("GET", current, headers=sent, timeout=timeout) as response:
                     if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                         current = _next_hop(current, response, redirects, visited, max_redirects, url)
                         continue
                     result = Download(url=url, final_url=str(response.url), status=response.status_code,
-                                      headers=response.headers, redirects=redirects)
+                                      headers=response.headers, redirects=redirects,
+                                      reason=response.reason_phrase, http_version=response.http_version,
+                                      request_headers=response.request.headers, requested_at=requested_at)
                     if 200 <= response.status_code < 300:
                         if check is not None:
                             check(response)
-                        result.body = _read_body(response, current, limits, max_bytes, truncate)
+                        result.body, result.raw = _read_body(response, current, limits, max_bytes, truncate)
                     return result
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise InvalidURLError(f"malformed URL {current!r}: {exc}") from exc

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from worker.models import Record
+from worker.revisions import Version, versions
 from worker.web import queries
 from worker.web.stats import snapshot
 
@@ -159,6 +160,18 @@ def get_record(request: Request, record_id: Annotated[str, RECORD_ID]) -> Record
         raise HTTPException(404, f"no record with id {record_id}")
     return RecordDetail(**record.model_dump(), also_at=services.storage.alternate_urls(str(record.id)),
                         other_outlets=[OutletOut(id=i, title=t, url=u) for i, t, u in services.storage.other_outlets(record)])
+
+
+@router.get("/records/{record_id}/revisions", response_model=list[Version], responses=NOT_FOUND,
+            summary="A record's versions, oldest first, each with a word-level diff from the one before")
+def get_revisions(request: Request, record_id: Annotated[str, RECORD_ID]) -> list[Version]:
+    """A version is kept each time a refetch (or re-extraction) changed the record's title or text;
+    the last one is the record as it is now."""
+    services = _services(request)
+    record = lookup_record(services, record_id)
+    if record is None:
+        raise HTTPException(404, f"no record with id {record_id}")
+    return versions(services.storage.revisions(str(record.id)))
 
 
 @router.post("/records/{record_id}/read", response_model=Record, responses=NOT_FOUND,

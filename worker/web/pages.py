@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tasks.stats import reading_minutes
 from worker.stories import outlet
 from worker.web import auth, prometheus, queries
+from worker.revisions import versions
 from worker.web.api import MAX_URLS, lookup_record, retry_job
 from worker.web.stats import snapshot
 
@@ -142,6 +143,7 @@ def reader(request: Request, record_id: str) -> HTMLResponse:
     canonical = s.storage.get_record(str(record.duplicate_of)) if record.duplicate_of else None
     return render(request, "reader.html", nav="records", record=record, canonical=canonical,
                   also_at=s.storage.alternate_urls(str(record.id)), other_outlets=s.storage.other_outlets(record),
+                  versions=list(reversed(versions(s.storage.revisions(str(record.id))))),
                   reading_minutes=reading_minutes(record.word_count))
 
 

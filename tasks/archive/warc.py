@@ -1,0 +1,58 @@
+"""A download as WARC 1.1 records (a ``response`` and the ``request`` that fetched it), and a
+WARC ``response`` record back as the page the parse stage reads."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from urllib.parse import urlsplit
+
+import httpx
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import datetime_to_iso_date
+from warcio.warcwriter import WARCWriter
+
+from tasks.fetching.download import Download
+
+WARC_VERSION = "1.1"
+# httpx hands over the body with its chunked transfer coding already undone: the header stays,
+# renamed, so a reader does not try to de-chunk a body that no longer is.
+_UNDONE = {"transfer-encoding": "X-Gleaner-Transfer-Encoding"}
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    out = []
+    for name, value in raw:
+        text = name.decode("latin-1")
+        out.append((_UNDONE.get(text.lower(), text), value.decode("latin-1")))
+    return out
+
+
+def response_records(got: Download) -> bytes:
+    """The page's ``response`` record and its ``request`` record, each its own gzip member, as the
+    bytes to append to a WARC file (the response first: a record's offset is where its bytes start)."""
+    out = BytesIO()
+    writer = WARCWriter(out, gzip=True, warc_version=WARC_VERSION)
+    date = datetime_to_iso_date(got.requested_at.replace(tzinfo=None), use_micros=True)
+    status = StatusAndHeaders(f"{got.status} {got.reason}".strip(), _headers(got.headers.raw),
+                              protocol=got.http_version)
+    response = writer.create_warc_record(got.final_url, "response", payload=BytesIO(got.raw), length=len(got.raw),
+                                         http_headers=status, warc_headers_dict={"WARC-Date": date})
+    parts = urlsplit(got.final_url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request_line = StatusAndHeaders(f"GET {target} {got.http_version}", _headers(got.request_headers.raw),
+                                    is_http_request=True)
+    request = writer.create_warc_record(got.final_url, "request", payload=BytesIO(b""), length=0,
+                                        http_headers=request_line)
+    writer.write_request_response_pair(request, response)
+    return out.getvalue()
+
+
+def download_of(record: ArcWarcRecord, body: bytes) -> Download:
+    """A ``response`` record as the download it recorded (``body``: its payload, decoded)."""
+    http = record.http_headers
+    url = record.rec_headers.get_header("WARC-Target-URI") or ""
+    status = int(http.get_statuscode() or 0)
+    headers = httpx.Headers([(k, v) for k, v in http.headers if k.lower() != "x-gleaner-transfer-encoding"])
+    return Download(url=url, final_url=url, status=status, headers=headers, body=body,
+                    reason=http.statusline.partition(" ")[2], http_version=http.protocol or "HTTP/1.1")

@@ -1,0 +1,138 @@
+"""The page archive: WARC 1.1 records as any WARC reader reads them, rotation, unique names,
+retention, and a torn or corrupt file read up to its last whole record."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import time
+
+import httpx
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from tasks.archive import ArchiveWriter, DamagedArchive, Skipped, read_pages, record_at
+from tasks.fetching.download import FetchLimits, download
+from worker.payloads import FetchedPage
+
+HTML = "<html><head><title>Harbour</title></head><body><p>The harbour reopens on Monday, née café.</p></body></html>"
+
+
+@pytest.fixture
+def fetched(site):
+    """Three real downloads from a server on 127.0.0.1: plain, gzip-encoded, and after a redirect."""
+    site.page("/plain.html", HTML)
+    site.routes["/zipped.html"] = (200, {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+                                   gzip.compress(HTML.replace("Harbour", "Zipped").encode()))
+    site.routes["/old"] = (301, {"Location": "/plain.html?moved=1"}, b"")
+    with httpx.Client() as client:
+        return [download(site.url(path), client, FetchLimits()) for path in ("/plain.html", "/zipped.html", "/old")]
+
+
+def _all(path):
+    with open(path, "rb") as fh:
+        out = []
+        for record in ArchiveIterator(fh):
+            out.append((record.rec_type, record.rec_headers.get_header("WARC-Target-URI"), record.rec_headers,
+                        record.http_headers, record.content_stream().read(), record.raw_stream.read()))
+        return out
+
+
+def test_every_page_is_a_response_and_its_request_as_warc_1_1(tmp_path, fetched, site):
+    writer = ArchiveWriter(tmp_path, max_bytes=1 << 30)
+    places = [writer.write(got) for got in fetched]
+    writer.close()
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1 and {p.file for p in places} == {files[0].name}
+
+    records = _all(files[0])
+    assert [r[0] for r in records] == ["warcinfo"] + ["response", "request"] * 3
+    for (kind, uri, rec, http, content, _), got in zip(records[1::2], fetched):
+        assert rec.protocol == "WARC/1.1"
+        assert uri == got.final_url
+        assert http.get_statuscode() == "200"
+        assert content == got.body  # any reader decodes the body as received into the page
+        assert rec.get_header("WARC-Date").startswith(got.requested_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert records[5][1] == site.url("/plain.html?moved=1")  # the URL after redirects
+    # The gzip-encoded page is stored as it came over the wire, with its header.
+    assert records[3][3].get_header("Content-Encoding") == "gzip"
+    with open(files[0], "rb") as fh:
+        raw = next(r for r in ArchiveIterator(fh) if (r.rec_headers.get_header("WARC-Target-URI") or "").endswith("zipped.html"))
+        assert gzip.decompress(raw.raw_stream.read()).decode() == HTML.replace("Harbour", "Zipped")
+    request = records[2]
+    assert request[3].protocol == "GET" and request[3].statusline.startswith("/plain.html HTTP/1.1")
+    assert request[3].get_header("User-Agent").startswith("GleanerBot/")
+    assert request[2].get_header("WARC-Concurrent-To") == records[1][2].get_header("WARC-Record-ID")
+
+    # Each place names the response record of its page.
+    for place, got in zip(places, fetched):
+        record = record_at(files[0], place.offset)
+        assert record.rec_type == "response" and record.content == got.body
+
+
+def test_files_rotate_by_size_and_never_share_a_name(tmp_path, fetched):
+    one = ArchiveWriter(tmp_path, max_bytes=1)  # every page in a file of its own
+    two = ArchiveWriter(tmp_path, max_bytes=1)
+    places = [w.write(got) for got in fetched for w in (one, two)]
+    one.close(), two.close()
+    names = [p.file for p in places]
+    assert len(set(names)) == 6 and sorted(names) == sorted(p.name for p in tmp_path.iterdir())
+    for name in names:
+        assert name.startswith("gleaner-") and name.endswith(".warc.gz") and f"-{os.getpid()}." in name
+    assert all(record_at(tmp_path / p.file, p.offset).rec_type == "response" for p in places)
+
+
+def test_retention_removes_only_old_archive_files(tmp_path, fetched):
+    old = tmp_path / "gleaner-20200101000000-00001-elsewhere-1.warc.gz"
+    old.write_bytes(b"")
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    other = tmp_path / "notes.txt"
+    other.write_text("not ours")
+    os.utime(other, (time.time() - 3 * 86400,) * 2)
+    writer = ArchiveWriter(tmp_path, max_bytes=1 << 30, retention_days=2)
+    place = writer.write(fetched[0])
+    writer.close()
+    assert not old.exists() and other.exists() and (tmp_path / place.file).exists()
+
+
+def _pages(path):
+    got, damage = [], None
+    try:
+        for item in read_pages(path, path.name, 1 << 20):
+            got.append(item)
+    except DamagedArchive as exc:
+        damage = exc
+    return got, damage
+
+
+def test_a_torn_tail_is_read_up_to_the_last_whole_record(tmp_path, fetched):
+    writer = ArchiveWriter(tmp_path, max_bytes=1 << 30)
+    places = [writer.write(got) for got in fetched]
+    writer.close()
+    path = tmp_path / places[0].file
+    whole = path.read_bytes()
+    pages, damage = _pages(path)
+    assert damage is None
+    assert [p.page.final_url for p in pages if isinstance(p, FetchedPage)] == [g.final_url for g in fetched]
+    assert [p.body for p in pages if isinstance(p, FetchedPage)] == [g.body for g in fetched]
+    assert all(p.reason.endswith("record, not a response") for p in pages if isinstance(p, Skipped))
+
+    last = places[-1].offset
+    with open(path, "rb") as fh:
+        members = ArchiveIterator(fh)
+        request = [members.get_record_offset() for _ in members][-1]  # the last page's request record
+    # Cut inside the last page's response: two pages; inside its request: three; never half a page.
+    for cut, kept, at in ((last + 1, 2, last), (last + 40, 2, last), (request - 1, 2, last),
+                          (request + 10, 3, request), (len(whole) - 1, 3, request)):
+        path.write_bytes(whole[:cut])
+        pages, damage = _pages(path)
+        assert [p.body for p in pages if isinstance(p, FetchedPage)] == [g.body for g in fetched[:kept]], cut
+        assert damage is not None and damage.offset == at, cut
+        assert "ends inside a record" in damage.reason
+
+    corrupt = bytearray(whole)
+    corrupt[places[1].offset + 30: places[1].offset + 60] = b"\x00" * 30
+    path.write_bytes(bytes(corrupt))
+    pages, damage = _pages(path)
+    assert [p.body for p in pages if isinstance(p, FetchedPage)] == [fetched[0].body]
+    assert damage.offset == places[1].offset and "corrupt" in damage.reason
