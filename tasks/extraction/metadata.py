@@ -39,7 +39,7 @@ class PageMeta:
         self.links: dict[str, str] = {}
         self.title_tag = ""
         self.times: list[Tag] = []
-        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them (and bylines, unused)
+        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them
             name = tag.name
             if name == "meta":
                 key = tag.get("property") or tag.get("name") or tag.get("itemprop") or tag.get("http-equiv")
