@@ -13,6 +13,8 @@ from tasks.extraction import jsonld
 
 _SPACES = re.compile(r"\s+")
 _TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
+# The <link> relations read (the others, stylesheets, icons, preloads..., are cut before parsing).
+LINK_RELS = ("canonical", "image_src")
 _AUTHOR_KEYS = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "byl")
 
 _PUBLISHED_KEYS = (
@@ -51,7 +53,8 @@ class PageMeta:
                 href = tag.get("href")
                 if isinstance(rel, str) and isinstance(href, str) and href.strip():
                     for value in rel.lower().split():
-                        self.links.setdefault(value, href.strip())
+                        if value in LINK_RELS:
+                            self.links.setdefault(value, href.strip())
             elif name == "title":
                 if not self.title_tag:
                     self.title_tag = clean(tag.get_text())
@@ -101,7 +104,7 @@ class PageMeta:
         return [self.meta[key][0] for key in keys if key in self.meta]
 
     def canonical(self, url: str | None) -> str | None:
-        found = self.links.get("canonical") or self.first("og:url", "twitter:url")
+        found = self.links.get(LINK_RELS[0]) or self.first("og:url", "twitter:url")
         if not found or found.startswith(("javascript:", "data:", "#")):
             return None
         return urljoin(url, found) if url else found
@@ -119,7 +122,7 @@ class PageMeta:
     def image(self, url: str | None) -> str | None:
         found = self.first("og:image", "og:image:url", "og:image:secure_url", "twitter:image",
                            "twitter:image:src", "thumbnailurl")
-        found = found or jsonld.text(self.article.get("image")) or self.links.get("image_src")
+        found = found or jsonld.text(self.article.get("image")) or self.links.get(LINK_RELS[1])
         if not found:
             return None
         return urljoin(url, found) if url else found
