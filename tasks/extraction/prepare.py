@@ -4,7 +4,7 @@ go, JSON-LD is kept aside; then, for BeautifulSoup only, the empty elements noth
 Building BeautifulSoup's tree costs more than everything else the extractor does, per element,
 so elements that never hold article text are removed from the string first, by linear scans,
 rather than built and then thrown away. About a third of a news page's elements sit in <nav>,
-<aside> and <footer>; a tenth more are images, form inputs, table columns and <link>s.
+<aside> and <footer>; a tenth more are images, form inputs, table columns, <link>s and <meta>s.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from tasks.extraction.metadata import LINK_RELS
+from tasks.extraction.metadata import LINK_RELS, META_KEYS
 
 # Elements whose content is raw text or never article text; none of them nests inside itself.
 _RAW_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object", "math", "canvas",
@@ -25,14 +25,17 @@ _OPEN = re.compile(
 )
 _CLOSE = {tag: re.compile(r"</%s\s*>" % tag, re.I) for tag in _RAW_TAGS}
 _OPEN_OR_CLOSE = {tag: re.compile(r"<(/?)%s(?=[\s/>])[^>]{0,1000}>" % tag, re.I) for tag in _CHROME_TAGS}
-# Void elements that hold no text and that nothing reads, and <link> (only LINK_RELS are read).
+# Void elements that hold no text and that nothing reads, <link> (only LINK_RELS are read) and
+# <meta> (only META_KEYS are).
 # A value quoted after "=" may hold ">"; possessive (*+), the attributes are read once, left to
 # right, as the parser reads them.
 _VOID = re.compile(
-    r"""<(?:img|input|col|source|wbr|track|param|embed|area|link)(?=[\s/>])(?:[^>=]|=\s*(?:"[^"]*"|'[^']*')?)*+>""",
+    r"""<(?:img|input|col|source|wbr|track|param|embed|area|link|meta)(?=[\s/>])(?:[^>=]|=\s*(?:"[^"]*"|'[^']*')?)*+>""",
     re.I,
 )
-_KEPT_LINK = re.compile(r"<link\b.*(?:%s)" % "|".join(LINK_RELS), re.I | re.S)
+# Kept when a key read shows anywhere in the tag (a key in a value keeps one more: harmless).
+_KEPT = re.compile(r"<link\b.*(?:%s)|<meta\b.*(?:%s)" % ("|".join(LINK_RELS), "|".join(map(re.escape, META_KEYS))),
+                   re.I | re.S)
 _IS_JSON_LD = re.compile(r"""type\s*=\s*["']?application/ld\+json""", re.I)
 _CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$")
 
@@ -96,9 +99,10 @@ def without_empty(markup: str) -> str:
 
 
 def _kept_void(match: re.Match[str]) -> str:
-    """An element _VOID found: a <link> that may be one metadata reads stays; the rest go."""
+    """An element _VOID found: a <link> or <meta> that may be one metadata reads stays; the rest go."""
     tag = match.group()
-    return tag if _KEPT_LINK.match(tag) else ""
+    # An entity may spell a key ("og:article&#x3A;published_time"): such tags are kept unread.
+    return tag if "&" in tag or _KEPT.match(tag) else ""
 
 
 def _chrome_end(markup: str, start: int, tag: str) -> int | None:
