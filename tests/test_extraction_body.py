@@ -149,3 +149,15 @@ def test_site_rules_that_match_nothing_fall_back_to_the_generic_extractor() -> N
 def test_site_rules_reject_invalid_selectors_at_construction(selector: str) -> None:
     with pytest.raises(ValueError, match="selector"):
         SiteRules(body=selector)
+
+
+def test_a_page_that_prints_its_article_twice_gives_the_first_copy_every_time() -> None:
+    # Two elements of one depth each hold half of the run: the first in the document is the article,
+    # whatever their places in memory (the choice once followed id(), and changed from run to run).
+    paragraph = "A sentence long enough to count as prose in an article about the harbour's new ferry. " * 3
+    copies = [f'<div class="{side}"><article><h2>{word} copy heading</h2><p>{word} {paragraph}</p>'
+              f'<p>{paragraph}</p></article></div>' for side, word in (("wide", "First"), ("narrow", "Other"))]
+    page = f"<html><body><div>{''.join(copies)}</div></body></html>"
+    for _ in range(5):
+        body = extract_article(page).body
+        assert body[0] == "First copy heading" and not any(text.startswith("Other") for text in body)

@@ -1,6 +1,8 @@
 """Quality floors for the metadata on the shared corpora: publication date on htmldate/ and
 wcxb-articles, author and title on wcxb-articles, each at most a point under the figure committed
-in bench/results/dates.md (scored as bench/dates.py scores them). No timings here."""
+in bench/results/dates.md (scored as bench/dates.py scores them), and a language on every record.
+The records come from the session's one extraction of each page (the ``corpus_records`` fixture).
+No timings here."""
 
 from __future__ import annotations
 
@@ -8,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.corpora import author_right, available, date_right, load, title_exact
-from tasks.extraction import extract_article
-from worker.errors import ExtractionError
+from bench.corpora import author_right, date_right, title_exact
 
 # The figures of the last committed bench/results/dates.md, over each whole set; title exact on
 # wcxb-articles from the same run's extractions.
@@ -23,26 +23,14 @@ COMMITTED = {
 TOLERANCE = 0.01  # one point: a change that costs more has to say why, and move the figure
 
 
-def _extracted(set_name: str) -> list[tuple[Any, Any]]:
-    if set_name not in available():
-        pytest.skip(f"../shared/corpus/{set_name} is not here")
-    found = []
-    for page in load(set_name):
-        try:
-            found.append((page, extract_article(page.html, page.url or None)))
-        except ExtractionError:
-            found.append((page, None))
-    return found
+@pytest.fixture
+def htmldate_set(corpus_records) -> list[tuple[Any, Any]]:
+    return corpus_records["htmldate"]
 
 
-@pytest.fixture(scope="module")
-def htmldate_set() -> list[tuple[Any, Any]]:
-    return _extracted("htmldate")
-
-
-@pytest.fixture(scope="module")
-def wcxb_set() -> list[tuple[Any, Any]]:
-    return _extracted("wcxb-articles")
+@pytest.fixture
+def wcxb_set(corpus_records) -> list[tuple[Any, Any]]:
+    return corpus_records["wcxb-articles"]
 
 
 def _share(pairs: list[tuple[Any, Any]], marked, right) -> tuple[float, str]:

@@ -191,3 +191,20 @@ def test_bad_pages_harm_nothing_else_in_the_batch() -> None:
     assert [type(r).__name__ for r in results] == ["str", "str", "str", "Article", "str", "Article"]
     assert results[-1] == before
     assert gc.isenabled()  # the extractor pauses the collector while it builds a tree, and always resumes it
+
+
+def test_empty_elements_nothing_reads_are_cut_before_parsing_and_the_rest_kept() -> None:
+    from tasks.extraction.prepare import without_empty
+
+    markup = (
+        '<head><meta name="viewport" content="width=device-width"><meta property="og:title" content="T">'
+        '<meta property="og:article&#x3A;published_time" content="2024-01-02">'
+        '<link rel="stylesheet" href="a.css"><LINK REL="canonical" href="/story"></head>'
+        '<body><p>One<img src="x.jpg" alt="a > b">two <input type="text" value=\'>\'> three</p></body>'
+    )
+    assert without_empty(markup) == (
+        '<head><meta property="og:title" content="T">'
+        '<meta property="og:article&#x3A;published_time" content="2024-01-02">'  # an entity may spell a key read
+        '<LINK REL="canonical" href="/story"></head>'
+        '<body><p>Onetwo  three</p></body>'  # a ">" inside a quoted value ends no tag
+    )

@@ -190,7 +190,10 @@ def marked_bylines(soup: Tag) -> list[str]:
     whose class or id says author or byline. A walk over the whole tree: asked for last."""
     linked: list[str] = []
     hinted: list[str] = []
-    for tag in soup.find_all(_marks_author):
+    # The nodes read as they come, stopping at _MAX_MARKED (find_all with a function: twice the time).
+    for tag in soup.descendants:
+        if type(tag) is not Tag or not _marks_author(tag):
+            continue
         declared = any(isinstance(tag.get(key), str) and "author" in tag.get(key).lower() for key in ("rel", "itemprop"))
         name = tag.find(attrs={"itemprop": "name"}) if declared else None
         text = clean((name or tag).get_text(" "))

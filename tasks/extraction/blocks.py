@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from bs4 import NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
-_SPACES = re.compile(r"\s+")
 _NOT_LETTERS = re.compile(r"[^a-zA-Z]+")
 
 # Elements that end the current line of text: a paragraph never spans one of their edges.
@@ -38,15 +37,15 @@ _SWALLOWED_CHARS = 2000
 FURNITURE_TAGS = frozenset("nav footer aside form header".split())
 _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
 
-# class/id hints of page furniture: distinctive words anywhere, short ones as whole words.
+# class/id hints of page furniture: distinctive words anywhere, short ones as whole words. Matched
+# against the lower-cased class and id (twice as fast as a case-insensitive pattern).
 _FURNITURE_HINT = re.compile(
     r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
     r"navigation|footer|cookie|consent|gdpr|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
     r"signup|screen-?reader|sr-only|(?:^|\s)d-none(?:$|\s)|toolbar|pagination|masthead|widget|"
     r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])|"
     # "tag" alone or last: "tag-politics" is the label WordPress puts on the article itself.
-    r"(?:^|[\s_-])tag(?:$|[\s_])",
-    re.I,
+    r"(?:^|[\s_-])tag(?:$|[\s_])"
 )
 # The same short words as the last word of a camelCase name ("InlineImage-imageEmbedCredit",
 # "articleMeta"), as CSS modules and component libraries write them.
@@ -62,11 +61,10 @@ LAYOUT_HINTS = frozenset("widget sidebar footer header form toolbar masthead hid
 # Furniture words of notices that are never article text, not even wrapped around all of a page's
 # text: on a consent wall, the cookie notice is all there is.
 NOTICE_HINTS = frozenset(("cookie", "consent", "gdpr"))
-# class/id hints of the element that holds the article's text.
+# class/id hints of the element that holds the article's text (matched lower-cased, as above).
 _ARTICLE_HINT = re.compile(
     r"(?:article|story|post|entry|news|blog)[_-]?(?:body|content|text)|articlebody|main-?content|"
-    r"(?:^|\s)(?:content|article|story|post|entry)(?:$|\s)",
-    re.I,
+    r"(?:^|\s)(?:content|article|story|post|entry)(?:$|\s)"
 )
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
@@ -82,12 +80,8 @@ class Block:
     semantic: tuple[int, ...]  # depths of the elements that say "the article's text is here"
 
 
-def _skipped(tag: Tag, hidden: bool) -> bool:
-    if tag.name in SKIP_TAGS:
-        return tag.name not in _SMALL_TAGS or not _swallowed(tag)
-    attrs = tag.attrs
-    if not attrs or hidden:
-        return False
+def _hidden(attrs: dict) -> bool:
+    """Whether an element's attributes hide it: hidden, aria-hidden, display: none."""
     style = attrs.get("style")
     return (
         attrs.get("hidden") is not None
@@ -106,41 +100,31 @@ def _swallowed(tag: Tag) -> bool:
     return False
 
 
-def _furniture(tag: Tag) -> str:
-    """The tag name or class/id hint word that says navigation, comments, sharing, ads...; "" if none."""
-    name = tag.name
+def _look(name: str, cls: object, ident: object, prop: object) -> tuple[str, bool]:
+    """(furniture word, declares itself the article) for an element of this name and attributes.
+
+    The furniture word is the tag name or class/id hint word that says navigation, comments,
+    sharing, ads... ("" if none); only an element that is not furniture may declare itself the
+    article: <article>, <main>, articleBody, post-content...
+    """
     if name in FURNITURE_TAGS:
-        return name
-    attrs = tag.attrs
-    if not attrs or name in ("html", "body", "article", "main"):
-        return ""
-    hint = attrs.get("class") or ""
-    ident = attrs.get("id")
-    if ident:
+        return name, False
+    hint = cls if isinstance(cls, str) else ""
+    if ident and isinstance(ident, str):
         hint = f"{hint} {ident}"
-    if not hint or not isinstance(hint, str):
-        return ""
-    match = _FURNITURE_HINT.search(hint) or (None if hint.islower() else _CAMEL_HINT.search(hint))
-    return _NOT_LETTERS.sub("", match.group()).lower() if match else ""
+    lowered = hint.lower()
+    if hint and name not in ("html", "body", "article", "main"):
+        match = _FURNITURE_HINT.search(lowered) or (None if hint == lowered else _CAMEL_HINT.search(hint))
+        if match:
+            return _NOT_LETTERS.sub("", match.group()).lower(), False
+    if name in ("article", "main") or prop in ("articleBody", "text", "reviewBody"):
+        return "", True
+    return "", bool(hint) and _ARTICLE_HINT.search(lowered) is not None
 
 
-def _semantic(tag: Tag) -> bool:
-    """Whether the element declares itself the article: <article>, <main>, articleBody, post-content..."""
-    name = tag.name
-    if name in ("article", "main"):
-        return True
-    attrs = tag.attrs
-    if not attrs:
-        return False
-    prop = attrs.get("itemprop")
-    if isinstance(prop, str) and prop in ("articleBody", "text", "reviewBody"):
-        return True
-    hint = attrs.get("class") or ""
-    ident = attrs.get("id")
-    if ident:
-        hint = f"{hint} {ident}"
-    return bool(hint) and isinstance(hint, str) and _ARTICLE_HINT.search(hint) is not None
-
+# How an element without attributes looks: furniture by its name, or the article by its name.
+_NO_LOOK = ("", False)
+_PLAIN_LOOKS = {**{name: (name, False) for name in FURNITURE_TAGS}, "article": ("", True), "main": ("", True)}
 
 # Elements the metadata reader wants; handed over as the walk meets them.
 COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
@@ -149,9 +133,9 @@ COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
 def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = False) -> list[Block]:
     """Every line of visible text under root, in document order, with where it sits in the tree.
 
-    Elements named in COLLECT_TAGS, and bylines, are appended to ``collect`` on the way, so
-    metadata needs no second walk over the tree. ``hidden`` reads elements hidden by their
-    attributes too (hidden, aria-hidden, display: none).
+    Elements named in COLLECT_TAGS are appended to ``collect`` on the way, so metadata needs no
+    second walk over the tree. ``hidden`` reads elements hidden by their attributes too (hidden,
+    aria-hidden, display: none).
     """
     blocks: list[Block] = []
     parts: list[str] = []
@@ -162,11 +146,13 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
     semantic: list[int] = []
     owners: list[str] = []
     link_depth = 0
+    # A page repeats a few dozen class names over hundreds of elements: each is looked at once.
+    looks: dict[tuple[str, object, object, object], tuple[str, bool]] = {}
 
     def flush() -> None:
         nonlocal link_chars
         if parts:
-            text = _SPACES.sub(" ", "".join(parts)).strip()
+            text = " ".join("".join(parts).split())
             if text:
                 owner = owners[-1] if owners else ""
                 blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
@@ -178,8 +164,9 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
     stack: list[object] = [root]
     while stack:
         node = stack.pop()
-        if type(node) is tuple:  # leaving an element
-            name, is_block = node
+        kind = type(node)
+        if kind is tuple:  # leaving an element
+            name, is_block = node  # type: ignore[misc]
             if is_block:  # the element's own last line belongs to it: flush before leaving
                 flush()
                 owners.pop()
@@ -193,18 +180,22 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
             if name == "a":
                 link_depth -= 1
             continue
-        if isinstance(node, NavigableString):
-            if not isinstance(node, _NOT_TEXT):
-                parts.append(node)
+        if kind is NavigableString or (kind is not Tag and issubclass(kind, NavigableString)):
+            # Plain strings first (nearly all); comments, doctypes... are not text.
+            if kind is NavigableString or not issubclass(kind, _NOT_TEXT):
+                parts.append(node)  # type: ignore[arg-type]
                 if link_depth:
-                    link_chars += len(node.strip())
+                    link_chars += len(node.strip())  # type: ignore[union-attr]
             continue
-        if not isinstance(node, Tag):
-            continue
-        name = node.name
+        tag: Tag = node  # type: ignore[assignment]
+        name = tag.name
         if name in COLLECT_TAGS and collect is not None:
-            collect.append(node)
-        if _skipped(node, hidden):
+            collect.append(tag)
+        attrs = tag.attrs
+        if name in SKIP_TAGS:
+            if name not in _SMALL_TAGS or not _swallowed(tag):
+                continue
+        elif attrs and not hidden and _hidden(attrs):
             continue
         is_block = name in BLOCK_TAGS
         if is_block:
@@ -215,16 +206,21 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
         elif name in _SPACED_TAGS:
             parts.append(" ")
         depth = len(path)
-        path.append(id(node))
-        hint = _furniture(node)
+        path.append(id(tag))
+        if attrs:
+            key = (name, attrs.get("class"), attrs.get("id"), attrs.get("itemprop"))
+            look = looks.get(key)
+            if look is None:
+                look = looks[key] = _look(*key)
+        else:
+            look = _PLAIN_LOOKS.get(name, _NO_LOOK)
+        hint, is_semantic = look
         if hint:
             furniture.append(depth)
             hints.append(hint)
-            if collect is not None and ("author" in hint or "byline" in hint):
-                collect.append(node)  # the byline, for pages that name no author in metadata
-        elif _semantic(node):
+        elif is_semantic:
             semantic.append(depth)
         stack.append((name, is_block))
-        stack.extend(reversed(node.contents))
+        stack.extend(reversed(tag.contents))
     flush()
     return blocks

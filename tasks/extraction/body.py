@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
 from tasks.extraction.blocks import LAYOUT_HINTS, NOTICE_HINTS, Block
 
@@ -98,7 +99,9 @@ def _container(blocks: list[Block], first: int, last: int, scores: list[int]) ->
                     key = (d, block.path[d])
                     mass[key] = mass.get(key, 0) + score
     run = [(block, score) for block, score in zip(blocks[first:last + 1], scores[first:last + 1]) if score > 0]
-    for key in sorted((key for key, held in mass.items() if held * 2 >= total), reverse=True):
+    # Deepest first; between elements of one depth holding half each (a page that prints its article
+    # twice), the first in the document: the mass was gathered in document order and the sort is stable.
+    for key in sorted((key for key, held in mass.items() if held * 2 >= total), key=itemgetter(0), reverse=True):
         # Text in an article-like sibling of the candidate means a body split into sections
         # (text, ad, text): the candidate is one section, not the article.
         d, element = key

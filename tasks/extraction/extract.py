@@ -22,7 +22,7 @@ from tasks.extraction.decode import decode_html
 from tasks.extraction.fallback import no_text_reason, second_strategy
 from tasks.extraction.language import choose_language
 from tasks.extraction.metadata import PageMeta
-from tasks.extraction.prepare import prepare
+from tasks.extraction.prepare import prepare, without_empty
 from tasks.extraction.published import page_dates
 from tasks.extraction.rules import SiteRules
 from tasks.extraction.title import choose_title
@@ -54,7 +54,7 @@ def _check_markup(markup: str) -> None:
 
 def parse(markup: str) -> BeautifulSoup:
     # multi_valued_attributes=None keeps class as one string: cheaper to build and to match.
-    return BeautifulSoup(markup, "lxml", multi_valued_attributes=None)
+    return BeautifulSoup(without_empty(markup), "lxml", multi_valued_attributes=None)
 
 
 @contextmanager

@@ -13,6 +13,8 @@ from tasks.extraction import jsonld
 
 _SPACES = re.compile(r"\s+")
 _TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
+# The <link> relations read (the others, stylesheets, icons, preloads..., are cut before parsing).
+LINK_RELS = ("canonical", "image_src")
 _AUTHOR_KEYS = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "byl")
 
 _PUBLISHED_KEYS = (
@@ -25,6 +27,17 @@ _MODIFIED_KEYS = (
     "article:modified_time", "og:updated_time", "datemodified", "last-modified", "dcterms.modified",
     "lastmod", "article.updated", "og:article:modified_time",
 )
+_TITLE_KEYS = ("og:title", "twitter:title", "dc.title", "headline", "title")
+_URL_KEYS = ("og:url", "twitter:url")
+_LANGUAGE_KEYS = ("content-language", "language", "dc.language", "og:locale")
+_SITE_KEYS = ("og:site_name", "application-name", "twitter:site")
+_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src", "thumbnailurl")
+_TAG_KEYS = ("article:tag", "news_keywords", "keywords")
+_LABEL_KEYS = ("twitter:label", "twitter:data")  # numbered: Yoast's label/value pairs, 1 to 4
+# Every <meta> key read (by name, property, itemprop or http-equiv): the others (viewport, robots,
+# verification codes...) are cut before parsing.
+META_KEYS = (*_AUTHOR_KEYS, *_PUBLISHED_KEYS, *_MODIFIED_KEYS, *_TITLE_KEYS, *_URL_KEYS, *_LANGUAGE_KEYS,
+             *_SITE_KEYS, *_IMAGE_KEYS, *_TAG_KEYS, *_LABEL_KEYS)
 
 
 def clean(text: str | None) -> str:
@@ -39,7 +52,7 @@ class PageMeta:
         self.links: dict[str, str] = {}
         self.title_tag = ""
         self.times: list[Tag] = []
-        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them (and bylines, unused)
+        for tag in tags:  # <meta>, <link>, <title> and <time>, as the block reader met them
             name = tag.name
             if name == "meta":
                 key = tag.get("property") or tag.get("name") or tag.get("itemprop") or tag.get("http-equiv")
@@ -51,7 +64,8 @@ class PageMeta:
                 href = tag.get("href")
                 if isinstance(rel, str) and isinstance(href, str) and href.strip():
                     for value in rel.lower().split():
-                        self.links.setdefault(value, href.strip())
+                        if value in LINK_RELS:
+                            self.links.setdefault(value, href.strip())
             elif name == "title":
                 if not self.title_tag:
                     self.title_tag = clean(tag.get_text())
@@ -75,7 +89,7 @@ class PageMeta:
         """Titles the page declares for its article: JSON-LD headline, Open Graph, Twitter, Dublin Core."""
         found = [
             jsonld.text(self.article.get("headline")) or jsonld.text(self.article.get("name")),
-            self.first("og:title", "twitter:title", "dc.title", "headline", "title"),
+            self.first(*_TITLE_KEYS),
         ]
         return [clean(t) for t in found if t and clean(t)]
 
@@ -101,31 +115,30 @@ class PageMeta:
         return [self.meta[key][0] for key in keys if key in self.meta]
 
     def canonical(self, url: str | None) -> str | None:
-        found = self.links.get("canonical") or self.first("og:url", "twitter:url")
+        found = self.links.get(LINK_RELS[0]) or self.first(*_URL_KEYS)
         if not found or found.startswith(("javascript:", "data:", "#")):
             return None
         return urljoin(url, found) if url else found
 
     def declared_languages(self) -> list[str | None]:
         """The page's language declarations: <html lang>, then <meta>, then JSON-LD's inLanguage."""
-        return [self.html_lang, self.first("content-language", "language", "dc.language", "og:locale"),
+        return [self.html_lang, self.first(*_LANGUAGE_KEYS),
                 jsonld.text(self.article.get("inLanguage"))]
 
     def site_name(self) -> str | None:
-        found = self.first("og:site_name", "application-name", "twitter:site")
+        found = self.first(*_SITE_KEYS)
         found = found or jsonld.site_name(self.documents, self.article)
         return clean(found).lstrip("@") or None
 
     def image(self, url: str | None) -> str | None:
-        found = self.first("og:image", "og:image:url", "og:image:secure_url", "twitter:image",
-                           "twitter:image:src", "thumbnailurl")
-        found = found or jsonld.text(self.article.get("image")) or self.links.get("image_src")
+        found = self.first(*_IMAGE_KEYS)
+        found = found or jsonld.text(self.article.get("image")) or self.links.get(LINK_RELS[1])
         if not found:
             return None
         return urljoin(url, found) if url else found
 
     def tags(self) -> list[str]:
-        values: list[str] = list(self.meta.get("article:tag", []))
+        values: list[str] = list(self.meta.get(_TAG_KEYS[0], []))
         if not values:
             keywords = self.article.get("keywords")
             if isinstance(keywords, list):
@@ -133,7 +146,7 @@ class PageMeta:
             elif isinstance(keywords, str):
                 values = [keywords]
         if not values:
-            values = self.meta.get("news_keywords", []) + self.meta.get("keywords", [])[:1]
+            values = self.meta.get(_TAG_KEYS[1], []) + self.meta.get(_TAG_KEYS[2], [])[:1]
         tags: list[str] = []
         seen: set[str] = set()
         for value in values:
@@ -151,9 +164,9 @@ class PageMeta:
         in_meta = [value for key in _AUTHOR_KEYS for value in self.meta.get(key, [])]
         # Yoast writes the author as a label and a value for link previews: "Written by" / "Ann Example".
         for number in range(1, 5):
-            label = (self.first(f"twitter:label{number}") or "").lower()
+            label = (self.first(f"{_LABEL_KEYS[0]}{number}") or "").lower()
             if label in ("written by", "author", "by"):
-                in_meta.extend(self.meta.get(f"twitter:data{number}", [])[:1])
+                in_meta.extend(self.meta.get(f"{_LABEL_KEYS[1]}{number}", [])[:1])
         return [in_json, in_meta]
 
     def outlets(self) -> list[str]:

@@ -1,9 +1,10 @@
-"""Markup cut down before parsing: scripts, styles, comments, processing instructions and page chrome go; JSON-LD is kept aside.
+"""Markup cut down before parsing: scripts, styles, comments, processing instructions and page chrome
+go, JSON-LD is kept aside; then, for BeautifulSoup only, the empty elements nothing of ours reads.
 
 Building BeautifulSoup's tree costs more than everything else the extractor does, per element,
-so elements that never hold article text are removed from the string first, by one linear
-scan, rather than built and then thrown away. About a third of a news page's elements sit in
-<nav>, <aside> and <footer>.
+so elements that never hold article text are removed from the string first, by linear scans,
+rather than built and then thrown away. About a third of a news page's elements sit in <nav>,
+<aside> and <footer>; a tenth more are images, form inputs, table columns, <link>s and <meta>s.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+from tasks.extraction.metadata import LINK_RELS, META_KEYS
 
 # Elements whose content is raw text or never article text; none of them nests inside itself.
 _RAW_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object", "math", "canvas",
@@ -22,6 +25,17 @@ _OPEN = re.compile(
 )
 _CLOSE = {tag: re.compile(r"</%s\s*>" % tag, re.I) for tag in _RAW_TAGS}
 _OPEN_OR_CLOSE = {tag: re.compile(r"<(/?)%s(?=[\s/>])[^>]{0,1000}>" % tag, re.I) for tag in _CHROME_TAGS}
+# Void elements that hold no text and that nothing reads, <link> (only LINK_RELS are read) and
+# <meta> (only META_KEYS are).
+# A value quoted after "=" may hold ">"; possessive (*+), the attributes are read once, left to
+# right, as the parser reads them.
+_VOID = re.compile(
+    r"""<(?:img|input|col|source|wbr|track|param|embed|area|link|meta)(?=[\s/>])(?:[^>=]|=\s*(?:"[^"]*"|'[^']*')?)*+>""",
+    re.I,
+)
+# Kept when a key read shows anywhere in the tag (a key in a value keeps one more: harmless).
+_KEPT = re.compile(r"<link\b.*(?:%s)|<meta\b.*(?:%s)" % ("|".join(LINK_RELS), "|".join(map(re.escape, META_KEYS))),
+                   re.I | re.S)
 _IS_JSON_LD = re.compile(r"""type\s*=\s*["']?application/ld\+json""", re.I)
 _CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$")
 
@@ -74,6 +88,21 @@ def prepare(markup: str) -> tuple[str, list[Any]]:
         parts.append(" ")
         pos = closing.end()
     return "".join(parts), documents
+
+
+def without_empty(markup: str) -> str:
+    """The markup for BeautifulSoup: without the empty elements nothing of ours reads (_VOID).
+
+    htmldate's search is handed the markup with them: it reads dates in image and link URLs.
+    """
+    return _VOID.sub(_kept_void, markup)
+
+
+def _kept_void(match: re.Match[str]) -> str:
+    """An element _VOID found: a <link> or <meta> that may be one metadata reads stays; the rest go."""
+    tag = match.group()
+    # An entity may spell a key ("og:article&#x3A;published_time"): such tags are kept unread.
+    return tag if "&" in tag or _KEPT.match(tag) else ""
 
 
 def _chrome_end(markup: str, start: int, tag: str) -> int | None:
