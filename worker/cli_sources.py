@@ -46,7 +46,7 @@ def _fail(message: str) -> None:
 
 @click.group("sources")
 def sources_group() -> None:
-    """Scheduled sources: feeds, sitemaps and listing pages polled by beat on their intervals.
+    """Scheduled sources: feeds, sitemaps, listing pages and WARC folders polled by beat on their intervals.
 
     Sources come from the sources file (GLEANER_SOURCES, re-read whenever it changes) and from
     `gleaner sources add`. Changes take effect at beat's next tick; nothing needs a restart.
