@@ -143,6 +143,13 @@ def test_a_warc_folder_is_ingested_as_it_fills_each_record_once(folder_crawl):
     listed = run_cli("sources", "list", env=env)
     assert "cc" in listed.stdout and "c.warc.gz: stopped at byte" in listed.stdout
 
+    # The damaged file is taken away: its error and what was remembered of it go with it.
+    (folder / "c.warc.gz").unlink()
+    wait_for("the error to clear", lambda: status().last_error is None, worker)
+    progress = folder_crawl["redis"].hgetall(keys.source_warc_progress("cc"))
+    assert {Path(k.decode()).name for k in progress} == {"a.warc.gz", "b.warc.gz"}
+    assert storage.count_jobs() == {"done": 6}
+
 
 def test_a_warc_source_needs_a_readable_folder(tmp_path):
     server = RedisServer(tmp_path / "redis").start()

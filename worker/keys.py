@@ -104,8 +104,9 @@ def source_runs(key: str) -> str:
 
 def source_warc_progress(key: str) -> str:
     """Per warc source: hash of WARC file path -> JSON {inode, offset where the next unread record
-    starts, damage found there and the file size then} (tasks/discovery/warcdir.py). Kept when the
-    source is removed, so adding it again does not ingest its folder again."""
+    starts, damage found there and the file size then} (tasks/discovery/warcdir.py); a file no
+    longer in the folder loses its entry. Kept when the source is removed, so adding it again does
+    not ingest its folder again."""
     return f"{PREFIX}sources:warc:{key}"
 
 

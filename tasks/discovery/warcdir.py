@@ -82,6 +82,9 @@ def read_folder(source: Source, rt: Runtime, feeder: Feeder, deadline: float) ->
         report.finished = time.time()
         return report
     known = {(k.decode() if isinstance(k, bytes) else k): v for k, v in rt.redis.hgetall(progress_key).items()}
+    gone = set(known) - {str(path) for path in files}
+    if gone:  # removed (or rotated away): a file put there later under the name is another file
+        rt.redis.hdel(progress_key, *gone)
     max_bytes = rt.settings.max_body_bytes
     left = 0
     for path in files:
