@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+from io import BytesIO
 
 import httpx
 import pytest
@@ -136,3 +137,43 @@ def test_a_torn_tail_is_read_up_to_the_last_whole_record(tmp_path, fetched):
     pages, damage = _pages(path)
     assert [p.body for p in pages if isinstance(p, FetchedPage)] == [fetched[0].body]
     assert damage.offset == places[1].offset and "corrupt" in damage.reason
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_pages_from_an_offset_end_where_the_next_record_will_start(tmp_path, fetched, gzipped):
+    """What a warc source's runs rely on: reading from the end of one read finds only what was
+    appended since, and a tail of one byte is a record being written, not damage."""
+    from warcio.warcwriter import WARCWriter
+
+    from tasks.archive import TORN, pages_from
+    from tasks.archive.warc import response_records
+
+    def records(got) -> bytes:
+        if gzipped:
+            return response_records(got)
+        # The same records uncompressed, as a plain .warc file holds them.
+        out = []
+        for member in ArchiveIterator(BytesIO(response_records(got))):
+            buf = BytesIO()
+            WARCWriter(buf, gzip=False, warc_version="1.1").write_record(member)
+            out.append(buf.getvalue())
+        return b"".join(out)
+
+    path = tmp_path / ("a.warc.gz" if gzipped else "a.warc")
+    path.write_bytes(records(fetched[0]))
+    read = list(pages_from(path, path.name, 1 << 20, 0))
+    end, last = read[-1]
+    assert last is None and end == path.stat().st_size
+    assert [item.page.final_url for _, item in read if isinstance(item, FetchedPage)] == [fetched[0].final_url]
+
+    more = records(fetched[1])
+    with open(path, "ab") as fh:
+        fh.write(more[:1])
+    with pytest.raises(DamagedArchive) as torn:
+        list(pages_from(path, path.name, 1 << 20, end))
+    assert (torn.value.offset, torn.value.reason) == (end, TORN)
+    with open(path, "ab") as fh:
+        fh.write(more[1:])
+    read = list(pages_from(path, path.name, 1 << 20, end))
+    assert [offset for offset, item in read if isinstance(item, FetchedPage)] == [end]
+    assert read[-1] == (path.stat().st_size, None)

@@ -111,7 +111,7 @@ def test_semantic_errors_name_the_line(old, new, line, reason):
 def test_a_source_without_start_points_points_at_its_table():
     error = _error('[sources.a]\nfeeds = ["https://a.example/rss"]\n\n[sources.empty]\nevery = "1m"\n')
     assert error.line == 4
-    assert "at least one of feeds, sitemaps or listings" in error.reason
+    assert "at least one of feeds, sitemaps, listings or warc" in error.reason
 
 
 def test_unknown_top_level_entries_are_refused():

@@ -26,6 +26,7 @@ from worker.app import app
 from worker.backoff import retry_delay
 from worker.delayed import ReleaseLoop
 from worker.dispatch import Dispatcher, send
+from worker.feed import Feeder
 from worker.job import Job, Message
 from worker.memory import limit_malloc_arenas
 from worker.pipeline import Pipeline, Stage, get_pipeline
@@ -100,9 +101,14 @@ def poll_sources(**_: Any) -> int:
     return len(poll_due(get_runtime(), app.send_task))
 
 
+def _feeder() -> Feeder:
+    rt = get_runtime()
+    return Feeder(rt.storage, rt, Dispatcher(app), PIPELINE)
+
+
 @app.task(name="gleaner.discover", ignore_result=True)
 def discover(key: str, slot: int | None = None, **_: Any) -> None:
-    run_source(key, slot, get_runtime(), _enqueue)
+    run_source(key, slot, get_runtime(), _enqueue, _feeder)
 
 
 # --- the worker's hooks ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def _fail(message: str) -> None:
 
 @click.group("sources")
 def sources_group() -> None:
-    """Scheduled sources: feeds, sitemaps and listing pages polled by beat on their intervals.
+    """Scheduled sources: feeds, sitemaps, listing pages and WARC folders polled by beat on their intervals.
 
     Sources come from the sources file (GLEANER_SOURCES, re-read whenever it changes) and from
     `gleaner sources add`. Changes take effect at beat's next tick; nothing needs a restart.
@@ -101,7 +101,13 @@ def show_command(key: str) -> None:
     for run in registry.runs(key):
         when = datetime.fromtimestamp(run["started"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         errors = f"  errors: {'; '.join(run['errors'])}" if run["errors"] else ""
-        click.echo(f"{when}Z  found {run['found']}, new {run['new']}, unchanged {run['not_modified']}{errors}")
+        if entry.source.warc is not None:
+            skipped = run.get("skipped") or {}
+            reasons = "".join(f"; {count}: {reason}" for reason, count in sorted(skipped.items(), key=lambda i: -i[1]))
+            click.echo(f"{when}Z  records read {run['found']}, pages fed {run['new']}, "
+                       f"skipped {sum(skipped.values())}{reasons}{errors}")
+        else:
+            click.echo(f"{when}Z  found {run['found']}, new {run['new']}, unchanged {run['not_modified']}{errors}")
 
 
 @sources_group.command("add")
@@ -110,11 +116,13 @@ def show_command(key: str) -> None:
 @click.option("--sitemap", "sitemaps", multiple=True, metavar="URL", help="A sitemap, index or news sitemap.")
 @click.option("--listing", "listings", multiple=True, nargs=2, metavar="URL SELECTOR",
               help="A listing page and the CSS selector of its article links.")
+@click.option("--warc", metavar="FOLDER", default=None,
+              help="A folder that fills with WARC files: each run ingests the records added since the last.")
 @click.option("--every", default="15m", show_default=True, help="Polling interval: 30s, 15m, 2h, 1h30m.")
 @click.option("--rate", type=float, default=None, help="Fetches per second per host for this source.")
 @click.option("--concurrency", type=int, default=None, help="Fetches in flight per host for this source.")
 def add_command(key: str, feeds: tuple[str, ...], sitemaps: tuple[str, ...], listings: tuple[tuple[str, str], ...],
-                every: str, rate: float | None, concurrency: int | None) -> None:
+                warc: str | None, every: str, rate: float | None, concurrency: int | None) -> None:
     """Add a source (or replace one added here before); it is polled at the next tick."""
     politeness = None
     if rate is not None or concurrency is not None:
@@ -123,6 +131,7 @@ def add_command(key: str, feeds: tuple[str, ...], sitemaps: tuple[str, ...], lis
         source = Source.model_validate({
             "key": key, "feeds": list(feeds), "sitemaps": list(sitemaps), "every": every,
             "listings": [{"url": url, "links": links} for url, links in listings], "politeness": politeness,
+            "warc": warc,
         })
     except ValidationError as exc:
         error = exc.errors()[0]

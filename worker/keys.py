@@ -102,6 +102,14 @@ def source_runs(key: str) -> str:
     return f"{PREFIX}sources:runs:{key}"
 
 
+def source_warc_progress(key: str) -> str:
+    """Per warc source: hash of WARC file path -> JSON {inode, offset where the next unread record
+    starts, damage found there and the file size then} (tasks/discovery/warcdir.py); a file no
+    longer in the folder loses its entry. Kept when the source is removed, so adding it again does
+    not ingest its folder again."""
+    return f"{PREFIX}sources:warc:{key}"
+
+
 def source_running(key: str) -> str:
     """Per source: held while a discovery run is in progress, so runs of one source never overlap."""
     return f"{PREFIX}sources:running:{key}"

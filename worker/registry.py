@@ -111,7 +111,9 @@ class Entry:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Entry:
         data = json.loads(raw)
-        return cls(source=Source.model_validate(data["source"]), origin=data["origin"], line=data.get("line"))
+        # Checked where it was declared; a warc folder gone since is the run's error to report.
+        return cls(source=Source.model_validate(data["source"], context={"stored": True}), origin=data["origin"],
+                   line=data.get("line"))
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,11 @@ class RunReport:
 
     started: float  # epoch seconds
     finished: float
-    found: int = 0  # distinct article URLs listed by the start points
-    new: int = 0  # of them, queued for ingestion (not seen before)
+    found: int = 0  # distinct article URLs listed by the start points (a warc source: records read)
+    new: int = 0  # of them, queued for ingestion (not seen before; a warc source: pages fed into parse)
     not_modified: int = 0  # start points that answered 304
     errors: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # a warc source: reason -> records not ingested
 
 
 @dataclass
@@ -148,6 +151,7 @@ class SourceStatus:
     new: int | None
     runs: int
     queued_total: int
+    skipped: int | None = None  # records the last run of a warc source did not ingest
 
     def as_dict(self) -> dict[str, Any]:
         s = self.entry.source
@@ -155,10 +159,10 @@ class SourceStatus:
             "key": self.key, "origin": self.entry.origin, "line": self.entry.line,
             "state": "paused" if self.paused else "running" if self.running else "active",
             "every": s.every, "feeds": s.feeds, "sitemaps": s.sitemaps,
-            "listings": [item.model_dump() for item in s.listings],
+            "listings": [item.model_dump() for item in s.listings], "warc": s.warc,
             "next_run": self.next_run.isoformat() if self.next_run else None,
             "last_run": self.last_run.isoformat() if self.last_run else None,
-            "last_error": self.last_error, "found": self.found, "new": self.new,
+            "last_error": self.last_error, "found": self.found, "new": self.new, "skipped": self.skipped,
             "runs": self.runs, "queued_total": self.queued_total,
         }
 
@@ -232,6 +236,7 @@ class Registry:
                 found=int(state["found"]) if "found" in state else None,
                 new=int(state["new"]) if "new" in state else None,
                 runs=int(state.get("runs", 0)), queued_total=int(state.get("queued_total", 0)),
+                skipped=int(state["skipped"]) if "skipped" in state else None,
             ))
         return out
 
@@ -377,10 +382,12 @@ class Registry:
     def record_run(self, key: str, report: RunReport) -> None:
         error = "; ".join(report.errors)
         summary = {"started": report.started, "finished": report.finished, "found": report.found,
-                   "new": report.new, "not_modified": report.not_modified, "errors": report.errors}
+                   "new": report.new, "not_modified": report.not_modified, "errors": report.errors,
+                   "skipped": report.skipped}
         pipe = self.redis.pipeline()
         pipe.hset(keys.source_state(key), mapping={"last_run": report.started, "last_finished": report.finished,
-                                                   "found": report.found, "new": report.new, "last_error": error})
+                                                   "found": report.found, "new": report.new, "last_error": error,
+                                                   "skipped": sum(report.skipped.values())})
         pipe.hincrby(keys.source_state(key), "runs", 1)
         pipe.hincrby(keys.source_state(key), "queued_total", report.new)
         pipe.lpush(keys.source_runs(key), json.dumps(summary))

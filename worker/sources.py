@@ -7,18 +7,20 @@ so a typo never half-applies: the scheduler keeps running the sources of the las
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from tasks.fetching.download import check_url
 from tasks.extraction.rules import SiteRules, check_selector
 from worker.errors import InvalidURLError
 
-__all__ = ["Listing", "Politeness", "Source", "SourcesFileError", "format_interval", "load_sources",
+__all__ = ["Listing", "Politeness", "Source", "SourcesFileError", "check_folder", "format_interval", "load_sources",
            "parse_interval", "parse_sources", "read_sources_file", "table_line"]
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -89,6 +91,22 @@ class Listing(BaseModel):
         return value
 
 
+def check_folder(value: str, base: Path | None) -> str:
+    """A ``warc`` source's folder as an absolute path (a relative one is taken from ``base``: the
+    sources file's folder, or the working directory); ValueError if it is missing or unreadable."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    path = Path(os.path.normpath(path))
+    if not path.exists():
+        raise ValueError(f"folder {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise ValueError(f"{str(path)!r} is not a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ValueError(f"folder {str(path)!r} is not readable by this user")
+    return str(path)
+
+
 class Politeness(BaseModel):
     """Per-source overrides of the host limits (GLEANER_HOST_RATE / GLEANER_HOST_CONCURRENCY).
 
@@ -110,6 +128,10 @@ class Source(BaseModel):
     feeds: list[str] = Field(default_factory=list)  # RSS 0.9x/1.0/2.0 or Atom
     sitemaps: list[str] = Field(default_factory=list)  # urlset, index or news sitemap, plain or gzip
     listings: list[Listing] = Field(default_factory=list)
+    # A folder that fills with WARC files (tasks/discovery/warcdir.py): each run ingests the records
+    # added since the last one. Checked (exists, readable) where a source is declared; a source read
+    # back from Redis is not checked again, so a folder gone later is a run's error, not a lost source.
+    warc: str | None = None
     every: float = 900.0  # seconds between polls; written "15m", "30s", "2h"
     politeness: Politeness | None = None
     rules: SiteRules | None = None  # CSS selectors that override generic extraction on this site
@@ -127,6 +149,14 @@ class Source(BaseModel):
     def _valid_urls(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(_url(v) for v in value))
 
+    @field_validator("warc")
+    @classmethod
+    def _valid_folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        context = info.context or {}
+        if value is None or context.get("stored"):
+            return value
+        return check_folder(value, context.get("base"))
+
     @field_validator("every", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> float:
@@ -135,14 +165,21 @@ class Source(BaseModel):
     @model_validator(mode="after")
     def _has_start_points(self) -> Source:
         count = len(self.feeds) + len(self.sitemaps) + len(self.listings)
+        if self.warc is not None:
+            if count:
+                raise ValueError("a warc source reads its folder only; feeds, sitemaps and listings go in "
+                                 "a source of their own")
+            return self
         if count == 0:
-            raise ValueError("a source needs at least one of feeds, sitemaps or listings")
+            raise ValueError("a source needs at least one of feeds, sitemaps, listings or warc")
         if count > MAX_START_POINTS:
             raise ValueError(f"{count} start points; at most {MAX_START_POINTS} per source")
         return self
 
     def start_points(self) -> list[tuple[str, str, str | None]]:
-        """(kind, URL, link selector) for every start point, feeds first."""
+        """(kind, URL or folder, link selector) for every start point, feeds first."""
+        if self.warc is not None:
+            return [("warc", self.warc, None)]
         return ([("feed", u, None) for u in self.feeds] + [("sitemap", u, None) for u in self.sitemaps]
                 + [("listing", item.url, item.links) for item in self.listings])
 
@@ -207,7 +244,7 @@ def _reason(error: dict[str, Any]) -> str:
     # Some messages (soupsieve's) draw a caret diagram on further lines: the first line says it.
     message = error["msg"].removeprefix("Value error, ").splitlines()[0]
     if error["type"] == "extra_forbidden":
-        message = "unknown setting (allowed: feeds, sitemaps, listings, every, politeness, rules)" \
+        message = "unknown setting (allowed: feeds, sitemaps, listings, warc, every, politeness, rules)" \
             if len(error["loc"]) == 1 else "unknown setting"
     return f"{where}: {message}" if where else message
 
@@ -237,7 +274,7 @@ def parse_sources(text: str, path: str = "sources.toml") -> list[Source]:
         if not isinstance(body, dict):
             raise SourcesFileError(path, _locate(lines, key, ()), f"sources.{key} must be a table")
         try:
-            found.append(Source.model_validate({**body, "key": key}))
+            found.append(Source.model_validate({**body, "key": key}, context={"base": Path(path).parent}))
         except ValidationError as exc:
             error = exc.errors()[0]
             loc = tuple(p for p in error["loc"] if p != "key") if error["loc"] != ("key",) else ()

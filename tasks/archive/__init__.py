@@ -2,7 +2,8 @@
 (for ``gleaner show --raw``, ``gleaner reprocess`` and ``gleaner ingest``)."""
 
 from tasks.archive.files import ArchiveWriter
-from tasks.archive.reader import DamagedArchive, Skipped, page_at, read_pages, record_at
+from tasks.archive.reader import TORN, DamagedArchive, Skipped, page_at, pages_from, read_pages, record_at
 from tasks.archive.warc import response_records
 
-__all__ = ["ArchiveWriter", "DamagedArchive", "Skipped", "page_at", "read_pages", "record_at", "response_records"]
+__all__ = ["TORN", "ArchiveWriter", "DamagedArchive", "Skipped", "page_at", "pages_from", "read_pages", "record_at",
+           "response_records"]

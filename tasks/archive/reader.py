@@ -31,6 +31,7 @@ from worker.payloads import FetchedPage
 CHUNK = 1 << 16
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD_BYTES = 256 * 1024 * 1024  # decompressed: a larger record is taken for damage, not read into memory
+TORN = "the file ends inside a record (its writer stopped mid-write)"
 _PARSE_ERRORS = (ArchiveLoadFailed, StatusAndHeadersParserException, EOFError, ValueError, zlib.error)
 
 
@@ -66,7 +67,7 @@ def _members(fh: BinaryIO, path: str, start: int, limit: int | None = None) -> I
             if not buf:
                 buf = fh.read(CHUNK)
                 if not buf:
-                    raise DamagedArchive(path, offset, "the file ends inside a record (its writer stopped mid-write)")
+                    raise DamagedArchive(path, offset, TORN)
             fed += len(buf)
             try:
                 out.append(inflate.decompress(buf))
@@ -85,7 +86,10 @@ def _members(fh: BinaryIO, path: str, start: int, limit: int | None = None) -> I
 def _records(fh: BinaryIO, path: str, start: int, limit: int | None = None) -> Iterator[tuple[int, ArcWarcRecord]]:
     """Each whole record from ``start``, with its offset; DamagedArchive where that stops."""
     fh.seek(start)
-    gzipped = fh.read(2) == GZIP_MAGIC
+    head = fh.read(2)
+    if len(head) == 1:  # too short to be anything but the first byte of a record being written
+        raise DamagedArchive(path, start, TORN)
+    gzipped = head == GZIP_MAGIC
     fh.seek(start)
     if gzipped:
         for offset, data in _members(fh, path, start, limit):
@@ -104,7 +108,7 @@ def _records(fh: BinaryIO, path: str, start: int, limit: int | None = None) -> I
             record.content = record.content_stream().read()
             record.raw_stream.read()
             if record.raw_stream.limit > 0:  # the block ended before its Content-Length
-                raise DamagedArchive(path, offset, "the file ends inside a record (its writer stopped mid-write)")
+                raise DamagedArchive(path, offset, TORN)
             yield offset, record
             if limit is not None:
                 limit -= 1
@@ -147,6 +151,16 @@ def _page(record: ArcWarcRecord, name: str, offset: int, max_bytes: int) -> Fetc
 def page_at(path: Path, name: str, offset: int, max_bytes: int) -> FetchedPage | Skipped:
     """The page archived at ``offset`` (``name``: how its record will name the file)."""
     return _page(record_at(path, offset), name, offset, max_bytes)
+
+
+def pages_from(path: Path, name: str, max_bytes: int, start: int) -> Iterator[tuple[int, FetchedPage | Skipped | None]]:
+    """Each record from byte ``start`` as (its offset, the page or why it is skipped), then (where
+    the records end, None): the offset a record appended later will start at. Raises DamagedArchive
+    where a torn or corrupt record stops the reading (``TORN`` if the file ends inside one)."""
+    with open(path, "rb") as fh:
+        for offset, record in _records(fh, str(path), start):
+            yield offset, _page(record, name, offset, max_bytes)
+        yield fh.tell(), None
 
 
 def read_pages(path: Path, name: str, max_bytes: int) -> Iterator[FetchedPage | Skipped]:

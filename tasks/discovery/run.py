@@ -18,11 +18,13 @@ from sqlalchemy import select
 
 from tasks.discovery.feeds import MAX_XML_BYTES, parse_listing, xml_links
 from tasks.discovery.seen import SeenURLs
+from tasks.discovery.warcdir import read_folder
 from tasks.fetching.download import media_type
 from tasks.fetching.pages import ACCEPT_HTML
 from tasks.urlnorm import canonicalize_url
 from worker import keys
 from worker.errors import IngestError, InvalidURLError
+from worker.feed import Feeder
 from worker.models import Page
 from worker.queues import Priority
 from worker.registry import Claim, Registry, RunReport
@@ -198,8 +200,11 @@ def poll_due(rt: Runtime, send: Callable[..., Any]) -> list[Claim]:
     return claims
 
 
-def run_source(key: str, slot: int | None, rt: Runtime, enqueue: Enqueue) -> RunReport | None:
-    """Run one claimed slot of a source, unless it is gone, paused, already run, or still running."""
+def run_source(key: str, slot: int | None, rt: Runtime, enqueue: Enqueue,
+               make_feeder: Callable[[], Feeder] | None = None) -> RunReport | None:
+    """Run one claimed slot of a source, unless it is gone, paused, already run, or still running.
+    A feed, sitemap or listing source hands the new URLs to ``enqueue``; a warc source (its folder's
+    new records) feeds its pages into parse through a ``make_feeder()``."""
     registry = Registry(rt.redis)
     entry = registry.get(key)
     if entry is None:
@@ -218,7 +223,12 @@ def run_source(key: str, slot: int | None, rt: Runtime, enqueue: Enqueue) -> Run
         log.warning("source %s: previous run still going; this one skipped", key)
         return None
     try:
-        report = discover_source(entry.source, rt, enqueue)
+        if entry.source.warc is None:
+            report = discover_source(entry.source, rt, enqueue)
+        elif make_feeder is None:
+            raise RuntimeError("a warc source needs a feeder, and this caller gave none")
+        else:
+            report = read_folder(entry.source, rt, make_feeder(), time.monotonic() + run_budget(rt.settings))
     except Exception as exc:  # noqa: BLE001 - a crash must end up in the source's last_error
         log.exception("source %s: discovery crashed", key)
         now = time.time()
@@ -229,6 +239,7 @@ def run_source(key: str, slot: int | None, rt: Runtime, enqueue: Enqueue) -> Run
         except redis.exceptions.LockError:
             log.warning("source %s: the run outlived its %ss hold", key, rt.settings.visibility_timeout)
     registry.record_run(key, report)
-    log.info("source %s: %d URLs listed, %d new%s", key, report.found, report.new,
-             f"; errors: {'; '.join(report.errors)}" if report.errors else "")
+    tally = (f"{report.found} records read, {report.new} pages fed, {sum(report.skipped.values())} skipped"
+             if entry.source.warc is not None else f"{report.found} URLs listed, {report.new} new")
+    log.info("source %s: %s%s", key, tally, f"; errors: {'; '.join(report.errors)}" if report.errors else "")
     return report
