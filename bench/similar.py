@@ -563,7 +563,9 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
               f"The lowest cosine from which every bin of the dev half's calibration at {results['docs']:,} records "
               f"(below; bins of 20 or more candidates) holds on-subject candidates at a share of at least "
               f"{results['target']}; the lists cut there, on both halves. \"Own calibration\": the floor the same rule "
-              "gives from that size's dev half.", "",
+              "gives from that size's dev half. "
+              + ("The library's floor (`RELATED_FLOOR`) is this value." if f == RELATED_FLOOR else
+                 f"**The library's floor (`RELATED_FLOOR`, {RELATED_FLOOR}) differs: set it to {f}.**"), "",
               "| stored records | half | P@5 | recall | P@5 (area) | empty lists | mean listed | peer at this N: P@5 "
               "| peer at this N: recall | own calibration |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
