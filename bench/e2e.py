@@ -364,7 +364,9 @@ def report(args, pages, base, g, p) -> str:
         "",
         f"Command: `.venv/bin/python bench/e2e.py{' --sets ' + ' '.join(args.sets) if args.sets != list(corpora.available()) else ''}`  ",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}. "
-        "Gleaner and the peer ran one after the other in this run, on the same URLs.",
+        "Gleaner and the peer ran one after the other in this run, on the same URLs.  ",
+        "Load average (1, 5, 15 min; the machine is shared with other work, so compare the ratio): "
+        + "; ".join(f"{when} {a:.2f} {b:.2f} {c:.2f}" for when, (a, b, c) in args.load.items()) + ".",
         "",
         f"{n} pages of the shared corpora ({', '.join(f'{s}: {sum(1 for x in pages if x.set == s)}' for s in args.sets)}) "
         "served on 127.0.0.1 as saved.",
@@ -432,11 +434,14 @@ def main() -> None:
         pages = [page for name in args.sets for page in corpora.load(name)]
         urls = [base + path_of(page) for page in pages]
         print(f"{len(urls)} pages served at {base}", file=sys.stderr)
+        args.load = {"start": os.getloadavg()}
         g = run_gleaner(urls, root, sys.stderr)
+        args.load["after Gleaner"] = os.getloadavg()
         print(f"  gleaner: {len(urls) / g['seconds']:.1f} articles/s", file=sys.stderr)
         p = None
         if not args.skip_peer:
             p = run_peer(urls, root)
+            args.load["after the peer"] = os.getloadavg()
             print(f"  peer: {len(urls) / p['seconds']:.1f} articles/s", file=sys.stderr)
     finally:
         site.terminate()
