@@ -230,6 +230,9 @@ def run_gleaner(urls: list[str], root: Path, log) -> dict:
     states = dict(db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
     links = db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL").fetchone()[0]
     records = db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NULL").fetchone()[0]
+    # Two URLs declaring one canonical URL are one record (the store upserts on it): both jobs are
+    # done, and the second one's page is in the books as an update of that record.
+    shared = db.execute("SELECT count(*) - count(DISTINCT record_id) FROM jobs WHERE state = 'done'").fetchone()[0]
     db.close()
     bodies = {url: "\n".join(json.loads(body)) if body else "" for url, _state, _reason, body, _t, _d in rows}
     reasons: dict[str, int] = {}
@@ -239,6 +242,7 @@ def run_gleaner(urls: list[str], root: Path, log) -> dict:
             reasons[key] = reasons.get(key, 0) + 1
     return {"seconds": max(finished - started, 1e-9), "cpu": cpu, "bodies": bodies, "reasons": reasons,
             "books": {"records": records, "duplicate links": links, "dead letters": states.get("failed", 0),
+                      "updates of a record (same canonical URL)": shared,
                       "jobs done": states.get("done", 0), "jobs duplicate": states.get("duplicate", 0)},
             "redis": redis_url}
 
@@ -391,7 +395,8 @@ def report(args, pages, base, g, p) -> str:
         lines.append(f"| **all of {'Gleaner' if run is g else 'the peer'}** | **{total:.1f}** | **{1000 * total / n:.1f}** |")
     lines += ["", "## The books", "", "| run | " + " | ".join(g["books"]) + " | accounted |",
               "| --- |" + " --- |" * (len(g["books"]) + 1)]
-    accounted = g["books"]["records"] + g["books"]["duplicate links"] + g["books"]["dead letters"]
+    accounted = sum(g["books"][k] for k in ("records", "duplicate links", "dead letters",
+                                            "updates of a record (same canonical URL)"))
     lines.append(f"| Gleaner | " + " | ".join(str(v) for v in g["books"].values()) +
                  f" | {accounted} of {n}{'' if accounted == n else ' (MISSING)'} |")
     if p:
