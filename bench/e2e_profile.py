@@ -168,8 +168,7 @@ def main() -> None:
     lines = [
         "# Where a real page's CPU goes (stages in one process)",
         "",
-        f"Command: `.venv/bin/python bench/e2e_profile.py"
-        f"{' --sets ' + ' '.join(args.sets) if args.sets != corpora.available() else ''}`  ",
+        f"Command: `.venv/bin/python bench/e2e_profile.py{''.join(' ' + a for a in sys.argv[1:])}`  ",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average (1 min) "
         + ", ".join(f"{a[0]:.2f}" for a in load) + " (start, after the timed pass, after the profiled pass).",
         "",
