@@ -3,6 +3,7 @@
     .venv/bin/python bench/e2e.py                          # every page of the four sets, writes bench/results/e2e.md
     .venv/bin/python bench/e2e.py --sets scrapinghub --quick
     .venv/bin/python bench/e2e.py --skip-peer --quick      # Gleaner alone, while working on it
+    .venv/bin/python bench/e2e.py --up-args '--concurrency 4' --out bench/results/e2e-concurrency4.md
 
 A site on 127.0.0.1 (a process of its own) serves every page of ``../shared/corpus/`` as the bytes
 that were saved, with no charset in its Content-Type where the page declares its own. Then, in the
@@ -171,7 +172,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_gleaner(urls: list[str], root: Path, log) -> dict:
+def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = ()) -> dict:
     data = root / "gleaner"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLEANER_")} | {
         "GLEANER_DATA_DIR": str(data),
@@ -181,7 +182,7 @@ def run_gleaner(urls: list[str], root: Path, log) -> dict:
     }
     gleaner = str(Path(sys.executable).with_name("gleaner"))
     up_log = root / "gleaner-up.log"
-    up = subprocess.Popen([gleaner, "up"], env=env, cwd=root, stdout=open(up_log, "w"), stderr=subprocess.STDOUT,
+    up = subprocess.Popen([gleaner, "up", *up_args], env=env, cwd=root, stdout=open(up_log, "w"), stderr=subprocess.STDOUT,
                           start_new_session=True)
     try:
         deadline = time.monotonic() + 180
@@ -230,6 +231,9 @@ def run_gleaner(urls: list[str], root: Path, log) -> dict:
     states = dict(db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
     links = db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NOT NULL").fetchone()[0]
     records = db.execute("SELECT count(*) FROM records WHERE duplicate_of IS NULL").fetchone()[0]
+    # Two URLs declaring one canonical URL are one record (the store upserts on it): both jobs are
+    # done, and the second one's page is in the books as an update of that record.
+    shared = db.execute("SELECT count(*) - count(DISTINCT record_id) FROM jobs WHERE state = 'done'").fetchone()[0]
     db.close()
     bodies = {url: "\n".join(json.loads(body)) if body else "" for url, _state, _reason, body, _t, _d in rows}
     reasons: dict[str, int] = {}
@@ -239,6 +243,7 @@ def run_gleaner(urls: list[str], root: Path, log) -> dict:
             reasons[key] = reasons.get(key, 0) + 1
     return {"seconds": max(finished - started, 1e-9), "cpu": cpu, "bodies": bodies, "reasons": reasons,
             "books": {"records": records, "duplicate links": links, "dead letters": states.get("failed", 0),
+                      "updates of a record (same canonical URL)": shared,
                       "jobs done": states.get("done", 0), "jobs duplicate": states.get("duplicate", 0)},
             "redis": redis_url}
 
@@ -362,9 +367,11 @@ def report(args, pages, base, g, p) -> str:
     lines += [
         "# End to end on real pages",
         "",
-        f"Command: `.venv/bin/python bench/e2e.py{' --sets ' + ' '.join(args.sets) if args.sets != list(corpora.available()) else ''}`  ",
+        f"Command: `.venv/bin/python bench/e2e.py{''.join(' ' + (repr(a) if ' ' in a else a) for a in sys.argv[1:])}`  ",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}. "
-        "Gleaner and the peer ran one after the other in this run, on the same URLs.",
+        "Gleaner and the peer ran one after the other in this run, on the same URLs.  ",
+        "Load average (1, 5, 15 min; the machine is shared with other work, so compare the ratio): "
+        + "; ".join(f"{when} {a:.2f} {b:.2f} {c:.2f}" for when, (a, b, c) in args.load.items()) + ".",
         "",
         f"{n} pages of the shared corpora ({', '.join(f'{s}: {sum(1 for x in pages if x.set == s)}' for s in args.sets)}) "
         "served on 127.0.0.1 as saved.",
@@ -373,8 +380,9 @@ def report(args, pages, base, g, p) -> str:
         "",
         "| run | seconds | articles/s | ratio |",
         "| --- | --- | --- | --- |",
-        f"| Gleaner (`gleaner up`, defaults) | {g['seconds']:.1f} | {g_rate:.1f} | "
-        f"{g_rate / (n / p['seconds']):.2f}× |" if p else f"| Gleaner (`gleaner up`, defaults) | {g['seconds']:.1f} | {g_rate:.1f} | |",
+        f"| Gleaner (`gleaner up{' ' + args.up_args + '`' if args.up_args else '`, defaults'}) | {g['seconds']:.1f} | "
+        f"{g_rate:.1f} | {g_rate / (n / p['seconds']):.2f}× |" if p else
+        f"| Gleaner (`gleaner up {args.up_args}`) | {g['seconds']:.1f} | {g_rate:.1f} | |",
     ]
     if p:
         lines.append(f"| Scrapy + trafilatura, {os.cpu_count()} processes | {p['seconds']:.1f} | {n / p['seconds']:.1f} | 1.00× |")
@@ -389,7 +397,8 @@ def report(args, pages, base, g, p) -> str:
         lines.append(f"| **all of {'Gleaner' if run is g else 'the peer'}** | **{total:.1f}** | **{1000 * total / n:.1f}** |")
     lines += ["", "## The books", "", "| run | " + " | ".join(g["books"]) + " | accounted |",
               "| --- |" + " --- |" * (len(g["books"]) + 1)]
-    accounted = g["books"]["records"] + g["books"]["duplicate links"] + g["books"]["dead letters"]
+    accounted = sum(g["books"][k] for k in ("records", "duplicate links", "dead letters",
+                                            "updates of a record (same canonical URL)"))
     lines.append(f"| Gleaner | " + " | ".join(str(v) for v in g["books"].values()) +
                  f" | {accounted} of {n}{'' if accounted == n else ' (MISSING)'} |")
     if p:
@@ -413,6 +422,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--sets", nargs="+", choices=corpora.SETS, default=None, help="corpora to serve (default: all)")
     parser.add_argument("--skip-peer", action="store_true", help="run Gleaner only")
+    parser.add_argument("--up-args", default="", help="arguments for `gleaner up` (e.g. '--concurrency 4'); default none")
     parser.add_argument("--quick", action="store_true", help="print the report, do not write it")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "e2e.md")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
@@ -432,11 +442,14 @@ def main() -> None:
         pages = [page for name in args.sets for page in corpora.load(name)]
         urls = [base + path_of(page) for page in pages]
         print(f"{len(urls)} pages served at {base}", file=sys.stderr)
-        g = run_gleaner(urls, root, sys.stderr)
+        args.load = {"start": os.getloadavg()}
+        g = run_gleaner(urls, root, sys.stderr, args.up_args.split())
+        args.load["after Gleaner"] = os.getloadavg()
         print(f"  gleaner: {len(urls) / g['seconds']:.1f} articles/s", file=sys.stderr)
         p = None
         if not args.skip_peer:
             p = run_peer(urls, root)
+            args.load["after the peer"] = os.getloadavg()
             print(f"  peer: {len(urls) / p['seconds']:.1f} articles/s", file=sys.stderr)
     finally:
         site.terminate()

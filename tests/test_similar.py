@@ -7,6 +7,7 @@ import threading
 import uuid
 from datetime import datetime
 
+import numpy as np
 import pytest
 from sqlalchemy import delete, text
 
@@ -351,6 +352,28 @@ def test_stale_sample_of_a_big_index_refreshes_in_the_background(sqlite_store):
     for thread in [t for t in threading.enumerate() if t.name == "similar-sample"]:
         thread.join(10)
     assert index._df is not first and index._df.n_docs == 9  # ... which a thread then replaced
+
+
+def test_stale_whole_sample_adds_only_the_new_records_and_counts_as_a_full_read(sqlite_store, monkeypatch):
+    for i in range(5):
+        sqlite_store.put(f"Orchard story {i}", [f"Apple growers in valley {i} picked early."])
+    index = SimilarIndex(sqlite_store.storage.engine, sample_size=100, sample_max_age=3600.0)
+    first = index._doc_freq()
+    assert first.sample_size == first.n_docs == 5 and first.read_upto == 5
+    sqlite_store.put("Pear story", ["Pear growers in valley 2 picked late."])
+    sqlite_store.put("Plum story", ["Plum growers picked nothing at all."])
+    read = []
+    real = DocFreq.from_texts
+    monkeypatch.setattr(DocFreq, "from_texts", lambda n, texts: real(n, [read.append(t) or t for t in texts]))
+    monkeypatch.setattr(index, "_stale", lambda df: df is first)
+    grown = index._doc_freq()
+    assert [title for title, _ in read] == ["Pear story", "Plum story"]  # not the five already counted
+    monkeypatch.undo()
+    full = index._sample()
+    assert grown.sample_size == grown.n_docs == full.n_docs == 7 and grown.read_upto == 7
+    terms = ["growers", "valley", "picked", "pear", "plum", "apple", "early", "nothing"]
+    assert grown.estimates(terms) == full.estimates(terms)
+    assert np.array_equal(grown.hashes, full.hashes) and np.array_equal(grown.counts, full.counts)
 
 
 # --- relevance: the floor, the scenarios, Japanese ---------------------------------------

@@ -88,3 +88,56 @@ def test_worker_command_serves_only_its_queues(tmp_path):
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
+
+
+def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int]) -> tuple[str, dict[str, list[str]]]:
+    """`gleaner up` on ``cores`` only (its CPU affinity): the sizing line it prints and its
+    workers' command lines; stopped before returning."""
+    env = base_env(GLEANER_DATA_DIR=str(tmp_path))
+    for var in ("GLEANER_REDIS_URL", "GLEANER_DATABASE_URL"):
+        env.pop(var, None)
+    up = subprocess.Popen([sys.executable, "-m", "worker.cli", "up", "--no-web", *args], env=env, cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    try:
+        sizing = next((line for line in up.stderr if "sizing:" in line), "")
+        argvs: dict[str, list[str]] = {}
+        deadline = time.monotonic() + 30
+        while len(argvs) < 2 and time.monotonic() < deadline:  # the two workers (beat has no -Q)
+            for pid in _children(up.pid):
+                try:
+                    argv = open(f"/proc/{pid}/cmdline").read().split("\0")
+                except OSError:
+                    continue
+                if "-Q" in argv:
+                    argvs[argv[argv.index("-Q") + 1]] = argv
+            time.sleep(0.2)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(90)
+    return sizing, argvs
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_up_sizes_its_workers_from_the_cores_it_may_use(tmp_path):
+    one_core = {min(os.sched_getaffinity(0))}
+    sizing, argvs = _start_up_and_read_sizing(tmp_path / "default", cores=one_core)
+    assert "sizing: 1 usable core;" in sizing and "prefork pool x 1 (one per core)" in sizing, sizing
+    stages = argvs["store,summarize,dedupe,parse"]
+    assert stages[stages.index("-P") + 1] == "prefork" and stages[stages.index("-c") + 1] == "1"
+    assert argvs["fetch"][argvs["fetch"].index("-c") + 1] == "16"
+
+    sizing, argvs = _start_up_and_read_sizing(tmp_path / "overridden", "--concurrency", "3", "--fetch-threads", "5",
+                                              cores=one_core)
+    assert "threads pool x 5" in sizing and "prefork pool x 3" in sizing and "one per core" not in sizing, sizing
+    stages = argvs["store,summarize,dedupe,parse"]
+    assert stages[stages.index("-c") + 1] == "3"
+    assert argvs["fetch"][argvs["fetch"].index("-c") + 1] == "5"
+    if len(os.sched_getaffinity(0)) > 1:  # more cores given, more processes
+        sizing, _ = _start_up_and_read_sizing(tmp_path / "all", cores=os.sched_getaffinity(0))
+        assert f"prefork pool x {len(os.sched_getaffinity(0))} (one per core)" in sizing, sizing
+
+
+def test_up_refuses_a_bad_sizing(tmp_path):
+    bad = run_cli("up", "--concurrency", "0", env=base_env(GLEANER_DATA_DIR=str(tmp_path)))
+    assert bad.returncode == 2 and "--concurrency" in bad.stderr

@@ -295,12 +295,23 @@ def beat(loglevel: str) -> None:
 
 @cli.command()
 @click.option("--web/--no-web", default=True, help="Also serve the web UI, when installed.")
-def up(web: bool) -> None:
+@click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True,
+              help="Celery pool of the worker running the CPU-bound stages (parse, dedupe, summarize, store).")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
+              help="Processes (threads) of that worker  [default: one per usable core]")
+@click.option("--fetch-threads", type=click.IntRange(min=1), default=None,
+              help="Threads of the worker running the stages that wait on the network (fetch)  [default: 16]")
+def up(web: bool, pool: str, concurrency: int | None, fetch_threads: int | None) -> None:
     """Run everything in the foreground: Redis (embedded if none is configured), workers for
-    all stages, beat and the web UI. Ctrl-C or SIGTERM stops all of them."""
-    from worker.processes import run_all
+    all stages, beat and the web UI. Ctrl-C or SIGTERM stops all of them.
 
-    sys.exit(run_all(get_settings(), web=web))
+    The workers size themselves from the cores this process may use (its CPU affinity): the
+    CPU-bound stages get one process per core, fetch a threads pool; the sizing is printed at
+    start, and --pool, --concurrency and --fetch-threads override it."""
+    from worker.processes import FETCH_THREADS, Sizing, run_all, usable_cores
+
+    sizing = Sizing(usable_cores(), pool=pool, concurrency=concurrency, fetch_threads=fetch_threads or FETCH_THREADS)
+    sys.exit(run_all(get_settings(), web=web, sizing=sizing))
 
 
 @cli.command()

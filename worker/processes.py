@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from worker.pipeline import Pipeline, get_pipeline
 from worker.settings import Settings
@@ -17,6 +18,48 @@ log = logging.getLogger("gleaner.up")
 
 FETCH_THREADS = 16  # fetches wait on the network, so threads, and many of them
 STOP_GRACE = 30.0  # seconds a child gets to finish its task after SIGTERM
+POOLS = ("prefork", "threads", "solo")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's or taskset's cpuset),
+    else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this OS
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How ``gleaner up`` sizes its workers: the stages that wait on the network in a threads pool,
+    the CPU-bound ones in one process per usable core (the GIL lets one Python process use one
+    core, and a real page's stages are CPU: bench/results/e2e-profile.md)."""
+
+    cores: int
+    pool: str = "prefork"  # the CPU-bound stages' pool
+    concurrency: int | None = None  # its processes (threads); None: one per core
+    fetch_threads: int = FETCH_THREADS
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ValueError(f"pool {self.pool!r} is none of {', '.join(POOLS)}")
+        for what, n in (("cores", self.cores), ("concurrency", self.concurrency), ("fetch threads", self.fetch_threads)):
+            if n is not None and n < 1:
+                raise ValueError(f"{what} must be at least 1, not {n}")
+
+    @property
+    def processes(self) -> int:
+        return 1 if self.pool == "solo" else (self.concurrency or self.cores)
+
+    def describe(self, io: Sequence[str], cpu: Sequence[str]) -> str:
+        parts = [f"{self.cores} usable core{'s' if self.cores != 1 else ''}"]
+        if io:
+            parts.append(f"{'+'.join(io)}: threads pool x {self.fetch_threads}")
+        if cpu:
+            how = "" if self.concurrency or self.pool == "solo" else " (one per core)"
+            parts.append(f"{'+'.join(cpu)}: {self.pool} pool x {self.processes}{how}")
+        return "sizing: " + "; ".join(parts)
 
 
 def celery_base() -> list[str]:
@@ -35,7 +78,7 @@ def worker_argv(queues: Sequence[str], *, pool: str | None = None, concurrency: 
     io_only = bool(queues) and all(pipeline.stage(q).io_bound for q in queues)
     pool = pool or ("threads" if io_only else "prefork")
     if concurrency is None:
-        concurrency = FETCH_THREADS if pool == "threads" else (os.cpu_count() or 2)
+        concurrency = FETCH_THREADS if pool == "threads" else usable_cores()
     name = name or ("-".join(queues) if len(queues) < 3 else "all")
     # Later stages first: kombu reads the queues in this order, so a worker finishes articles
     # already in flight before it starts new fetches, rather than fetching everything first.
@@ -64,9 +107,10 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise _Stop(signum)
 
 
-def run_all(settings: Settings, *, web: bool = True) -> int:
+def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = None) -> int:
     """Redis (embedded if unset), an I/O worker for the stages that wait on the network (fetch), a
-    CPU worker for the others, beat, and the web UI when present; all stopped together."""
+    CPU worker for the others sized by ``sizing`` (default: one process per usable core), beat,
+    and the web UI when present; all stopped together."""
     from worker.redis_server import EmbeddedRedis
 
     env = dict(os.environ)
@@ -81,8 +125,12 @@ def run_all(settings: Settings, *, web: bool = True) -> int:
     pipeline = get_pipeline()
     io = [s.name for s in pipeline if s.io_bound]
     cpu = [s.name for s in pipeline if not s.io_bound]
-    commands = {f"worker-{'-'.join(io)}": worker_argv(io)} if io else {}
-    commands |= {"worker-stages": worker_argv(cpu)} if cpu else {}
+    sizing = sizing or Sizing(usable_cores())
+    log.info("%s", sizing.describe(io, cpu))
+    commands = {f"worker-{'-'.join(io)}": worker_argv(io, pool="threads", concurrency=sizing.fetch_threads,
+                                                      pipeline=pipeline)} if io else {}
+    commands |= {"worker-stages": worker_argv(cpu, pool=sizing.pool, concurrency=sizing.processes,
+                                              pipeline=pipeline)} if cpu else {}
     commands["beat"] = beat_argv(settings)
     if web:
         try:

@@ -172,6 +172,17 @@ class DocFreq:
     hashes: np.ndarray  # int64, sorted: the words seen in the sample
     counts: np.ndarray  # int64: how many sampled records hold each
     built_at: float = field(default_factory=time.monotonic)
+    read_upto: int = 0  # SQLite, a whole index read: the highest docid read (later ones are newer records)
+    full_at: float = field(default_factory=time.monotonic)  # when the records were last all read again
+
+    def grown(self, new: DocFreq, n_docs: int, read_upto: int) -> DocFreq:
+        """These frequencies with those of records added since (``new``): a whole index's counts
+        without reading again the records already counted."""
+        hashes, at = np.unique(np.concatenate([self.hashes, new.hashes]), return_inverse=True)
+        counts = np.bincount(at, weights=np.concatenate([self.counts, new.counts]), minlength=len(hashes))
+        size = self.sample_size + new.sample_size
+        return DocFreq(n_docs=max(n_docs, size), sample_size=size, hashes=hashes, counts=counts.astype(np.int64),
+                       read_upto=read_upto, full_at=self.full_at)
 
     def estimates(self, terms: Sequence[str]) -> list[float]:
         """Estimated number of indexed records holding each term (one vectorised lookup)."""
@@ -763,8 +774,25 @@ class SimilarIndex:
         with self._lock:
             df = self._df
             if df is None or self._stale(df):
-                df = self._df = self._sample()
+                df = self._df = self._grown(df) if df is not None else self._sample()
         return df
+
+    def _grown(self, df: DocFreq) -> DocFreq:
+        """A small index read whole, brought up to date: on SQLite only the records added since it
+        was read are read and counted (re-reading them all every few seconds cost more than
+        everything else the store stage does, bench/results/e2e-profile.md); the whole index is
+        read again every ``sample_max_age``, which also forgets replaced and removed records."""
+        if self.dialect != "sqlite" or not df.read_upto or time.monotonic() - df.full_at >= self.sample_max_age:
+            return self._sample()
+        with self.engine.connect() as conn:
+            top = conn.execute(text("SELECT max(docid) FROM similar_docs")).scalar() or 0
+            if top > self.sample_size:
+                return self._sample()  # too big to read whole now: a random sample from here on
+            rows = conn.execute(text(
+                "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
+                "WHERE d.docid > :after AND d.docid <= :top"), {"after": df.read_upto, "top": top})
+            new = DocFreq.from_texts(0, ((r.title or "", _body_list(r.body)) for r in rows))
+        return df.grown(new, top, top)
 
     def _refresh_in_background(self) -> None:
         with self._lock:
@@ -803,7 +831,8 @@ class SimilarIndex:
             if self.dialect == "sqlite":
                 # docids are dense-ish integers: random ones are a cheap uniform sample.
                 top = conn.execute(text("SELECT max(docid) FROM similar_docs")).scalar() or 0
-                if top <= self.sample_size:
+                whole = top <= self.sample_size
+                if whole:
                     picks = list(range(1, top + 1))
                 else:
                     picks = random.sample(range(1, top + 1), self.sample_size)
@@ -822,4 +851,7 @@ class SimilarIndex:
                     query, params = (f"SELECT title, body FROM records TABLESAMPLE BERNOULLI ({pct:.6f}) "
                                      "WHERE duplicate_of IS NULL LIMIT :n", {"n": self.sample_size})
                 rows = conn.execution_options(yield_per=200).execute(text(query), params)
-            return DocFreq.from_texts(n_docs, ((r.title or "", _body_list(r.body)) for r in rows))
+            df = DocFreq.from_texts(n_docs, ((r.title or "", _body_list(r.body)) for r in rows))
+            if self.dialect == "sqlite" and whole:
+                df.read_upto = top  # every docid up to here is counted: later reads add the newer ones
+            return df

@@ -1,0 +1,206 @@
+"""Where a real page's CPU goes: the stage functions in one process over the shared corpora, timed
+stage by stage, with the payloads' Redis round trips and their encoding apart.
+
+    .venv/bin/python bench/e2e_profile.py                      # every page, writes bench/results/e2e-profile.md
+    .venv/bin/python bench/e2e_profile.py --sets scrapinghub --quick --top 30
+
+The corpus site of bench/e2e.py (its own process) serves the pages; a throwaway redis-server and a
+SQLite database in a temporary directory hold the state. Each page goes through the stage table
+(worker/pipeline.py) as ``run_inline`` runs it (no Celery, no runner bookkeeping), and this
+process's CPU time (``time.process_time``) is taken around each step: reading and decoding the
+input payload, the stage function, encoding and writing its output. cProfile then runs over every
+third page (``--every``) on a fresh database, for the functions under the stages (``--top``). What Celery and
+the runner's bookkeeping add is the difference between bench/e2e.py's worker CPU per article and
+the sum here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import platform
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import corpora, e2e  # noqa: E402
+
+
+def run_pages(urls: list[str], env: dict[str, str], profile: cProfile.Profile | None = None) -> dict[str, float]:
+    """Every URL through the pipeline in this process; CPU seconds per step."""
+    os.environ.update(env)
+    from worker.settings import get_settings
+
+    get_settings.cache_clear()
+    from worker import keys
+    from worker.errors import IngestError
+    from worker.job import Job
+    from worker.pipeline import get_pipeline
+    from worker.runtime import build_runtime
+    from worker.stage import Ended, HandOn, StageContext
+
+    rt = build_runtime(get_settings())
+    pipeline = get_pipeline()
+    ids = rt.storage.create_jobs(urls, "bench")
+    cpu: dict[str, float] = {}
+    outcomes: dict[str, int] = {}
+
+    def add(step: str, since: float) -> float:
+        now = time.process_time()
+        cpu[step] = cpu.get(step, 0.0) + now - since
+        return now
+
+    if profile:
+        profile.enable()
+    for job_id, url in zip(ids, urls):
+        job = Job(id=job_id, category_id="bench", url=url)
+        stage = pipeline.first
+        while stage is not None:
+            t = time.process_time()
+            value = None
+            if stage.input is not None:
+                pipe = rt.redis.pipeline(transaction=False)
+                stage.input.read(pipe, pipeline.input_key(stage.name, job.id))
+                raw = pipe.execute()[0]
+                t = add("Redis: read payloads", t)
+                value = stage.input.decode(raw)
+                t = add(f"{stage.name}: decode input", t)
+            try:
+                outcome = stage.run(StageContext(job=job, input=value, source=None, rt=rt))
+            except IngestError:
+                add(f"{stage.name}: stage", t)
+                outcomes[f"failed at {stage.name}"] = outcomes.get(f"failed at {stage.name}", 0) + 1
+                break
+            t = add(f"{stage.name}: stage", t)
+            pipe = rt.redis.pipeline(transaction=False)
+            if isinstance(outcome, HandOn):
+                stage.output.write(pipe, keys.payload(job.id, stage.name), outcome.payload, rt.settings.page_ttl)
+                for write in outcome.writes:
+                    write(pipe)
+                t = add(f"{stage.name}: encode output", t)
+            else:
+                pipe.delete(*pipeline.payload_keys(job.id))
+            pipe.execute()
+            add("Redis: write payloads", t)
+            if isinstance(outcome, Ended):
+                outcomes[outcome.how] = outcomes.get(outcome.how, 0) + 1
+            stage = pipeline.next(stage.name) if isinstance(outcome, HandOn) else None
+    if profile:
+        profile.disable()
+    rt.close()
+    cpu["_outcomes"] = outcomes  # type: ignore[assignment]
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--sets", nargs="+", choices=corpora.SETS, default=None)
+    parser.add_argument("--top", type=int, default=25, help="functions listed from cProfile")
+    parser.add_argument("--every", type=int, default=3, help="cProfile runs over every n-th page (it doubles the time)")
+    parser.add_argument("--ab-full-rereads", action="store_true",
+                        help="also time the pass with the similar-readings word counts re-read whole whenever "
+                             "stale (before issue 18), on a fresh database, after the timed pass")
+    parser.add_argument("--no-cprofile", action="store_true", help="the timed pass only")
+    parser.add_argument("--quick", action="store_true", help="print, do not write the results file")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "e2e-profile.md")
+    args = parser.parse_args()
+    args.sets = args.sets or corpora.available()
+
+    from tests.servers import RedisServer  # the same throwaway redis-server the tests use
+
+    root = Path(tempfile.mkdtemp(prefix="gleaner-e2e-profile-"))
+    site, base = e2e.start_site(args.sets, root)
+    redis = RedisServer(root / "redis").start()
+    load = [os.getloadavg()]
+    try:
+        pages = [page for name in args.sets for page in corpora.load(name)]
+        urls = [base + e2e.path_of(page) for page in pages]
+        env = {"GLEANER_REDIS_URL": redis.url, "GLEANER_DATA_DIR": str(root), "GLEANER_ALLOW_PRIVATE_URLS": "127.0.0.1",
+               "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0",
+               "GLEANER_DATABASE_URL": f"sqlite:///{root / 'timed.db'}"}
+        # A first pass warms the imports and lazy models (language detection, ...), as a worker's first pages do.
+        run_pages(urls[:20], env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'warm.db'}",
+                                    "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2"})
+        redis_cpu = e2e.cpu_of(redis.proc.pid)
+        wall = time.perf_counter()
+        cpu = run_pages(urls, env)
+        wall = time.perf_counter() - wall
+        redis_cpu = e2e.cpu_of(redis.proc.pid) - redis_cpu
+        load.append(os.getloadavg())
+        before = None
+        if args.ab_full_rereads:
+            from worker.similar import SimilarIndex
+
+            grown = SimilarIndex._grown
+            SimilarIndex._grown = lambda index, df: index._sample()  # what every stale read did before
+            try:
+                before = run_pages(urls, env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'before.db'}",
+                                                "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/3"})
+            finally:
+                SimilarIndex._grown = grown
+            before.pop("_outcomes")
+        stats_text = ""
+        if not args.no_cprofile:
+            profile = cProfile.Profile()
+            run_pages(urls[::args.every], env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'profiled.db'}",
+                                   "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/1"}, profile)
+            out = io.StringIO()
+            stats = pstats.Stats(profile, stream=out)
+            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats("cumulative").print_stats(args.top * 2)
+            stats_text = out.getvalue()
+            load.append(os.getloadavg())
+    finally:
+        site.terminate()
+        redis.stop()
+    outcomes = cpu.pop("_outcomes")
+    n = len(urls)
+    total = sum(cpu.values())
+    lines = [
+        "# Where a real page's CPU goes (stages in one process)",
+        "",
+        f"Command: `.venv/bin/python bench/e2e_profile.py{''.join(' ' + a for a in sys.argv[1:])}`  ",
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average (1 min) "
+        + ", ".join(f"{a[0]:.2f}" for a in load) + " (start, after the timed pass, after the profiled pass).",
+        "",
+        f"{n} pages of {', '.join(args.sets)} through the stage table in one process (`run_inline`'s loop, "
+        f"no Celery); outcomes: {', '.join(f'{v} {k}' for k, v in sorted(outcomes.items()))}. "
+        f"Wall {wall:.1f} s ({n / wall:.1f} pages/s); this process's CPU {total:.1f} s, redis-server's {redis_cpu:.1f} s.",
+        "",
+        "| step | CPU s | ms per page | share |",
+        "| --- | --- | --- | --- |",
+    ]
+    for step, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {step} | {seconds:.2f} | {1000 * seconds / n:.2f} | {100 * seconds / total:.0f}% |")
+    lines.append(f"| **all** | **{total:.2f}** | **{1000 * total / n:.2f}** | |")
+    lines.append(f"| redis-server (its own process) | {redis_cpu:.2f} | {1000 * redis_cpu / n:.2f} | |")
+    if before:
+        lines += ["", "## Before/after: the word counts of similar readings re-read whole when stale, or only the new "
+                  "records read (same pages, same run, each on a fresh database)", "",
+                  "| step | before, ms per page | after | after / before |", "| --- | --- | --- | --- |"]
+        for step in ("store: stage", "parse: stage", "dedupe: stage", "summarize: stage"):
+            lines.append(f"| {step} | {1000 * before[step] / n:.2f} | {1000 * cpu[step] / n:.2f} | "
+                         f"{cpu[step] / before[step]:.2f} |")
+        lines.append(f"| all steps | {1000 * sum(before.values()) / n:.2f} | {1000 * total / n:.2f} | "
+                     f"{total / sum(before.values()):.2f} |")
+    if stats_text:
+        lines += ["", f"## cProfile (every {args.every}th page again, on a fresh database; by own time, then cumulative)", "",
+                  "```", stats_text.strip(), "```"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.quick:
+        args.out.write_text(text)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
