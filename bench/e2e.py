@@ -172,14 +172,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = ()) -> dict:
+def settings_of(parser: argparse.ArgumentParser, given: list[str]) -> dict[str, str]:
+    """``--setting GLEANER_NAME=VALUE`` options as an environment."""
+    settings = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("GLEANER_"):
+            parser.error(f"--setting {item!r}: expected GLEANER_NAME=VALUE")
+        settings[name] = value
+    return settings
+
+
+def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = (),
+                settings: dict[str, str] | None = None) -> dict:
     data = root / "gleaner"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLEANER_")} | {
         "GLEANER_DATA_DIR": str(data),
         "GLEANER_ALLOW_PRIVATE_URLS": "127.0.0.1",  # the site is local; the guard refuses it otherwise
         "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0",  # one host serves every page
         "GLEANER_WEB_PORT": str(_free_port()),
-    }
+    } | (settings or {})
     gleaner = str(Path(sys.executable).with_name("gleaner"))
     up_log = root / "gleaner-up.log"
     up = subprocess.Popen([gleaner, "up", *up_args], env=env, cwd=root, stdout=open(up_log, "w"), stderr=subprocess.STDOUT,
@@ -380,7 +392,8 @@ def report(args, pages, base, g, p) -> str:
         "",
         "| run | seconds | articles/s | ratio |",
         "| --- | --- | --- | --- |",
-        f"| Gleaner (`gleaner up{' ' + args.up_args + '`' if args.up_args else '`, defaults'}) | {g['seconds']:.1f} | "
+        f"| Gleaner (`gleaner up{' ' + args.up_args + '`' if args.up_args else '`, defaults'}"
+        f"{''.join(f', `{x}`' for x in args.setting)}) | {g['seconds']:.1f} | "
         f"{g_rate:.1f} | {g_rate / (n / p['seconds']):.2f}× |" if p else
         f"| Gleaner (`gleaner up {args.up_args}`) | {g['seconds']:.1f} | {g_rate:.1f} | |",
     ]
@@ -423,6 +436,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=corpora.SETS, default=None, help="corpora to serve (default: all)")
     parser.add_argument("--skip-peer", action="store_true", help="run Gleaner only")
     parser.add_argument("--up-args", default="", help="arguments for `gleaner up` (e.g. '--concurrency 4'); default none")
+    parser.add_argument("--setting", action="append", default=[], metavar="GLEANER_NAME=VALUE",
+                        help="a setting for Gleaner's run (repeatable), e.g. GLEANER_ARCHIVE=false")
     parser.add_argument("--quick", action="store_true", help="print the report, do not write it")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "e2e.md")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
@@ -443,7 +458,7 @@ def main() -> None:
         urls = [base + path_of(page) for page in pages]
         print(f"{len(urls)} pages served at {base}", file=sys.stderr)
         args.load = {"start": os.getloadavg()}
-        g = run_gleaner(urls, root, sys.stderr, args.up_args.split())
+        g = run_gleaner(urls, root, sys.stderr, args.up_args.split(), settings_of(parser, args.setting))
         args.load["after Gleaner"] = os.getloadavg()
         print(f"  gleaner: {len(urls) / g['seconds']:.1f} articles/s", file=sys.stderr)
         p = None
