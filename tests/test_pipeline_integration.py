@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import fresh_redis_db
-from tests.example_page import TITLE, news_page, printed_body, unique_paragraphs
+from tests.example_page import TITLE, needs_seed, news_page, printed_body, unique_paragraphs
 from tests.prose import prose
 from tests.servers import CeleryWorker, Site, base_env, run_cli
 from worker.storage import Storage
@@ -25,6 +25,7 @@ def _outcomes(stdout: str) -> dict[str, str]:
     return dict(line.split("\t", 1) for line in stdout.strip().splitlines())
 
 
+@needs_seed
 def test_example_article_becomes_the_example_record_without_its_defects(pipeline):
     env, storage, site = pipeline
     url = site.page("/nhkworld/en/news/20250321_21/", news_page(printed_body()))

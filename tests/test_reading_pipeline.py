@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.example_page import TITLE, news_page, printed_body, unique_paragraphs
+from tests.example_page import TITLE, needs_seed, news_page, printed_body, unique_paragraphs
 from tests.servers import run_cli
 
 pytestmark = pytest.mark.integration
@@ -48,6 +48,7 @@ UNRELATED = {
 }
 
 
+@needs_seed
 def test_the_example_record_comes_out_whole(pipeline):
     env, storage, site = pipeline
     others = []

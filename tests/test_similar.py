@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, text
 
 from tests import written_pages
-from tests.example_page import SEED, TITLE, unique_paragraphs
+from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
 from worker.similar import AUTOMERGE, DocFreq, SimilarIndex, enter_lists, query_terms, search_columns, tokens
@@ -109,8 +109,6 @@ def sqlite_store(tmp_path):
     yield s
     s.storage.close()
 
-
-needs_seed = pytest.mark.skipif(not SEED.exists(), reason="../shared/seed/example-record.txt is absent")
 
 
 @needs_seed
