@@ -395,7 +395,8 @@ def report(args, pages, base, g, p) -> str:
         f"| Gleaner (`gleaner up{' ' + args.up_args + '`' if args.up_args else '`, defaults'}"
         f"{''.join(f', `{x}`' for x in args.setting)}) | {g['seconds']:.1f} | "
         f"{g_rate:.1f} | {g_rate / (n / p['seconds']):.2f}× |" if p else
-        f"| Gleaner (`gleaner up {args.up_args}`) | {g['seconds']:.1f} | {g_rate:.1f} | |",
+        f"| Gleaner (`gleaner up {args.up_args}`{''.join(f', `{x}`' for x in args.setting)}) | {g['seconds']:.1f} | "
+        f"{g_rate:.1f} | |",
     ]
     if p:
         lines.append(f"| Scrapy + trafilatura, {os.cpu_count()} processes | {p['seconds']:.1f} | {n / p['seconds']:.1f} | 1.00× |")
