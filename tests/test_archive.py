@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+from dataclasses import replace
 from io import BytesIO
 
 import httpx
@@ -69,6 +70,24 @@ def test_every_page_is_a_response_and_its_request_as_warc_1_1(tmp_path, fetched,
     for place, got in zip(places, fetched):
         record = record_at(files[0], place.offset)
         assert record.rec_type == "response" and record.content == got.body
+
+
+def test_the_gzip_level_changes_the_bytes_on_disk_not_what_is_read(tmp_path, fetched):
+    big = [replace(got, raw=got.raw * 200, body=got.body * 200) for got in fetched[:1]]
+    sizes, contents = {}, {}
+    for level in (1, 9):
+        folder = tmp_path / str(level)
+        writer = ArchiveWriter(folder, max_bytes=1 << 30, gzip_level=level)
+        place = writer.write(big[0])
+        writer.close()
+        (path,) = folder.iterdir()
+        sizes[level] = path.stat().st_size
+        contents[level] = record_at(path, place.offset).content
+        # one gzip member a record: the response's member ends where the request's begins
+        with open(path, "rb") as fh:
+            assert [r.rec_type for r in ArchiveIterator(fh)] == ["warcinfo", "response", "request"]
+    assert contents[1] == contents[9] == big[0].body
+    assert sizes[9] < sizes[1]
 
 
 def test_files_rotate_by_size_and_never_share_a_name(tmp_path, fetched):

@@ -37,8 +37,8 @@ CHILD = textwrap.dedent("""
             time.sleep(60)
         return written
 
-    def counted(got):
-        data = build(got)
+    def counted(got, gzip_level):
+        data = build(got, gzip_level)
         built.append(got)
         stalling.extend([True] if len(built) - 1 == stall_at else [])
         return data

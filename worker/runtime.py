@@ -45,7 +45,7 @@ class Runtime:
         if not s.archive:
             return None
         return ArchiveWriter(s.effective_archive_dir, max_bytes=s.archive_max_bytes,
-                             retention_days=s.archive_retention_days)
+                             retention_days=s.archive_retention_days, gzip_level=s.archive_gzip_level)
 
     @functools.cached_property
     def near_duplicates(self) -> LSHIndex:

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     archive_dir: Path | None = None  # unset: data_dir/archive; several machines may share one directory
     archive_max_bytes: int = 1024 * 1024 * 1024  # bytes a WARC file grows to before the next is started
     archive_retention_days: float = 0.0  # days a WARC file is kept after its last write; 0 = forever
+    # gzip level of each record: 1 costs about a quarter of 9's CPU for about a fifth more disk
+    # (bench/results/archive.md); the fetch worker pays it for every page
+    archive_gzip_level: int = Field(1, ge=1, le=9)
 
     # Politeness (per host, shared by every worker through Redis)
     robots_obey: bool = True  # fetch and obey robots.txt, Crawl-delay included

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from warcio.warcwriter import WARCWriter
 
-from tasks.archive.warc import WARC_VERSION, response_records
+from tasks.archive.warc import DEFAULT_GZIP_LEVEL, WARC_VERSION, gzip_member, response_records
 from tasks.fetching.download import Download
 from worker.models import ArchivedAt
 
@@ -38,10 +38,11 @@ class ArchiveWriter:
     compressed outside the lock; only the append is serialized."""
 
     def __init__(self, directory: Path, *, max_bytes: int, retention_days: float = 0.0,
-                 software: str = "Gleaner") -> None:
+                 gzip_level: int = DEFAULT_GZIP_LEVEL, software: str = "Gleaner") -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.retention_days = retention_days  # 0: keep every file
+        self.gzip_level = gzip_level
         self.software = software
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -51,7 +52,7 @@ class ArchiveWriter:
 
     def write(self, got: Download) -> ArchivedAt:
         """Append the page's response and request records; where the response lies."""
-        data = response_records(got)
+        data = response_records(got, self.gzip_level)
         with self._lock:
             if self._fd is None or (self._size and self._size + len(data) > self.max_bytes) or self._unlinked():
                 self._rotate()
@@ -86,7 +87,7 @@ class ArchiveWriter:
                 continue
             break
         self._fd, self._name, self._size = fd, name, 0
-        info = _warcinfo(name, self.software)
+        info = _warcinfo(name, self.software, self.gzip_level)
         _write_all(fd, info)
         self._size = len(info)
 
@@ -106,12 +107,11 @@ class ArchiveWriter:
         return removed
 
 
-def _warcinfo(name: str, software: str) -> bytes:
-    out = BytesIO()
-    writer = WARCWriter(out, gzip=True, warc_version=WARC_VERSION)
-    writer.write_record(writer.create_warcinfo_record(name, {"software": software, "format": "WARC File Format 1.1",
-                                                             "hostname": socket.gethostname()}))
-    return out.getvalue()
+def _warcinfo(name: str, software: str, gzip_level: int) -> bytes:
+    builder = WARCWriter(BytesIO(), gzip=False, warc_version=WARC_VERSION)
+    info = builder.create_warcinfo_record(name, {"software": software, "format": "WARC File Format 1.1",
+                                                 "hostname": socket.gethostname()})
+    return gzip_member(info, gzip_level)
 
 
 def _write_all(fd: int, data: bytes) -> None:
