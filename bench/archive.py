@@ -84,45 +84,75 @@ def one_run(urls: list[str], redis_url: str, root: Path, *, archive: bool, worke
             "bytes": sum(f.stat().st_size for f in files), "files": len(files)}
 
 
-def write_alone(pages: list[bytes], base: str, urls: int) -> str:
-    """The archive write's own CPU per page, in one process, next to the parse stage's extraction
-    of the same page (its peer here: a cost everyone accepts), alternating page by page."""
+def write_alone(pages: list[bytes], base: str, command: str, levels: tuple[int, ...]) -> str:
+    """The archive write's own CPU per page at each gzip level, in one process, next to the parse
+    stage's extraction of the same page (its peer here: a cost everyone accepts), alternating page
+    by page; and the archive's bytes per page at each level."""
     import httpx
 
     from tasks.archive import ArchiveWriter
     from tasks.extraction import extract_article
     from tasks.fetching.download import Download
+    from worker.errors import ExtractionError
 
-    directory = Path(tempfile.mkdtemp(prefix="gleaner-archive-write-"))
-    writer = ArchiveWriter(directory, max_bytes=1 << 30)
+    root = Path(tempfile.mkdtemp(prefix="gleaner-archive-write-"))
+    writers = {level: ArchiveWriter(root / str(level), max_bytes=1 << 40, gzip_level=level) for level in levels}
     request = httpx.Headers({"Host": base.split("//")[1], "Accept": "text/html", "Accept-Encoding": "gzip, deflate",
                              "User-Agent": "GleanerBot/0.1 (+operator unset)", "Connection": "keep-alive"})
-    write = extract = 0.0
+    write = dict.fromkeys(levels, 0.0)
+    extract = 0.0
     for n, body in enumerate(pages):
         url = f"{base}/news/{n}.html"
         headers = httpx.Headers({"Server": "BaseHTTP/0.6 Python/3.11", "Date": "Fri, 04 Dec 2026 18:00:00 GMT",
                                  "Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body))})
         got = Download(url=url, final_url=url, status=200, headers=headers, body=body, raw=body, reason="OK",
                        request_headers=request)
+        for level, writer in writers.items():
+            t0 = time.process_time()
+            writer.write(got)
+            write[level] += time.process_time() - t0
         t0 = time.process_time()
-        writer.write(got)
-        t1 = time.process_time()
-        extract_article(body, url)
-        t2 = time.process_time()
-        write, extract = write + t1 - t0, extract + t2 - t1
-    writer.close()
-    shutil.rmtree(directory, ignore_errors=True)
-    n = len(pages)
+        try:
+            extract_article(body, url)
+        except ExtractionError:
+            pass  # a page without article text is still parsed; the parse stage pays for it too
+        extract += time.process_time() - t0
+    n, served = len(pages), sum(map(len, pages))
+    rows = []
+    for level, writer in writers.items():
+        writer.close()
+        stored = sum(p.stat().st_size for p in writer.directory.iterdir())
+        rows.append(f"| {level} | {1000 * write[level] / n:.3f} ms | {1000 * extract / n:.3f} ms "
+                    f"| {write[level] / extract:.3f} | {stored / n / 1024:.1f} KB | {stored / served:.3f} |")
+    shutil.rmtree(root, ignore_errors=True)
     return "\n".join([
-        "## The write alone (CPU time, one process)",
+        f"## The write alone (CPU time, one process): {n} pages of {served / n / 1024:.1f} KB on average",
         "",
-        f"Command: `.venv/bin/python bench/archive.py --write-only --urls {urls}`",
+        f"Command: `{command}`",
         "",
-        "| per page | archive write (build, compress, append) | extraction of the same page (parse) | ratio |",
-        "| --- | --- | --- | --- |",
-        f"| {n} pages | {1000 * write / n:.3f} ms | {1000 * extract / n:.3f} ms | {write / extract:.3f} |",
+        "| gzip level | archive write (build, compress, append) | extraction of the same page (parse) "
+        "| write / extraction | archive per page | archive / page as served |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
         "",
     ])
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with its section under ``heading`` (up to the next "## ") replaced, or ``section``
+    appended where there is none."""
+    head, found, rest = text.partition(heading + " (")
+    if not found:
+        return text.rstrip("\n") + "\n\n" + section
+    tail = rest.split("\n## ", 1)
+    return head + section + ("\n## " + tail[1] if len(tail) > 1 else "")
+
+
+def real_pages() -> list[bytes]:
+    """Every page of the shared corpora, as saved (bench/corpora.py)."""
+    from bench import corpora
+
+    return [page.html for name in corpora.available() for page in corpora.load(name)]
 
 
 def get_settings_names() -> list[str]:
@@ -141,17 +171,21 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "archive.md")
     parser.add_argument("--quick", action="store_true", help="do not write the results file")
     parser.add_argument("--write-only", action="store_true",
-                        help="only the write's own CPU next to extraction's, appended to the results file")
+                        help="only the write's own CPU next to extraction's, at gzip levels 1 and 9; its "
+                             "section of the results file is replaced")
+    parser.add_argument("--real", action="store_true",
+                        help="with --write-only: the shared corpora's real pages instead of the generated site's")
     args = parser.parse_args()
     if args.write_only:
         site = LoadSite(args.urls, vocabulary(random.Random(42)))
-        section = write_alone(list(site.pages.values()), site.base, args.urls)
+        pages = real_pages() if args.real else list(site.pages.values())
+        heading = "## The write alone" + (" on real pages" if args.real else "")
+        command = ".venv/bin/python bench/archive.py --write-only " + ("--real" if args.real else f"--urls {args.urls}")
+        section = write_alone(pages, site.base, command, (1, 9)).replace("## The write alone", heading, 1)
         site.server.shutdown()
         print(section)
         if not args.quick and args.output.exists():
-            text_in = args.output.read_text()
-            kept = text_in.split("## The write alone")[0].rstrip("\n")
-            args.output.write_text(kept + "\n\n" + section)
+            args.output.write_text(replace_section(args.output.read_text(), heading, section))
         return
     if args.pool == "solo":
         args.concurrency = 1
