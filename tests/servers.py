@@ -255,3 +255,36 @@ class PostgresServer:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class Beat:
+    """A real ``celery beat`` process with its own schedule file."""
+
+    def __init__(self, env: dict[str, str], schedule: Path) -> None:
+        self.argv = [sys.executable, "-m", "celery", "-A", "worker.app", "beat", "-l", "INFO", "-s", str(schedule)]
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Beat:
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def stop(self) -> None:
+        from worker.processes import stop_children
+
+        if self.proc:
+            stop_children([self.proc], grace=10)
+
+
+def wait_for(what: str, check: Callable[[], object], worker: CeleryWorker | None = None, timeout: float = 60.0):
+    """Poll ``check`` until it gives something true (returned); past ``timeout`` seconds, fail with
+    the worker's last log lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    logs = "".join(worker.log[-60:]) if worker else ""
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")

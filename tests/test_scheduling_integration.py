@@ -10,8 +10,6 @@ from __future__ import annotations
 import html
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,46 +17,12 @@ import redis
 
 from tests.example_page import news_page
 from tests.prose import prose
-from tests.servers import REPO, CeleryWorker, RedisServer, Site, base_env, run_cli
+from tests.servers import REPO, Beat, CeleryWorker, RedisServer, Site, base_env, run_cli, wait_for
 from worker.pipeline import PIPELINE
 from worker.registry import Registry
 from worker.storage import Storage
 
 pytestmark = pytest.mark.integration
-
-WAIT = 60.0  # seconds any one condition may take before the test fails with the logs
-
-
-class Beat:
-    """A real ``celery beat`` process with its own schedule file."""
-
-    def __init__(self, env: dict[str, str], schedule: Path) -> None:
-        self.argv = [sys.executable, "-m", "celery", "-A", "worker.app", "beat", "-l", "INFO", "-s", str(schedule)]
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Beat:
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        return self
-
-    def stop(self) -> None:
-        from worker.processes import stop_children
-
-        if self.proc:
-            stop_children([self.proc], grace=10)
-
-
-def wait_for(what: str, check: Callable[[], object], worker: CeleryWorker | None = None, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    logs = "".join(worker.log[-60:]) if worker else ""
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
-
 
 def article(title: str) -> str:
     words = title.lower().split()

@@ -12,8 +12,7 @@ import redis
 
 from tests.example_page import news_page
 from tests.prose import prose
-from tests.servers import CeleryWorker, RedisServer, base_env, run_cli
-from tests.test_scheduling_integration import Beat, wait_for
+from tests.servers import Beat, CeleryWorker, RedisServer, base_env, run_cli, wait_for
 from worker import keys
 from worker.pipeline import PIPELINE
 from worker.registry import Registry
