@@ -656,7 +656,8 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
                  f"**the library's `RELATED_SHARE` ({RELATED_SHARE}) differs.**"), "",
               "| share from | subject dev | subject held-out |", "| --- | --- | --- |"]
     for i, (edge, _, _) in enumerate(cal[("share", "dev")]):
-        cells = ["–" if share is None else f"{share:.2f} ({n})" for _, share, n in (cal[("share", h)][i] for h in corpora.HALVES)]
+        cells = ["–" if share is None else f"{share:.2f} ({n})"
+                 for _, share, n in (cal[("share", h)][i] for h in corpora.HALVES)]
         lines.append(f"| {edge} | " + " | ".join(cells) + " |")
     lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)

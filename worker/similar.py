@@ -272,12 +272,12 @@ PRIOR_RECORDS = 1000
 # bin of candidates is at least 90% on the record's subject) asks for 0.25, yet the written iPS-cell
 # stories of tests/test_similar.py score 0.20-0.23 with the example and several written Japanese
 # topics about 0.24 among themselves, and would list nothing; at 0.2 neighbouring subjects fill the
-# lists (precision@5 0.86 at 101,074 records, 0.89-0.90 with language_shares). So a candidate is listed from RELATED_SURE (that
-# calibrated cosine) up whatever else is stored, and between RELATED_FLOOR and RELATED_SURE only
-# when it scores at least RELATED_SHARE of the record's best candidate. What cosine related records
-# reach depends on the record (short texts on a narrow subject share a few words with their
-# relatives; long pages many with a close sibling), and the best candidate's score says which kind
-# this one is: among the candidates scoring 0.2-0.25 on the dev half, 85% of those near their
+# lists (precision@5 0.86 at 101,074 records, 0.89-0.90 with language_shares). So a candidate is
+# listed from RELATED_SURE (that calibrated cosine) up whatever else is stored, and between
+# RELATED_FLOOR and RELATED_SURE only when it scores at least RELATED_SHARE of the record's best
+# candidate. What cosine related records reach depends on the record (short texts on a narrow
+# subject share a few words with their relatives; long pages many with a close sibling), and the
+# best candidate's score says which kind this one is: among the candidates scoring 0.2-0.25 on the dev half, 85% of those near their
 # record's best are on its subject against 63% of those far under it at 1,074 records, 76% against
 # 64% at 101,074. Under RELATED_FLOOR a candidate is on another subject in most cases (0.46
 # on-subject at 0.15-0.2) however weak the best is. RELATED_SHARE is calibrated as the floor was, on
