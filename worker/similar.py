@@ -277,13 +277,14 @@ PRIOR_RECORDS = 1000
 # RELATED_FLOOR and RELATED_SURE only when it scores at least RELATED_SHARE of the record's best
 # candidate. What cosine related records reach depends on the record (short texts on a narrow
 # subject share a few words with their relatives; long pages many with a close sibling), and the
-# best candidate's score says which kind this one is: among the candidates scoring 0.2-0.25 on the dev half, 85% of those near their
-# record's best are on its subject against 63% of those far under it at 1,074 records, 76% against
-# 64% at 101,074. Under RELATED_FLOOR a candidate is on another subject in most cases (0.46
-# on-subject at 0.15-0.2) however weak the best is. RELATED_SHARE is calibrated as the floor was, on
-# the dev half at 1,074 records (bench/similar.py, "Calibration by share of the best": the lowest
-# share of the best from which every bin of candidates is at least 90% on the record's subject);
-# checked on the held-out half and at 101,074 records in bench/results/similar.md.
+# best candidate's score says which kind this one is: among the candidates scoring 0.2-0.25 on the
+# dev half, 85% of those near their record's best are on its subject against 63% of those far under
+# it at 1,074 records, 76% against 64% at 101,074. Under RELATED_FLOOR a candidate is on another
+# subject in most cases (0.46 on-subject at 0.15-0.2) however weak the best is. RELATED_SHARE is
+# calibrated as the floor was, on the dev half at 1,074 records (bench/similar.py, "Calibration by
+# share of the best": the lowest share of the best from which every bin of candidates is at least
+# 90% on the record's subject); checked on the held-out half and at 101,074 records in
+# bench/results/similar.md.
 RELATED_FLOOR = 0.2
 RELATED_SHARE = 0.75
 RELATED_SURE = 0.25
