@@ -56,7 +56,7 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
+__all__ = ["SimilarIndex", "create_schema", "enter_lists", "language_shares", "listed", "query_terms", "rebuild_index",
            "relevance_cut", "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
