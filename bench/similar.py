@@ -561,8 +561,7 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
         "",
         f"Collection: {results['docs']} pages (the shared corpora's marked pages and the pages written for the "
         f"project), {results['labelled']} of them in a labelled subject with at least one other page. "
-        f"Our lists: cosine of title-and-lead ({LEAD_WORDS} words) tf-idf vectors (idf never under English's, "
-        f"`language_shares`) over the full-text "
+        f"Our lists: cosine of title-and-lead ({LEAD_WORDS} words) tf-idf vectors over the full-text "
         f"index's candidates, listed from {RELATED_SHARE} of the best candidate's score up, never under "
         f"{RELATED_FLOOR} nor over {RELATED_SURE} (`relevance_cut`). Distractors: {results['common_words']} common words "
         f"({results['common_share']:.0%} of their text) and made-up subject words.",

@@ -15,7 +15,7 @@ from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import (AUTOMERGE, DocFreq, SimilarIndex, enter_lists, language_shares, listed, query_terms,
+from worker.similar import (AUTOMERGE, DocFreq, SimilarIndex, enter_lists, listed, query_terms,
                             relevance_cut, search_columns, tokens)
 from worker.storage import Storage, make_engine, records
 
@@ -512,18 +512,6 @@ def test_a_list_keeps_what_scores_near_its_best_from_the_floor_up_to_the_sure_sc
     assert listed([]) == []
     # share 0: the floor is the only cut.
     assert scores(listed([_ref(1, 0.9), _ref(2, 0.21)], share=0.0)) == [0.9, 0.21]
-
-
-def test_an_everyday_word_the_collection_lacks_never_weighs_as_much_as_a_rare_name():
-    # Five records of 2,000 hold "help", five hold "logitech": the same count, but "help" is in about
-    # one English text in eight, so finding it in two records says far less.
-    texts = [("help", [])] * 5 + [("logitech", [])] * 5 + [("zqfiller", [])] * 1990
-    df = DocFreq.from_texts(0, texts)
-    shares = language_shares(["help", "logitech", "zqfiller"])
-    assert shares[0] > 0.05 and shares[1] == shares[2] == 0.0
-    help_idf, name_idf, filler_idf = df.idf(["help", "logitech", "zqfiller"])
-    assert help_idf < name_idf - 2.0
-    assert filler_idf < 0.5  # in every record: the collection's own count still decides
 
 
 def test_a_new_best_reading_leaves_out_the_readings_far_under_it():

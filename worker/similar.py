@@ -8,8 +8,7 @@ see ``SimilarIndex._gated``). Then each candidate is scored exactly: the cosine 
 records' ``unit_vector``s, tf-idf weights of the words of their title and lead. Records are listed
 best first, at most k, and only those that pass ``relevance_cut``: from ``RELATED_SURE`` up, and
 from ``RELATED_FLOOR`` up when near the best candidate's score (``RELATED_SHARE`` of it), so a
-list is shorter, or empty, rather than filled with strangers. Words are weighed by their rarity in
-the collection, but never as rarer than in English at large (``language_shares``).
+list is shorter, or empty, rather than filled with strangers.
 
 Only the title and lead (the first ``_LEAD_CHARS`` characters of the body) are indexed: what is
 scored is what is searched, and the index stays small. Indexing whole bodies let BM25's length
@@ -49,14 +48,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import wordfreq
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["SimilarIndex", "create_schema", "enter_lists", "language_shares", "listed", "query_terms", "rebuild_index",
+__all__ = ["SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
            "relevance_cut", "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
@@ -207,9 +205,8 @@ class DocFreq:
 
     def idf(self, terms: Sequence[str]) -> np.ndarray:
         """How much finding each term in two records says they are related: -ln of the share of
-        records holding it, estimated with a prior (see ``PRIOR_RECORDS``), and never rarer in the
-        collection than in the language at large (``language_shares``)."""
-        freq = np.maximum(np.asarray(self.estimates(terms), dtype=np.float64), language_shares(terms) * self.n_docs)
+        records holding it, estimated with a prior (see ``PRIOR_RECORDS``)."""
+        freq = np.asarray(self.estimates(terms), dtype=np.float64)
         return np.log((self.n_docs + PRIOR_RECORDS) / (freq + 1.0))
 
     @classmethod
@@ -230,31 +227,6 @@ class DocFreq:
         return cls(n_docs=max(n_docs, size), sample_size=size, hashes=hashes, counts=counts.astype(np.int64))
 
 
-@functools.cache
-def _english_frequencies() -> dict[str, float]:
-    # wordfreq's "small" English list: the ~29,000 words said at least once in a million words.
-    # A rarer word would be expected in under 0.03% of records, which no collection's own count
-    # needs raising to; this list costs a few MB where the full one costs about 40.
-    return wordfreq.get_frequency_dict("en", wordlist="small")
-
-
-def language_shares(terms: Sequence[str]) -> np.ndarray:
-    """The share of records of ordinary English prose expected to hold each term somewhere in
-    their title and lead: 1 - e^(-f * LEAD_WORDS) for a word said f times per word of text
-    (wordfreq's figures); 0 for a word it does not list.
-
-    Why a collection's own counts are not enough: a collection may lack everyday words that say
-    nothing about a subject ("help", "past", "types"), because it is young, or mostly about other
-    things, or its document-frequency sample missed them; their idf then equals a name's, and
-    records on neighbouring subjects match on them. On bench/similar.py's 101,074 records, whose
-    100,000 distractors hold only the collection's commonest words, this lifted precision@5 at
-    one cosine floor from 0.86 to 0.89-0.90; at 1,074 records it changed nothing (there the
-    collection's counts are already higher). Languages other than English get no prior."""
-    table = _english_frequencies()
-    freq = np.fromiter((table.get(t, 0.0) for t in terms), dtype=np.float64, count=len(terms))
-    return -np.expm1(-freq * LEAD_WORDS)
-
-
 TITLE_BOOST = 2.0  # a word in the headline counts like a word said e^2 ≈ 7 times in the body
 
 # Document frequencies from a small collection cannot tell a common word from a rare one: in a
@@ -272,7 +244,7 @@ PRIOR_RECORDS = 1000
 # bin of candidates is at least 90% on the record's subject) asks for 0.25, yet the written iPS-cell
 # stories of tests/test_similar.py score 0.20-0.23 with the example and several written Japanese
 # topics about 0.24 among themselves, and would list nothing; at 0.2 neighbouring subjects fill the
-# lists (precision@5 0.86 at 101,074 records, 0.89-0.90 with language_shares). So a candidate is
+# lists (precision@5 0.86 at 101,074 records). So a candidate is
 # listed from RELATED_SURE (that calibrated cosine) up whatever else is stored, and between
 # RELATED_FLOOR and RELATED_SURE only when it scores at least RELATED_SHARE of the record's best
 # candidate. What cosine related records reach depends on the record (short texts on a narrow
