@@ -70,7 +70,8 @@ from tests import written_pages  # noqa: E402
 from worker.errors import ExtractionError  # noqa: E402
 from worker.models import Article, Draft  # noqa: E402
 from worker.similar import (  # noqa: E402
-    LEAD_WORDS, RELATED_FLOOR, SimilarIndex, _body_list, enter_lists, search_columns, tokens)
+    LEAD_WORDS, RELATED_FLOOR, RELATED_SHARE, RELATED_SURE, SimilarIndex, _body_list, enter_lists, search_columns,
+    tokens)
 from worker.stories import STORY_DAYS, STORY_FLOOR, Candidate, story_of  # noqa: E402
 from worker.storage import Storage  # noqa: E402
 
@@ -294,7 +295,7 @@ def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], su
     by_id = {v: k for k, v in ids.items()}
     keys = sorted(k for k in subject if subject[k] and k in ids)
     ours, ours_nofloor, lat, cpu, refs_of, scored5 = {}, {}, [], [], {}, {}
-    floorless = SimilarIndex(index.engine, floor=-1.0, sample_max_age=float("inf"))
+    floorless = SimilarIndex(index.engine, floor=-1.0, share=0.0, sample_max_age=float("inf"))
     floorless._df = index._df
     for k in keys:
         t, c = time.perf_counter(), time.process_time()
@@ -335,10 +336,29 @@ def calibrated_floor(bins: list[tuple[float, float | None, int]], target: float,
 def calibration(index: SimilarIndex, ids: dict[str, str], subject: dict, story: dict, half: dict,
                 docs: dict[str, dict]) -> dict:
     """P(same subject | cosine) and P(same story | cosine, within STORY_DAYS) per half, over every
-    labelled record's scored candidates: what the floors are set from."""
+    labelled record's scored candidates: what the floors are set from. And P(same subject | share
+    of the best candidate's score), over the candidates from ``RELATED_FLOOR`` up other than the
+    best: what ``RELATED_SHARE`` is set from."""
     by_id = {v: k for k, v in ids.items()}
     edges = [round(x, 3) for x in np.arange(0.05, 0.55, 0.05)]
+    ratio_edges = [round(x, 3) for x in np.arange(0.3, 1.0, 0.05)]
     out = {}
+    for h in corpora.HALVES:
+        hit, tot = np.zeros(len(ratio_edges)), np.zeros(len(ratio_edges))
+        for k in subject:
+            if half[k] != h or k not in ids:
+                continue
+            d = docs[k]
+            refs = index.scored(d["title"], d["body"], exclude={ids[k]})
+            for ref in refs[1:]:
+                if ref.score < RELATED_FLOOR:
+                    break
+                b = int(np.searchsorted(ratio_edges, ref.score / refs[0].score, side="right")) - 1
+                if b >= 0:
+                    tot[b] += 1
+                    hit[b] += by_id.get(str(ref.id)) in subject[k]
+        out[("share", h)] = [(ratio_edges[i], hit[i] / tot[i] if tot[i] else None, int(tot[i]))
+                             for i in range(len(ratio_edges))]
     for what, truth in (("subject", subject), ("story", story)):
         for h in corpora.HALVES:
             hit, tot = np.zeros(len(edges)), np.zeros(len(edges))
@@ -417,10 +437,11 @@ def update_cost(storage: Storage, index: SimilarIndex, docs: list[dict], *, chec
                       content_hash=uuid.uuid4().hex, summary="", word_count=1)
         t0 = time.perf_counter()
         scored = [r for r in index.scored(d["title"], body) if r.score >= index.floor]
-        rid, _ = storage.upsert_record(draft, similar=scored[:5])
+        rid, _ = storage.upsert_record(draft, similar=index.listed(scored))
         t = time.perf_counter()
         near = storage.neighbours([str(r.id) for r in scored])
-        changes = enter_lists(rid, d["title"], scored, {i: n.similar for i, n in near.items()}, floor=index.floor)
+        changes = enter_lists(rid, d["title"], scored, {i: n.similar for i, n in near.items()}, floor=index.floor,
+                              share=index.share)
         storage.set_similar_many(changes)
         end = time.perf_counter()
         lat.append((end - t) * 1000)
@@ -481,6 +502,7 @@ def main() -> None:
     results["calibration"] = calibration(index, ids, subject, story, half, {d["key"]: d for d in docs})
     results["target"] = args.target
     results["floor_cal"] = calibrated_floor(results["calibration"][("subject", "dev")], args.target)
+    results["share_cal"] = calibrated_floor(results["calibration"][("share", "dev")], args.target)
     results["stories"] = stories(index, ids, story, docs)
     sizes = sorted(set(args.sizes + ([1_000_000] if args.million else [])))
     filled = 0
@@ -540,14 +562,15 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
         f"Collection: {results['docs']} pages (the shared corpora's marked pages and the pages written for the "
         f"project), {results['labelled']} of them in a labelled subject with at least one other page. "
         f"Our lists: cosine of title-and-lead ({LEAD_WORDS} words) tf-idf vectors over the full-text "
-        f"index's candidates, floor {RELATED_FLOOR}. Distractors: {results['common_words']} common words "
+        f"index's candidates, listed from {RELATED_SHARE} of the best candidate's score up, never under "
+        f"{RELATED_FLOOR} nor over {RELATED_SURE} (`relevance_cut`). Distractors: {results['common_words']} common words "
         f"({results['common_share']:.0%} of their text) and made-up subject words.",
         "",
         "## Relatedness: precision@5 and recall of the subject group",
         "",
         "| stored records | half | ours P@5 | ours recall | ours P@5 (area) | empty lists | mean listed "
         "| peer at our N: P@5 | peer at our N: recall | peer top 5: P@5 | peer top 5: recall "
-        "| ours without floor: P@5 | recall |",
+        "| ours without cut: P@5 | recall |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["sizes"]:
@@ -559,13 +582,13 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
                          f"{o['empty']}/{o['n']} | {o['listed']:.2f} | {pn['p']:.3f} | {pn['r']:.3f} | "
                          f"{p5['p']:.3f} | {p5['r']:.3f} | {nf['p']:.3f} | {nf['r']:.3f} |")
     f = results["floor_cal"]
-    lines += ["", f"## The floor from the calibration: {f}", "",
+    lines += ["", f"## One cosine floor from the calibration: {f}", "",
               f"The lowest cosine from which every bin of the dev half's calibration at {results['docs']:,} records "
               f"(below; bins of 20 or more candidates) holds on-subject candidates at a share of at least "
               f"{results['target']}; the lists cut there, on both halves. \"Own calibration\": the floor the same rule "
               "gives from that size's dev half. "
-              + ("The library's floor (`RELATED_FLOOR`) is this value." if f == RELATED_FLOOR else
-                 f"**The library's floor (`RELATED_FLOOR`, {RELATED_FLOOR}) differs: set it to {f}.**"), "",
+              + "One cosine cut for every record, beside the library's cut relative to each record's best "
+              "candidate (the table above).", "",
               "| stored records | half | P@5 | recall | P@5 (area) | empty lists | mean listed | peer at this N: P@5 "
               "| peer at this N: recall | own calibration |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -623,6 +646,18 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
             for h in corpora.HALVES:
                 _, share, n = cal[(w, h)][i]
                 cells.append("–" if share is None else f"{share:.2f} ({n})")
+        lines.append(f"| {edge} | " + " | ".join(cells) + " |")
+    sc = results["share_cal"]
+    lines += ["", f"## Calibration by share of the best: {sc}", "",
+              f"Candidates from {RELATED_FLOOR} up other than each record's best, by their score's share of the best "
+              f"one's, at {results['docs']:,} records: the share on the record's subject. The lowest share from which "
+              f"every dev bin of 20 or more candidates holds at least {results['target']} on-subject: {sc}; "
+              + ("the library's `RELATED_SHARE` is this value." if abs(sc - RELATED_SHARE) < 1e-9 else
+                 f"**the library's `RELATED_SHARE` ({RELATED_SHARE}) differs.**"), "",
+              "| share from | subject dev | subject held-out |", "| --- | --- | --- |"]
+    for i, (edge, _, _) in enumerate(cal[("share", "dev")]):
+        cells = ["–" if share is None else f"{share:.2f} ({n})"
+                 for _, share, n in (cal[("share", h)][i] for h in corpora.HALVES)]
         lines.append(f"| {edge} | " + " | ".join(cells) + " |")
     lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)

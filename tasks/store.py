@@ -31,7 +31,7 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
         exclude = {str(draft.record_id)} if draft.record_id else set()
         scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude)
                   if r.score >= similar.floor]
-        related = scored[:SIMILAR_ITEMS]
+        related = similar.listed(scored, k=SIMILAR_ITEMS)
         near = storage.neighbours([str(r.id) for r in scored])
         story_id = story_of([Candidate(id=str(r.id), score=r.score, story_id=near[str(r.id)].story_id,
                                        published_at=near[str(r.id)].published_at)
@@ -40,7 +40,7 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
     if duplicate_of is None and scored:
         storage.set_similar_many(enter_lists(record_id, draft.article.title, scored,
                                              {rid: n.similar for rid, n in near.items()}, k=SIMILAR_ITEMS,
-                                             floor=similar.floor))
+                                             floor=similar.floor, share=similar.share))
     return record_id, duplicate_of
 
 

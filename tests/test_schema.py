@@ -120,7 +120,7 @@ def test_0004_gives_stored_cjk_records_their_words_and_the_index_finds_them(data
         else:
             assert row.search_title is None and row.search_body is None
         assert row.story_id is None
-    index = SimilarIndex(engine, floor=0.0)  # what the index finds and how it ranks it, whatever the listing floor
+    index = SimilarIndex(engine, floor=0.0, share=0.0)  # what the index finds and how it ranks it, whatever the listing floor
     index.check()
     first_rate, first_ohtani, first_ips = ids[5], ids[8], ids[0]
     assert {str(r.id) for r in index.related(first_rate, k=2)} == {ids[6], ids[7]}
