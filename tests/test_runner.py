@@ -444,3 +444,24 @@ def test_send_writes_a_later_stages_input_before_its_message(rt):
     assert rt.redis.hget(keys.inflight(), job).decode().startswith("parse|")
     parse.apply(args=[job], kwargs={"category": "test", "priority": 0})
     assert DRAFT.decode(rt.redis.get(keys.payload(job, "parse"))).article.title == "Sent in"
+
+
+def test_dispatcher_puts_the_stage_task_on_its_queue_at_the_jobs_priority(rt):
+    """The message a stage hands on (Celery's create_task_message + send_task_message, without
+    send_task's router): task gleaner.<stage>, on that stage's queue in the list of the job's
+    priority step, the job id and its fields as arguments, from which the job is rebuilt."""
+    from worker.app import app
+    from worker.dispatch import Dispatcher
+    from worker.queues import broker_key
+
+    job = Job(id="job-dispatched", category_id="test", priority=6, attempts=1)
+    Dispatcher(app).send([job.to("dedupe")], 1234.5)
+    assert [k for k in broker_keys("dedupe") if rt.redis.llen(k)] == [broker_key("dedupe", 6)]
+    assert not any(rt.redis.llen(k) for stage in PIPELINE.names() if stage != "dedupe" for k in broker_keys(stage))
+    raw = json.loads(rt.redis.rpop(broker_key("dedupe", 6)))
+    assert raw["headers"]["task"] == "gleaner.dedupe"
+    assert raw["properties"]["priority"] == 6
+    args, kwargs, _ = json.loads(base64.b64decode(raw["body"]))
+    assert args == ["job-dispatched"]
+    assert kwargs == {"sent": 1234.5, "category": "test", "priority": 6, "attempts": 1}
+    assert Job.from_fields(args[0], kwargs) == job

@@ -1,4 +1,4 @@
-"""Jobs to stage queues as Celery messages: ``gleaner.<stage>`` by name (routing picks the queue),
+"""Jobs to stage queues as Celery messages: task ``gleaner.<stage>`` into the queue of the same name,
 the job's id as the argument and its fields (worker/job.py) as keywords, at the job's priority.
 
 ``Dispatcher`` is the runner's Sender (worker/runner.py) for the Celery deployment.
@@ -6,6 +6,7 @@ the job's id as the argument and its fields (worker/job.py) as keywords, at the 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from celery import Celery
@@ -21,18 +22,23 @@ class Dispatcher:
         self.app = app
 
     def send(self, messages: Sequence[Message], sent: float) -> None:
+        amqp = self.app.amqp
         with self.app.producer_or_acquire() as producer:  # one producer for a batch, not one per message
             for message in messages:
-                args, kwargs = [message.job_id], {"sent": sent, **message.fields}
-                # The reprs Flower shows, made by repr (the arguments are plain JSON values) rather
-                # than by Celery's saferepr, and no result handle kept on the sending task: together
-                # 15% of a send's CPU. No retry wrapper: a failed send goes up to the caller, and the
-                # ledger entry written before it gets the job sent again. No declaring: the
-                # anonymous exchange routes by queue name, and kombu's declare of a Redis queue
-                # reads the length of each of its priority lists, a round trip on every send.
-                self.app.send_task(f"gleaner.{message.stage}", args=args, kwargs=kwargs,
-                                   priority=message.priority, producer=producer, argsrepr=repr(args),
-                                   kwargsrepr=repr(kwargs), add_to_parent=False, retry=False, declare=[])
+                name, args, kwargs = f"gleaner.{message.stage}", [message.job_id], {"sent": sent, **message.fields}
+                # Celery's own two steps under send_task (build the message, publish it), without what
+                # send_task adds around them that Gleaner does not use: the router (a stage's queue is
+                # its name, from the table), a result handle, the parent task's lineage. Half of a
+                # send's CPU, and a send follows every stage (bench/results/load.md, "issue 16:
+                # where the rewrite's CPU goes"). The reprs Flower shows are made by repr (the
+                # arguments are plain JSON values), not by Celery's saferepr. No retry wrapper: a
+                # failed send goes up to the caller, and the ledger entry written before it gets the
+                # job sent again. No declaring: the anonymous exchange routes by queue name, and
+                # kombu's declare of a Redis queue reads the length of each of its priority lists.
+                task = amqp.create_task_message(str(uuid.uuid4()), name, args, kwargs, argsrepr=repr(args),
+                                                kwargsrepr=repr(kwargs))
+                amqp.send_task_message(producer, name, task, queue=message.stage, priority=message.priority,
+                                       retry=False, declare=[])
 
 
 def send(messages: Sequence[Message]) -> None:
