@@ -10,7 +10,7 @@ all), so the run cycles through every page again and again. Every copy is varied
 that no two are near-duplicates of each other: after every fourth word of each text node a word is
 inserted, drawn from the page's own words (the page keeps its language and script), now and then an
 invented name instead (new names keep coming, as in news), and the title starts with an invented
-name. Every five-word shingle of the near-duplicate check then holds an inserted word, so two
+name (in its title, title meta tags and JSON-LD headline). Every five-word shingle of the near-duplicate check then holds an inserted word, so two
 copies share almost none; the books say how many ended as records.
 
 While the run goes, the resident set size (VmRSS in /proc) of every process of a Celery worker
@@ -47,7 +47,11 @@ WINDOW = 1000  # jobs ended: the first and the last thousand are compared
 
 # What is not a text node: scripts, styles, comments and tags (their attributes hold no words).
 _NOT_TEXT = re.compile(r"(<script\b.*?</script\s*>|<style\b.*?</style\s*>|<!--.*?-->|<[^>]*>)", re.S | re.I)
+# Where a page names its headline: its title, its social-card meta tags, its JSON-LD.
 _TITLE = re.compile(r"(<title\b[^>]*>)", re.I)
+_TITLE_META = re.compile(r"<meta\b[^>]*\b(?:property|name)\s*=\s*[\"']?(?:og:|twitter:)?title\b[^>]*>", re.I)
+_CONTENT = re.compile(r"(\bcontent\s*=\s*[\"']?)", re.I)
+_HEADLINE = re.compile(r'("headline"\s*:\s*")')
 # A word as the near-duplicate check counts one: a CJK character, or a run of other word
 # characters; an entity (``&amp;``) is kept whole. A page not in UTF-8 is read as Latin-1 and only
 # its ASCII words count, so no multi-byte character of another encoding is cut.
@@ -61,8 +65,9 @@ def _name(rng: random.Random) -> str:
 
 
 def varied(html: bytes, seed_text: str) -> bytes:
-    """The page with words inserted in its text and an invented name opening its title, chosen by a
-    generator seeded with ``seed_text`` (the copy's path): the same copy every time it is served."""
+    """The page with words inserted in its text and an invented name opening its headline (title,
+    title meta tags, JSON-LD), chosen by a generator seeded with ``seed_text`` (the copy's path):
+    the same copy every time it is served."""
     rng = random.Random(zlib.crc32(seed_text.encode()))
     try:
         text, encoding, word = html.decode("utf-8"), "utf-8", _WORD
@@ -91,7 +96,10 @@ def varied(html: bytes, seed_text: str) -> bytes:
         if parts[i].strip():
             parts[i] = word.sub(insert, parts[i])
     out = "".join(parts)
-    out = _TITLE.sub(lambda m: f"{m.group(1)}{_name(rng)}: ", out, count=1)
+    name = _name(rng)
+    out = _TITLE.sub(lambda m: f"{m.group(1)}{name}: ", out, count=1)
+    out = _TITLE_META.sub(lambda m: _CONTENT.sub(lambda c: f"{c.group(1)}{name}: ", m.group(), count=1), out)
+    out = _HEADLINE.sub(lambda m: f"{m.group(1)}{name}: ", out)
     return out.encode(encoding)
 
 
