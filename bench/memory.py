@@ -57,6 +57,7 @@ _HEADLINE = re.compile(r'("headline"\s*:\s*")')
 # its ASCII words count, so no multi-byte character of another encoding is cut.
 _WORD = re.compile(f"&#?\\w+;|[{CJK_CHARS}]|[^\\W{CJK_CHARS}]+")
 _ASCII_WORD = re.compile(r"&#?\w+;|[A-Za-z]+")
+_CJK_CHAR = re.compile(f"[{CJK_CHARS}]")
 _SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "tor", "shi", "bel", "dan", "u", "or", "ist", "el", "ba", "zu", "rin")
 
 
@@ -75,8 +76,8 @@ def varied(html: bytes, seed_text: str) -> bytes:
         text, encoding, word = html.decode("latin-1"), "latin-1", _ASCII_WORD
     parts = _NOT_TEXT.split(text)
     words = [m.group() for part in parts[::2] for m in word.finditer(part) if not m.group().startswith("&")]
-    cjk = [w for w in words if len(w) == 1 and re.fullmatch(f"[{CJK_CHARS}]", w)]
-    other = [w for w in words if not (len(w) == 1 and re.fullmatch(f"[{CJK_CHARS}]", w))] or ["news"]
+    cjk = [w for w in words if _CJK_CHAR.fullmatch(w)]
+    other = [w for w in words if not _CJK_CHAR.fullmatch(w)] or ["news"]
     count = 0
 
     def insert(match: re.Match) -> str:
@@ -87,11 +88,10 @@ def varied(html: bytes, seed_text: str) -> bytes:
         count += 1
         if count % EVERY:
             return found
-        if cjk and len(found) == 1 and found in cjk_set:
-            return found + rng.choice(cjk)
+        if _CJK_CHAR.fullmatch(found):
+            return found + rng.choice(cjk)  # CJK text has no spaces: a character, as the check counts one
         return f"{found} {_name(rng) if rng.random() < NAME_SHARE else rng.choice(other)}"
 
-    cjk_set = set(cjk)
     for i in range(0, len(parts), 2):
         if parts[i].strip():
             parts[i] = word.sub(insert, parts[i])
