@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -64,14 +65,33 @@ def path_of(page: corpora.Page) -> str:
     return f"/{page.set}/{quote(page.id)}"
 
 
-def serve(sets: list[str], port_file: Path) -> None:
-    """Run the corpus site until killed; write its port to ``port_file`` once listening."""
+def copy_path(page: corpora.Page, copy: int) -> str:
+    """Where the site serves its ``copy``-th varied copy of a page (``serve(..., copies=True)``)."""
+    return f"/copy{copy}{path_of(page)}"
+
+
+_COPY = re.compile(r"/copy(\d+)(/.*)")
+
+
+def serve(sets: list[str], port_file: Path, copies: bool = False) -> None:
+    """Run the corpus site until killed; write its port to ``port_file`` once listening. With
+    ``copies``, ``copy_path`` serves a page varied by bench/memory.py's ``varied``."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if copies:
+        from bench.memory import varied
 
     pages: dict[str, tuple[bytes, str]] = {}
     for name in sets:
         for page in corpora.load(name):
             pages[unquote(path_of(page))] = (page.html, _content_type(name, page.html))
+
+    def find(path: str) -> tuple[bytes, str] | None:
+        match = _COPY.fullmatch(path) if copies else None
+        if not match:
+            return pages.get(path)
+        found = pages.get(match.group(2))
+        return (varied(found[0], path), found[1]) if found else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -82,7 +102,7 @@ def serve(sets: list[str], port_file: Path) -> None:
             pass
 
         def do_GET(self):
-            found = pages.get(unquote(self.path.split("?")[0]))
+            found = find(unquote(self.path.split("?")[0]))
             body, ctype = found if found else (b"not found", "text/plain")
             self.send_response(200 if found else 404)
             self.send_header("Content-Type", ctype)
@@ -96,9 +116,10 @@ def serve(sets: list[str], port_file: Path) -> None:
     server.serve_forever()
 
 
-def start_site(sets: list[str], root: Path) -> tuple[subprocess.Popen, str]:
+def start_site(sets: list[str], root: Path, copies: bool = False) -> tuple[subprocess.Popen, str]:
     port_file = root / "site.port"
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file), "--sets", *sets],
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file), "--sets", *sets,
+                             *(["--copies"] if copies else [])],
                             cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + 120
     while not port_file.exists() or not port_file.read_text():
@@ -184,7 +205,9 @@ def settings_of(parser: argparse.ArgumentParser, given: list[str]) -> dict[str, 
 
 
 def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = (),
-                settings: dict[str, str] | None = None) -> dict:
+                settings: dict[str, str] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> dict:
+    """``gleaner up`` over the URLs; ``progress(jobs ended, pid of gleaner up)`` is called at each poll."""
     data = root / "gleaner"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLEANER_")} | {
         "GLEANER_DATA_DIR": str(data),
@@ -221,6 +244,8 @@ def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = (),
             time.sleep(0.25)
             ended = db.execute("SELECT count(*) FROM jobs WHERE state IN ('done', 'duplicate', 'failed')").fetchone()[0]
             print(f"\r  gleaner: {ended}/{len(urls)} ended", end="", file=sys.stderr, flush=True)
+            if progress:
+                progress(ended, up.pid)
             if time.time() - started > 3600:
                 raise RuntimeError("gleaner did not finish within an hour")
         print(file=sys.stderr)
@@ -443,10 +468,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "e2e.md")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--scrapy", nargs=3, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--copies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.sets = args.sets or corpora.available()
     if args.serve:
-        return serve(args.sets, args.serve)
+        return serve(args.sets, args.serve, args.copies)
     if args.scrapy:
         return scrapy_worker(*args.scrapy)
     if not args.sets:

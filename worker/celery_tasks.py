@@ -17,7 +17,7 @@ from typing import Any
 import kombu.exceptions
 from celery import Task, bootsteps
 from celery.exceptions import Reject
-from celery.signals import task_failure, worker_init, worker_process_shutdown
+from celery.signals import task_failure, task_postrun, worker_init, worker_process_shutdown
 from sqlalchemy.exc import DBAPIError
 
 from tasks.discovery.run import poll_due, run_source
@@ -155,6 +155,11 @@ app.steps["worker"].add(ReleaseLoopStep)
 @worker_init.connect
 def _limit_malloc_arenas(**_: Any) -> None:
     limit_malloc_arenas()  # before the pool starts its threads; see worker/memory.py
+
+
+@task_postrun.connect
+def _trim_heap(**_: Any) -> None:
+    get_runtime().heap.after_task()  # freed memory back to the OS, at most once a second; see worker/memory.py
 
 
 @worker_process_shutdown.connect

@@ -18,6 +18,7 @@ import redis
 from tasks.archive import ArchiveWriter
 from tasks.duplicates.lsh import LSHIndex
 from tasks.fetching.policy import FetchPolicy
+from worker.memory import HeapTrimmer
 from worker.metrics import Tally
 from worker.redis_server import resolve_redis_url
 from worker.settings import Settings, get_settings
@@ -32,6 +33,7 @@ class Runtime:
     redis: redis.Redis
     similar: SimilarIndex
     tally: Tally = field(default_factory=Tally)  # stage runs counted here, sent to Redis a second's worth at a time
+    heap: HeapTrimmer = field(default_factory=HeapTrimmer)  # this process's freed memory back to the OS
 
     @functools.cached_property
     def fetcher(self) -> FetchPolicy:
