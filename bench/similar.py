@@ -41,6 +41,7 @@ per store and the time to read, decide and write them.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -342,14 +343,18 @@ def calibration(index: SimilarIndex, ids: dict[str, str], subject: dict, story: 
     by_id = {v: k for k, v in ids.items()}
     edges = [round(x, 3) for x in np.arange(0.05, 0.55, 0.05)]
     ratio_edges = [round(x, 3) for x in np.arange(0.3, 1.0, 0.05)]
+
+    @functools.cache
+    def scored(k: str) -> list:  # each record's candidates, scored once for all three tables
+        return index.scored(docs[k]["title"], docs[k]["body"], exclude={ids[k]})
+
     out = {}
     for h in corpora.HALVES:
         hit, tot = np.zeros(len(ratio_edges)), np.zeros(len(ratio_edges))
         for k in subject:
             if half[k] != h or k not in ids:
                 continue
-            d = docs[k]
-            refs = index.scored(d["title"], d["body"], exclude={ids[k]})
+            refs = scored(k)
             for ref in refs[1:]:
                 if ref.score < RELATED_FLOOR:
                     break
@@ -366,7 +371,7 @@ def calibration(index: SimilarIndex, ids: dict[str, str], subject: dict, story: 
                 if half[k] != h or k not in ids:
                     continue
                 d = docs[k]
-                for ref in index.scored(d["title"], d["body"], exclude={ids[k]}):
+                for ref in scored(k):
                     other = by_id.get(str(ref.id))
                     if what == "story" and (other not in docs or not d["published_at"]
                                             or not docs[other]["published_at"]

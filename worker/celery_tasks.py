@@ -30,7 +30,7 @@ from worker.feed import Feeder
 from worker.job import Job, Message
 from worker.memory import limit_malloc_arenas
 from worker.pipeline import Pipeline, Stage, get_pipeline
-from worker.queues import Priority
+from worker.queues import Priority, task_name
 from worker.runtime import Runtime, get_runtime
 from worker.storage import TERMINAL_STATES
 from worker.submit import submit
@@ -63,7 +63,7 @@ def _job(pipeline: Pipeline, stage: Stage, job_id: str, fields: dict[str, Any], 
 
 
 def stage_task(pipeline: Pipeline, stage: Stage, dispatcher: Dispatcher) -> Task:
-    @app.task(name=f"gleaner.{stage.name}", bind=True, max_retries=None)
+    @app.task(name=task_name(stage.name), bind=True, max_retries=None)
     def run(self: Task, job_id: str, sent: float | None = None, **fields: Any) -> None:
         rt = get_runtime()
         try:

@@ -6,7 +6,7 @@ from kombu import Queue as KombuQueue
 
 from worker import celery_compat
 from worker.pipeline import Pipeline, get_pipeline
-from worker.queues import PRIORITY_SEP, Priority
+from worker.queues import PRIORITY_SEP, Priority, task_name
 from worker.redis_server import resolve_redis_url
 from worker.settings import Settings, get_settings
 
@@ -73,7 +73,7 @@ class CeleryConfig:
     @property
     def task_routes(self) -> dict:
         pipeline = get_pipeline()
-        routes = {f"gleaner.{name}": {"queue": name, "routing_key": name} for name in pipeline.names()}
+        routes = {task_name(name): {"queue": name, "routing_key": name} for name in pipeline.names()}
         io = io_queue(pipeline)
         return routes | {task: {"queue": io, "routing_key": io} for task in DISCOVERY_TASKS}
 

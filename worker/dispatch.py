@@ -14,6 +14,7 @@ from celery import Celery
 from worker import runner
 from worker.app import app as celery_app
 from worker.job import Message
+from worker.queues import task_name
 from worker.runtime import get_runtime
 
 
@@ -25,7 +26,7 @@ class Dispatcher:
         amqp = self.app.amqp
         with self.app.producer_or_acquire() as producer:  # one producer for a batch, not one per message
             for message in messages:
-                name, args, kwargs = f"gleaner.{message.stage}", [message.job_id], {"sent": sent, **message.fields}
+                name, args, kwargs = task_name(message.stage), [message.job_id], {"sent": sent, **message.fields}
                 # Celery's own two steps under send_task (build the message, publish it), without what
                 # send_task adds around them that Gleaner does not use: the router (a stage's queue is
                 # its name, from the table), a result handle, the parent task's lineage. Half of a

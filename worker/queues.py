@@ -21,6 +21,11 @@ class Priority(int, enum.Enum):
         return [0, 3, 6, 9]
 
 
+def task_name(stage: str) -> str:
+    """The Celery task that runs a stage; its messages go to the queue named for the stage."""
+    return f"gleaner.{stage}"
+
+
 def broker_key(queue: str, step: int) -> str:
     """The Redis list behind one queue's priority step (kombu's naming)."""
     return queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}"
