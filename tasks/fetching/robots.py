@@ -118,9 +118,7 @@ class RobotsCache:
         hold = self.limits.total_timeout + 5
         token = uuid.uuid4().hex
         deadline = time.monotonic() + hold
-        waited = False
         while not self.redis.set(lock, token, nx=True, px=int(hold * 1000)):
-            waited = True
             time.sleep(LOCK_POLL_S)
             rules = self._from_redis(origin)
             if rules is not None:
@@ -128,8 +126,9 @@ class RobotsCache:
             if time.monotonic() > deadline:
                 break  # the holder died without answering; its lock is about to expire anyway
         try:
-            # The holder may have answered and let go between our last look and our taking the lock.
-            rules = self._from_redis(origin) if waited else None
+            # Another worker may have fetched, answered and let go between our last look (before we
+            # came here, or while waiting) and our taking the lock: look once more, holding it.
+            rules = self._from_redis(origin)
             return rules if rules is not None else self._fetch(origin)
         finally:
             if self.redis.get(lock) == token.encode():
