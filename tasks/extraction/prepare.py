@@ -98,9 +98,10 @@ def without_empty(markup: str) -> str:
     return _VOID.sub(_kept_void, markup)
 
 
-# _KEPT's keys, lower-cased, for ASCII tags: a substring search per key is a tenth of the time of
-# _KEPT's ".*" backtracking through a long tag (and says the same for ASCII text).
-_KEPT_KEYS = {"<link": tuple(key.lower() for key in LINK_RELS), "<meta": tuple(key.lower() for key in META_KEYS)}
+# _KEPT's keys as one search per kind of tag, over an ASCII tag lower-cased: a tenth of the time of
+# _KEPT's ".*" backtracking through a long tag (and the same answer for ASCII text).
+_KEPT_KEYS = {"<link": re.compile("|".join(re.escape(key.lower()) for key in LINK_RELS)),
+              "<meta": re.compile("|".join(re.escape(key.lower()) for key in META_KEYS))}
 
 
 def _kept_void(match: re.Match[str]) -> str:
@@ -113,8 +114,8 @@ def _kept_void(match: re.Match[str]) -> str:
         return tag if _KEPT.match(tag) else ""
     lowered = tag.lower()
     # After "<link" or "<meta" (_VOID saw a space, "/" or ">" follow), as _KEPT reads it.
-    keys = _KEPT_KEYS.get(lowered[:5], ())
-    return tag if any(lowered.find(key, 5) >= 0 for key in keys) else ""
+    keys = _KEPT_KEYS.get(lowered[:5])
+    return tag if keys is not None and keys.search(lowered, 5) else ""
 
 
 def _chrome_end(markup: str, start: int, tag: str) -> int | None:
