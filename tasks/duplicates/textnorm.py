@@ -120,12 +120,12 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
     """
     kept: list[str] = []
     seen_keys: set[str] = set()
-    # " key " of each kept paragraph long enough to contain another, joined by "|" (never in a
-    # key), so one substring search covers them all.
-    long_keys = ""
+    long_keys: list[str] = []  # " key " of each kept paragraph long enough to contain another
     long_sizes: list[int] = []  # their 3-shingle counts
     # 3-shingle -> kept long paragraphs holding it: near-repeat candidates are found through
-    # shared shingles, not by comparing every pair (pages with thousands of lines exist).
+    # shared shingles, not by comparing every pair (pages with thousands of lines exist), and so
+    # are the paragraphs that may contain a new one: those holding its first three words (a
+    # search through all of them would make a long page quadratic).
     owners: dict[tuple[str, ...], list[int]] = {}
     for paragraph in paragraphs:
         key = paragraph_key(paragraph)
@@ -136,7 +136,7 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
             continue
         if len(words) >= CONTAINED_MIN_WORDS:
             padded = f" {key} "
-            if padded in long_keys:
+            if any(padded in long_keys[j] for j in owners.get(tuple(words[:3]), ())):
                 continue
         shingles = _shingles(words)
         if len(words) >= NEAR_MIN_WORDS:
@@ -151,6 +151,6 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
         if len(words) >= CONTAINED_MIN_WORDS:
             for shingle in shingles:
                 owners.setdefault(shingle, []).append(len(long_sizes))
-            long_keys += f"| {key} "
+            long_keys.append(padded)
             long_sizes.append(len(shingles))
     return kept

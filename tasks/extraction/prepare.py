@@ -98,11 +98,24 @@ def without_empty(markup: str) -> str:
     return _VOID.sub(_kept_void, markup)
 
 
+# _KEPT's keys as one search per kind of tag, over an ASCII tag lower-cased: a tenth of the time of
+# _KEPT's ".*" backtracking through a long tag (and the same answer for ASCII text).
+_KEPT_KEYS = {"<link": re.compile("|".join(re.escape(key.lower()) for key in LINK_RELS)),
+              "<meta": re.compile("|".join(re.escape(key.lower()) for key in META_KEYS))}
+
+
 def _kept_void(match: re.Match[str]) -> str:
     """An element _VOID found: a <link> or <meta> that may be one metadata reads stays; the rest go."""
     tag = match.group()
     # An entity may spell a key ("og:article&#x3A;published_time"): such tags are kept unread.
-    return tag if "&" in tag or _KEPT.match(tag) else ""
+    if "&" in tag:
+        return tag
+    if not tag.isascii():
+        return tag if _KEPT.match(tag) else ""
+    lowered = tag.lower()
+    # After "<link" or "<meta" (_VOID saw a space, "/" or ">" follow), as _KEPT reads it.
+    keys = _KEPT_KEYS.get(lowered[:5])
+    return tag if keys is not None and keys.search(lowered, 5) else ""
 
 
 def _chrome_end(markup: str, start: int, tag: str) -> int | None:
