@@ -15,7 +15,8 @@ page, and, for every run, the rows of ``records`` and ``jobs`` that differ from 
 Similar readings depend on the word counts of the stored records, which a worker refreshes on a
 clock (worker/similar.py ``SimilarIndex._stale``): two runs at different speeds see different counts
 at some stores. ``--exact-df`` refreshes them at every store (timings then overstate the store stage),
-so that same code means same readings and scores, to the last digit.
+so that same code means same readings and scores, to the last digit. Without it, two runs (even of
+the same code) differ in ``similar`` and ``story_id``, and the list says which columns differ.
 """
 
 from __future__ import annotations
@@ -108,13 +109,18 @@ def run_tree(tree: str, urls: list[str], env: dict[str, str], exact_df: bool) ->
     return {"cpu": cpu, "records": records, "jobs": jobs}
 
 
+_COLUMNS = {"records": _RECORDS.split("SELECT ")[1].split(" FROM")[0].split(", "),
+            "jobs": _JOBS.split("SELECT ")[1].split(" FROM")[0].split(", ")}
+
+
 def _differences(first: dict, other: dict) -> str:
     out = []
     for what in ("records", "jobs"):
         a, b = first[what], other[what]
         rows = sum(1 for x, y in zip(a, b) if x != y) + abs(len(a) - len(b))
+        columns = sorted({_COLUMNS[what][i] for x, y in zip(a, b) for i, (u, v) in enumerate(zip(x, y)) if u != v})
         if rows:
-            out.append(f"{rows} rows of {what} differ")
+            out.append(f"{rows} rows of {what} differ (in {', '.join(columns) or 'number'})")
     return "; ".join(out) or "the same records and jobs"
 
 
