@@ -31,7 +31,8 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
     near = {}
     if draft.duplicate_of is None:
         exclude = {str(draft.record_id)} if draft.record_id else set()
-        scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude, words=words)
+        scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude,
+                                            record_words=words)
                   if r.score >= similar.floor]
         related = similar.listed(scored, k=SIMILAR_ITEMS)
         near = storage.neighbours([str(r.id) for r in scored])
@@ -39,7 +40,7 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
                                        published_at=near[str(r.id)].published_at)
                              for r in scored if str(r.id) in near], draft.article.published_at)
     record_id, duplicate_of = storage.upsert_record(draft, similar=related, story_id=story_id, job_id=job_id,
-                                                  words=words)
+                                                  record_words=words)
     if duplicate_of is None and scored:
         storage.set_similar_many(enter_lists(record_id, draft.article.title, scored,
                                              {rid: n.similar for rid, n in near.items()}, k=SIMILAR_ITEMS,

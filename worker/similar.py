@@ -335,8 +335,7 @@ _TF_WEIGHT = [0.0] + [1.0 + math.log(tf) for tf in range(1, LEAD_WORDS + 1)]
 
 def _weights(body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> tuple[dict[str, float], float]:
     """``unit_vector`` before the division: each word's weight, and their norm."""
-    raw = {w: (_TF_WEIGHT[tf] if 0 <= tf <= LEAD_WORDS else (1.0 + math.log(tf)) if tf else 0.0) * idf[w]
-           for w, tf in body_tf.items()}
+    raw = {w: (_TF_WEIGHT[tf] if 0 <= tf <= LEAD_WORDS else 1.0 + math.log(tf)) * idf[w] for w, tf in body_tf.items()}
     for w in title_words:
         raw[w] = raw.get(w, 0.0) + TITLE_BOOST * idf[w]
     values = list(raw.values())
@@ -769,13 +768,13 @@ class SimilarIndex:
         return listed(scored, k=k, floor=self.floor, share=self.share)
 
     def scored(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = (),
-               words: RecordWords | None = None) -> list[SimilarRef]:
+               record_words: RecordWords | None = None) -> list[SimilarRef]:
         """Up to ``candidates`` records sharing the text's distinctive words, scored and sorted
         best first, with no floor: the full-text index finds them, ``cosine`` ranks them.
-        ``words``: the text's ``RecordWords``, if the caller has cut them already."""
+        ``record_words``: the text's ``RecordWords``, if the caller has cut them already."""
         df = self._doc_freq()
         budget = max(self.postings_budget, self.postings_share * df.n_docs)
-        body_tf, title_words = (words or RecordWords.of(title, body)).counts()
+        body_tf, title_words = (record_words or RecordWords.of(title, body)).counts()
         terms = _choose_terms(body_tf, title_words, df, max_terms=self.max_terms, postings_budget=budget,
                               max_df_share=self.max_df_share)
         if not terms:

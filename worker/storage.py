@@ -334,7 +334,7 @@ class Storage:
 
     def upsert_record(self, draft: Draft, *, similar: Sequence[SimilarRef] | None = None,
                       story_id: str | None = None, job_id: str | None = None,
-                      words: RecordWords | None = None) -> tuple[str, str | None]:
+                      record_words: RecordWords | None = None) -> tuple[str, str | None]:
         """Store a draft; return (record id, canonical id if it is a duplicate).
 
         Upsert on canonical URL: the same page stored twice (a redelivered task) changes nothing;
@@ -342,12 +342,12 @@ class Storage:
         if given: the record's similar readings (when it is canonical) and the job's end, so the
         store stage takes the database's write lock once per article. A canonical record is in
         ``story_id``'s story, or its own (its id) when that is None; a duplicate is in none.
-        ``words``: the article's ``RecordWords`` (its search columns), if the caller has them.
+        ``record_words``: the article's ``RecordWords`` (its search columns), if the caller has them.
         """
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
-                    record_id, duplicate_of = self._upsert_once(conn, draft, similar, story_id, words)
+                    record_id, duplicate_of = self._upsert_once(conn, draft, similar, story_id, record_words)
                     if job_id is not None:
                         _finish_job(conn, job_id, record_id, duplicate_of)
                     return record_id, duplicate_of
@@ -357,7 +357,7 @@ class Storage:
         raise RuntimeError(f"could not store {draft.canonical_url}: conflicting writers kept winning")
 
     def _upsert_once(self, conn: Connection, draft: Draft, similar: Sequence[SimilarRef] | None = None,
-                     story_id: str | None = None, words: RecordWords | None = None) -> tuple[str, str | None]:
+                     story_id: str | None = None, record_words: RecordWords | None = None) -> tuple[str, str | None]:
         article = draft.article
         now = utcnow()
         archived = _archived_values(draft)
@@ -394,7 +394,7 @@ class Storage:
             "authors": article.authors,
             "language": article.language,
             "updated_at": now,
-            **(words or RecordWords.of(article.title, article.body)).columns(),
+            **(record_words or RecordWords.of(article.title, article.body)).columns(),
             **archived,
         }
         record_id = existing.id if existing is not None else str(draft.record_id or uuid.uuid4())
