@@ -4,7 +4,7 @@ in the readings of the records it relates to, close the job."""
 from __future__ import annotations
 
 from worker.models import Draft, SimilarRef
-from worker.similar import SimilarIndex, enter_lists
+from worker.similar import RecordWords, SimilarIndex, enter_lists
 from worker.stage import Ended, StageContext
 from worker.storage import Storage
 from worker.stories import Candidate, story_of
@@ -23,20 +23,24 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
     own readings where it beats their weakest (``enter_lists``): a bounded update, at most one
     per scored candidate.
     """
+    # Cut into words once: they score the record and are written as its search columns.
+    words = RecordWords.of(draft.article.title, draft.article.body)
     related: list[SimilarRef] | None = None
     story_id = None
     scored: list[SimilarRef] = []
     near = {}
     if draft.duplicate_of is None:
         exclude = {str(draft.record_id)} if draft.record_id else set()
-        scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude)
+        scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude,
+                                            record_words=words)
                   if r.score >= similar.floor]
         related = similar.listed(scored, k=SIMILAR_ITEMS)
         near = storage.neighbours([str(r.id) for r in scored])
         story_id = story_of([Candidate(id=str(r.id), score=r.score, story_id=near[str(r.id)].story_id,
                                        published_at=near[str(r.id)].published_at)
                              for r in scored if str(r.id) in near], draft.article.published_at)
-    record_id, duplicate_of = storage.upsert_record(draft, similar=related, story_id=story_id, job_id=job_id)
+    record_id, duplicate_of = storage.upsert_record(draft, similar=related, story_id=story_id, job_id=job_id,
+                                                  record_words=words)
     if duplicate_of is None and scored:
         storage.set_similar_many(enter_lists(record_id, draft.article.title, scored,
                                              {rid: n.similar for rid, n in near.items()}, k=SIMILAR_ITEMS,

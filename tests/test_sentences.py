@@ -43,6 +43,9 @@ from tasks.summaries.sentences import join_sentences, split_sentences
         ("Roe v. Wade stands. He met John Smith Sr. The end.", ["Roe v. Wade stands.", "He met John Smith Sr.", "The end."]),
         ("Wait... what? Oh no... The end.", ["Wait... what?", "Oh no...", "The end."]),
         ("Yahoo! is a company. It is old.", ["Yahoo! is a company.", "It is old."]),
+        # The word before the full stop is found across a line break, and the next word after spaces of any kind.
+        ("Talks with Gov\n. Smith went on. Then rain.", ["Talks with Gov\n. Smith went on.", "Then rain."]),
+        ("He met Dr.\u3000Jones. Then\u00a0\u2003rain. Fine.", ["He met Dr.\u3000Jones.", "Then\u00a0\u2003rain.", "Fine."]),
         (
             "ST. JOSEPH, Mich. (AP) — Officials spoke. More later.",
             ["ST. JOSEPH, Mich. (AP) — Officials spoke.", "More later."],

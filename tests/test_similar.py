@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from datetime import datetime
 
 import numpy as np
@@ -15,8 +16,9 @@ from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import (AUTOMERGE, DocFreq, SimilarIndex, enter_lists, listed, query_terms,
-                            relevance_cut, search_columns, tokens)
+from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, RecordWords, SimilarIndex, cosine, cosine_to,
+                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, tokens,
+                            unit_vector)
 from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -306,6 +308,38 @@ def test_tokens_fold_case_and_accents_and_cut_cjk_runs_in_two_character_pieces()
     assert tokens("Café AU-LAIT, naïve_user 2025") == ["cafe", "au", "lait", "naive", "user", "2025"]
     assert tokens("東京都、新しい") == ["東京", "京都", "新し", "しい"]
     assert tokens("iPS細胞の") == ["ips", "細胞", "胞の"]
+
+
+def test_record_words_cut_once_are_the_search_columns_and_the_term_counts():
+    title = "Keio team treats spinal cord injuries with iPS cells"
+    body = ["The team at Keio said the cells, grown from iPS cells, were given to 4 patients in 2025.",
+            "東京都の計画。 " + "Cells cells spinal " * 200]
+    words = RecordWords.of(title, body)
+    assert words.columns() == search_columns(title, body)
+    assert words.columns()["search_title"].split() == ["keio", "team", "treats", "spinal", "cord", "injuries",
+                                                       "ips", "cells"]
+    body_tf, title_words = words.counts()
+    assert (body_tf, title_words) == term_counts(title, body)
+    assert not {"the", "4", "2025", "at"} & set(body_tf)  # stopwords, bare numbers, single letters
+    assert {"東京", "京都", "計画"} <= set(body_tf)
+    # The lead: the first LEAD_WORDS words, useful or not, and what is left of them.
+    assert sum(body_tf.values()) <= LEAD_WORDS and body_tf["cells"] > 100
+
+
+def test_cosine_to_is_the_cosine_of_the_unit_vectors_to_the_last_bit():
+    rng = np.random.default_rng(7)
+    vocabulary = [f"w{i}" for i in range(400)]
+    for n_mine, n_other in ((30, 200), (200, 30), (50, 50), (5, 0)):
+        mine_tf = {w: int(c) for w, c in zip(rng.choice(vocabulary, n_mine, replace=False),
+                                             rng.integers(1, 9, n_mine))}
+        other_tf = {w: int(c) for w, c in zip(rng.choice(vocabulary, n_other, replace=False),
+                                              rng.integers(1, 300, n_other))}
+        idf = {w: float(x) for w, x in zip(vocabulary, rng.uniform(0.1, 9.0, len(vocabulary)))}
+        mine = unit_vector(Counter(mine_tf), set(vocabulary[:3]), idf)
+        other_title = set(rng.choice(vocabulary, 5, replace=False).tolist())
+        expected = cosine(mine, unit_vector(Counter(other_tf), other_title, idf))
+        assert cosine_to(mine, Counter(other_tf), other_title, idf) == expected
+        assert n_other == 0 or 0.0 < expected < 1.0
 
 
 def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():

@@ -36,6 +36,7 @@ import functools
 import json
 import logging
 import math
+import operator
 import random
 import re
 import threading
@@ -54,7 +55,7 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
+__all__ = ["RecordWords", "SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
            "relevance_cut", "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
@@ -300,26 +301,62 @@ def lead(body: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def _lead_words(body: Sequence[str]) -> list[str]:
-    return [t for t in tokens(lead(body))[:LEAD_WORDS] if _useful(t)]
+@dataclass(frozen=True)
+class RecordWords:
+    """A record's useful words (``tokens`` less stopwords, numbers and single letters) in order:
+    its title's, and its lead's (of its first ``LEAD_WORDS`` words). Cut once per stored record:
+    they score it (``counts``) and are its search columns (``columns``)."""
+
+    title: list[str]
+    lead: list[str]
+
+    @classmethod
+    def of(cls, title: str, body: Sequence[str]) -> RecordWords:
+        return cls(title=[t for t in tokens(title) if _useful(t)],
+                   lead=[t for t in tokens(lead(body))[:LEAD_WORDS] if _useful(t)])
+
+    def counts(self) -> tuple[Counter[str], set[str]]:
+        """``term_counts``: the lead's words with their counts, and the title's."""
+        return Counter(self.lead), set(self.title)
+
+    def columns(self) -> dict[str, str | None]:
+        """``search_columns``."""
+        return {"search_title": " ".join(self.title), "search_body": " ".join(self.lead)}
 
 
 def term_counts(title: str, body: Sequence[str]) -> tuple[Counter[str], set[str]]:
     """The useful words of the record's lead with their counts, and those of its title."""
-    body_tf = Counter(tokens(lead(body))[:LEAD_WORDS])
-    for word in [w for w in body_tf if not _useful(w)]:
-        del body_tf[word]
-    return body_tf, {t for t in tokens(title) if _useful(t)}
+    return RecordWords.of(title, body).counts()
+
+
+# 1 + ln tf for the counts a lead of LEAD_WORDS words can hold: a list index, not a call per word.
+_TF_WEIGHT = [0.0] + [1.0 + math.log(tf) for tf in range(1, LEAD_WORDS + 1)]
+
+
+def _weights(body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> tuple[dict[str, float], float]:
+    """``unit_vector`` before the division: each word's weight, and their norm."""
+    raw = {w: (_TF_WEIGHT[tf] if 0 <= tf <= LEAD_WORDS else 1.0 + math.log(tf)) * idf[w] for w, tf in body_tf.items()}
+    for w in title_words:
+        raw[w] = raw.get(w, 0.0) + TITLE_BOOST * idf[w]
+    values = list(raw.values())
+    return raw, math.sqrt(sum(map(operator.mul, values, values))) or 1.0
 
 
 def unit_vector(body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> dict[str, float]:
     """A record (``term_counts``) as a unit vector of word weights, (1 + ln tf + title boost) *
     idf over its title and lead: what ``cosine`` compares."""
-    raw = {w: ((1.0 + math.log(tf)) if (tf := body_tf.get(w, 0)) else 0.0) * idf[w] for w in body_tf}
-    for w in title_words:
-        raw[w] = raw.get(w, 0.0) + TITLE_BOOST * idf[w]
-    norm = math.sqrt(sum(x * x for x in raw.values())) or 1.0
+    raw, norm = _weights(body_tf, title_words, idf)
     return {w: x / norm for w, x in raw.items()}
+
+
+def cosine_to(mine: dict[str, float], body_tf: Counter[str], title_words: set[str], idf: dict[str, float]) -> float:
+    """``cosine(mine, unit_vector(body_tf, title_words, idf))``, the same number, computed with
+    only the shared words' weights divided by the norm: a candidate shares a few dozen of its
+    words with the record, and the other hundred or so need no unit weight."""
+    raw, norm = _weights(body_tf, title_words, idf)
+    if len(mine) > len(raw):  # as ``cosine`` does: the sum runs over the shorter vector, in its order
+        return sum(x / norm * mine[w] for w, x in raw.items() if w in mine)
+    return sum(x * (raw[w] / norm) for w, x in mine.items() if w in raw)
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:
@@ -491,8 +528,7 @@ def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
     these (CJK text in two-character pieces, see ``tokens``), and scoring a candidate reads them
     instead of cutting its text into words again: the work is done once, when the record is
     written, not for every query it is a candidate of."""
-    body_tf, title_words = _lead_words(body), [t for t in tokens(title) if _useful(t)]
-    return {"search_title": " ".join(title_words), "search_body": " ".join(body_tf)}
+    return RecordWords.of(title, body).columns()
 
 
 # Built once: text() scans its SQL for parameters every time one is made.
@@ -731,12 +767,14 @@ class SimilarIndex:
         """``listed`` with this index's ``floor`` and ``share``."""
         return listed(scored, k=k, floor=self.floor, share=self.share)
 
-    def scored(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = ()) -> list[SimilarRef]:
+    def scored(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = (),
+               record_words: RecordWords | None = None) -> list[SimilarRef]:
         """Up to ``candidates`` records sharing the text's distinctive words, scored and sorted
-        best first, with no floor: the full-text index finds them, ``cosine`` ranks them."""
+        best first, with no floor: the full-text index finds them, ``cosine`` ranks them.
+        ``record_words``: the text's ``RecordWords``, if the caller has cut them already."""
         df = self._doc_freq()
         budget = max(self.postings_budget, self.postings_share * df.n_docs)
-        body_tf, title_words = term_counts(title, body)
+        body_tf, title_words = (record_words or RecordWords.of(title, body)).counts()
         terms = _choose_terms(body_tf, title_words, df, max_terms=self.max_terms, postings_budget=budget,
                               max_df_share=self.max_df_share)
         if not terms:
@@ -752,7 +790,7 @@ class SimilarIndex:
         words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
         idf = dict(zip(words, df.idf(words).tolist()))
         mine = unit_vector(body_tf, title_words, idf)
-        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine(mine, unit_vector(counts, tw, idf)), 4))
+        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine_to(mine, counts, tw, idf), 4))
                 for rid, rtitle, counts, tw in found]
         refs.sort(key=lambda ref: -ref.score)
         return refs

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from worker.models import ArchivedAt, ArchivedRecord, Draft, Record, Revision, SimilarRef, utcnow
-from worker.similar import search_columns
+from worker.similar import RecordWords
 from worker.stories import other_outlets
 
 TERMINAL_STATES = ("done", "duplicate", "failed")
@@ -333,7 +333,8 @@ class Storage:
     # --- records ----------------------------------------------------------------------------
 
     def upsert_record(self, draft: Draft, *, similar: Sequence[SimilarRef] | None = None,
-                      story_id: str | None = None, job_id: str | None = None) -> tuple[str, str | None]:
+                      story_id: str | None = None, job_id: str | None = None,
+                      record_words: RecordWords | None = None) -> tuple[str, str | None]:
         """Store a draft; return (record id, canonical id if it is a duplicate).
 
         Upsert on canonical URL: the same page stored twice (a redelivered task) changes nothing;
@@ -341,11 +342,12 @@ class Storage:
         if given: the record's similar readings (when it is canonical) and the job's end, so the
         store stage takes the database's write lock once per article. A canonical record is in
         ``story_id``'s story, or its own (its id) when that is None; a duplicate is in none.
+        ``record_words``: the article's ``RecordWords`` (its search columns), if the caller has them.
         """
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
-                    record_id, duplicate_of = self._upsert_once(conn, draft, similar, story_id)
+                    record_id, duplicate_of = self._upsert_once(conn, draft, similar, story_id, record_words)
                     if job_id is not None:
                         _finish_job(conn, job_id, record_id, duplicate_of)
                     return record_id, duplicate_of
@@ -355,7 +357,7 @@ class Storage:
         raise RuntimeError(f"could not store {draft.canonical_url}: conflicting writers kept winning")
 
     def _upsert_once(self, conn: Connection, draft: Draft, similar: Sequence[SimilarRef] | None = None,
-                     story_id: str | None = None) -> tuple[str, str | None]:
+                     story_id: str | None = None, record_words: RecordWords | None = None) -> tuple[str, str | None]:
         article = draft.article
         now = utcnow()
         archived = _archived_values(draft)
@@ -392,7 +394,7 @@ class Storage:
             "authors": article.authors,
             "language": article.language,
             "updated_at": now,
-            **search_columns(article.title, article.body),
+            **(record_words or RecordWords.of(article.title, article.body)).columns(),
             **archived,
         }
         record_id = existing.id if existing is not None else str(draft.record_id or uuid.uuid4())

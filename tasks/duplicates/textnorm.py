@@ -106,7 +106,7 @@ def content_hash(paragraphs: Iterable[str]) -> str:
 def _shingles(words: list[str]) -> set[tuple[str, ...]]:
     if len(words) < 3:
         return {tuple(words)}
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+    return set(zip(words, words[1:], words[2:]))
 
 
 def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
@@ -134,10 +134,15 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
         words = key.split(" ")
         if key in seen_keys:
             continue
-        if len(words) >= CONTAINED_MIN_WORDS:
-            padded = f" {key} "
-            if any(padded in long_keys[j] for j in owners.get(tuple(words[:3]), ())):
-                continue
+        if len(words) < CONTAINED_MIN_WORDS:
+            # Too short to be contained in, or a near-repeat of, another paragraph, or to hold one:
+            # only an exact repeat counts, and its shingles are never needed.
+            kept.append(paragraph)
+            seen_keys.add(key)
+            continue
+        padded = f" {key} "
+        if any(padded in long_keys[j] for j in owners.get(tuple(words[:3]), ())):
+            continue
         shingles = _shingles(words)
         if len(words) >= NEAR_MIN_WORDS:
             shared: dict[int, int] = {}
@@ -148,9 +153,8 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
                 continue
         kept.append(paragraph)
         seen_keys.add(key)
-        if len(words) >= CONTAINED_MIN_WORDS:
-            for shingle in shingles:
-                owners.setdefault(shingle, []).append(len(long_sizes))
-            long_keys.append(padded)
-            long_sizes.append(len(shingles))
+        for shingle in shingles:
+            owners.setdefault(shingle, []).append(len(long_sizes))
+        long_keys.append(padded)
+        long_sizes.append(len(shingles))
     return kept

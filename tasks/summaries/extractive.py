@@ -27,7 +27,9 @@ spaces) and ends in ``…`` — the one case where the summary is not whole sent
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tasks.summaries.sentences import join_sentences, split_sentences
@@ -53,6 +55,8 @@ MIN_WORDS = 5
 MIN_CJK_CHARS = 10
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# 1 + ln tf for the counts a sentence holds: a list index, not a call per term.
+_TF_WEIGHT = [0.0] + [1 + math.log(c) for c in range(1, 64)]
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CLOSING = "\"'”’»)]」』）"
 _FINAL_MARK = re.compile(rf"[.!?…。！？｡][{re.escape(_CLOSING)}]*$")
@@ -82,6 +86,7 @@ class _Sentence:
     question: bool = False
     score: float = 0.0
     norm: float = 0.0  # of ``terms``, computed once: cosines are taken many times per sentence
+    self_sq: float = 0.0  # norm squared (the centrality needs it too)
 
 
 def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | None = None) -> str:
@@ -165,12 +170,9 @@ def _terms(text: str) -> list[str]:
             # No spaces to split on: overlapping character pairs stand in for words.
             terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
         lowered = _CJK_RUN.sub(" ", lowered)
-    for word in _WORD.findall(lowered):
-        if word in _STOPWORDS:
-            continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]  # a crude plural fold: "patients" meets "patient"
-        terms.append(word)
+    # A crude plural fold: "patients" meets "patient".
+    terms.extend(word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
+                 for word in _WORD.findall(lowered) if word not in _STOPWORDS)
     return terms
 
 
@@ -193,42 +195,39 @@ def _is_dangling(text: str) -> bool:
 
 
 def _score(sentences: list[_Sentence], title: str | None) -> None:
-    counts = [_count(_terms(s.text)) for s in sentences]
+    counts = [Counter(_terms(s.text)) for s in sentences]
     n = len(sentences)
-    df: dict[str, int] = {}
+    df: Counter[str] = Counter()
     for tf in counts:
-        for term in tf:
-            df[term] = df.get(term, 0) + 1
+        df.update(tf.keys())  # each sentence counts a term once
     idf = {term: math.log((n + 1) / (d + 0.5)) for term, d in df.items()}
     centroid: dict[str, float] = {}
     for sentence, tf in zip(sentences, counts):
-        sentence.terms = {t: (1 + math.log(c)) * idf[t] for t, c in tf.items()}
-        sentence.norm = _norm(sentence.terms)
+        sentence.terms = {t: (_TF_WEIGHT[c] if c < len(_TF_WEIGHT) else 1 + math.log(c)) * idf[t]
+                          for t, c in tf.items()}
+        weights = list(sentence.terms.values())
+        sentence.self_sq = sum(map(operator.mul, weights, weights))
+        sentence.norm = math.sqrt(sentence.self_sq)
         sentence.informative = _is_informative(sentence.text)
         sentence.dangling = _is_dangling(sentence.text)
         sentence.question = sentence.text.rstrip(_CLOSING).endswith(("?", "？"))
         for term, weight in sentence.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
-    centroid_sq = sum(w * w for w in centroid.values())
+    title_norm = _norm(title_terms)  # once, not once per sentence
+    weights = list(centroid.values())
+    centroid_sq = sum(map(operator.mul, weights, weights))
     for sentence in sentences:
         # Cosine with the centroid of the *other* sentences (C - s), or long sentences would
         # mostly match themselves; expanded so it costs O(terms of s), not O(terms of C).
-        dot = sum(w * centroid[t] for t, w in sentence.terms.items())
-        self_sq = sum(w * w for w in sentence.terms.values())
+        dot = sum(map(operator.mul, sentence.terms.values(), map(centroid.__getitem__, sentence.terms)))
+        self_sq = sentence.self_sq
         others_sq = centroid_sq - 2 * dot + self_sq
         denom = math.sqrt(self_sq * others_sq) if self_sq > 0 and others_sq > 1e-12 else 0.0
         centrality = max(0.0, (dot - self_sq) / denom) if denom else 0.0
         lead = 1.0 / math.sqrt(1 + sentence.index)
-        title_sim = _cosine(sentence.terms, title_terms, sentence.norm) if title_terms else 0.0
+        title_sim = _cosine(sentence.terms, title_terms, sentence.norm, title_norm) if title_terms else 0.0
         sentence.score = centrality + TITLE_WEIGHT * title_sim + LEAD_WEIGHT * lead
-
-
-def _count(terms: list[str]) -> dict[str, int]:
-    tf: dict[str, int] = {}
-    for term in terms:
-        tf[term] = tf.get(term, 0) + 1
-    return tf
 
 
 def _similarity(a: _Sentence, b: _Sentence) -> float:
@@ -245,7 +244,7 @@ def _cosine(a: dict[str, float], b: dict[str, float], norm_a: float | None = Non
     if not a or not b:
         return 0.0
     x, y = (a, b) if len(a) <= len(b) else (b, a)  # the sum runs over the shorter one
-    dot = sum(w * y.get(t, 0.0) for t, w in x.items())
+    dot = sum(w * y[t] for t, w in x.items() if t in y)
     if dot <= 0.0:
         return 0.0
     norm = (_norm(a) if norm_a is None else norm_a) * (_norm(b) if norm_b is None else norm_b)

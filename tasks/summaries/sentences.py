@@ -61,6 +61,9 @@ _OPENERS = frozenset(
     what who why how where officials police""".split()
 )
 _DOTTED = re.compile(r"^(?:[A-Za-z]\.)+[A-Za-z]$")  # U.S, e.g, a.m (final dot is the terminator)
+_NON_SPACE = re.compile(r"\S")  # \s is what str.isspace and str.strip call whitespace
+_NEXT_WORD = re.compile(r"[\w']+")
+_WORD_CHARS = "_.'’-"  # with the alphanumerics: what the token before a full stop is made of
 
 
 def split_sentences(text: str) -> list[str]:
@@ -126,12 +129,14 @@ def _inside_quote(block: str, start: int, end: int) -> bool:
     head = block[start:end]
     ahead = block[end : end + QUOTE_LOOKAHEAD]
     for opener, closer in _QUOTE_PAIRS:
+        if closer not in ahead:  # looked at first: the lookahead is short, the sentence may be long
+            continue
         if opener == closer:
             # A straight quote after a digit is an inch mark (5'10"), not a quotation.
             unbalanced = len(_STRAIGHT_QUOTE.findall(head)) % 2 == 1
         else:
             unbalanced = head.count(opener) > head.count(closer)
-        if unbalanced and closer in ahead:
+        if unbalanced:
             return True
     return False
 
@@ -147,10 +152,12 @@ def _looks_final(block: str, start: int, match: re.Match[str]) -> bool:
         return True
     if not block[end].isspace():
         return False  # "3.5", "example.com", "U.S.-based", "Yahoo!'s"
-    nxt = block[end:].lstrip()
-    if not nxt:
+    # The next non-space character, found in place: copying the rest of the block at every full
+    # stop cost time quadratic in a paragraph's length.
+    ahead = _NON_SPACE.search(block, end)
+    if ahead is None:
         return True
-    first = nxt[0]
+    first = ahead.group()
     if first.islower():
         return False  # "e.g. the", '"Stop!" she said', "Yahoo! is"
     if mark.rstrip(_CLOSERS) != ".":
@@ -161,7 +168,7 @@ def _looks_final(block: str, start: int, match: re.Match[str]) -> bool:
     if not word:
         return True
     lowered = word.lower()
-    next_word = re.match(r"[\w']+", nxt)
+    next_word = _NEXT_WORD.match(block, ahead.start())
     next_token = next_word.group().lower() if next_word else ""
     if lowered in _NUMBER_ABBREVIATIONS:
         return not first.isdigit()
@@ -178,7 +185,11 @@ def _looks_final(block: str, start: int, match: re.Match[str]) -> bool:
 
 def _word_before(block: str, start: int, dot: int) -> str:
     # The token the full stop is attached to, without leading punctuation: "(Dr" -> "Dr".
-    head = block[start:dot]
-    match = re.search(r"[\w.'’-]*$", head)
-    token = match.group() if match else ""
-    return token.lstrip(".'’-")
+    # The run of word characters, dots, apostrophes and hyphens that ends at the dot (or at a line
+    # break just before it), walked back from there: a regex anchored at the end would be tried
+    # from every position of the sentence.
+    end = dot - 1 if dot > start and block[dot - 1] == "\n" else dot
+    at = end
+    while at > start and (block[at - 1].isalnum() or block[at - 1] in _WORD_CHARS):
+        at -= 1
+    return block[at:end].lstrip(".'’-")
