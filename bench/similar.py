@@ -29,11 +29,11 @@ and for the rest a burst of made-up words on the distractor's own subject, which
 8-word title is drawn from. So a broad word ("trump", "nutrition") is about as common at 100k
 records as at 1k, as in an archive grown from the same sources, while a subject's own repeated
 words stay with its pages; the larger size tests whether 100,000 pages naming the records' words
-in passing crowd out or outscore the related ones. They are unrelated to everything by construction; the measures
-above are taken again among them. (Until this version distractors held only the words in at
-least 5% of the pages: the words in fewer were in none, so at 100k they weighed like names;
-the reading in bench/results/similar.md gives the figures under both.) Latency: ``related()`` for each
-labelled record (read it, choose terms, search, score the candidates); p50/p95/p99.
+in passing crowd out or outscore the related ones. They are unrelated to everything by
+construction; the measures above are taken again among them. (Until this version distractors
+held only the words in at least 5% of the pages: the words in fewer were in none, so at 100k they
+weighed like names; the reading in bench/results/similar.md gives the figures under both.)
+Latency: ``related()`` for each labelled record (read it, choose terms, search, score the candidates); p50/p95/p99.
 
 Stories. Records are given stories in publication order with ``worker.stories.story_of`` over
 their scored candidates among earlier records; pairs of records in one predicted story are
