@@ -21,12 +21,19 @@ every stored record (sparse matrix product): sublinear tf, smoothed idf ln((1+N)
 length, the textbook recipe. It lists its top 5; "peer at our N" lists its top n where n is the
 length of our list for the same record, which compares the two rankings at equal list lengths.
 
-Scale. Distractor records are generated (``Filler``): 300-word bodies and 8-word titles of
-common words (in at least 5% of the collection's pages, in the share of text they take there) and
-a Zipf vocabulary of made-up words standing for other subjects, bulk-inserted through the real
-schema so the triggers index them. They are unrelated to everything by construction; the measures
-above are taken again among them. Latency: ``related()`` for each
-labelled record (read it, choose terms, search, score the candidates); p50/p95/p99.
+Scale. Distractor records are generated (``Filler``) and bulk-inserted through the real schema
+so the triggers index them: bodies of the collection's page lengths (capped at 1,000 words) that
+hold the everyday words (in at least 5% of the collection's pages) in the share of pages they are
+in, every rarer word of the collection in the share of pages that name it once (passing mentions),
+and for the rest a burst of made-up words on the distractor's own subject, which half of an
+8-word title is drawn from. So a broad word ("trump", "nutrition") is about as common at 100k
+records as at 1k, as in an archive grown from the same sources, while a subject's own repeated
+words stay with its pages; the larger size tests whether 100,000 pages naming the records' words
+in passing crowd out or outscore the related ones. They are unrelated to everything by
+construction; the measures above are taken again among them. (Until this version distractors
+held only the words in at least 5% of the pages: the words in fewer were in none, so at 100k they
+weighed like names; the reading in bench/results/similar.md gives the figures under both.)
+Latency: ``related()`` for each labelled record (read it, choose terms, search, score the candidates); p50/p95/p99.
 
 Stories. Records are given stories in publication order with ``worker.stories.story_of`` over
 their scored candidates among earlier records; pairs of records in one predicted story are
@@ -149,51 +156,105 @@ def store_all(storage: Storage, docs: list[dict]) -> dict[str, str]:
 # -- synthetic distractors ----------------------------------------------------------------------
 
 class Filler:
-    """Distractor records: articles on other subjects. Their words are the language's common words
-    (those in at least COMMON_SHARE of the collection's pages, at their frequencies) in the share of
-    text such words take in the collection, and otherwise a made-up Zipf vocabulary standing for
-    the other subjects' own words and names. The labelled pages' subject words ("meditation",
-    "plumbing") are not scattered into the distractors: drawn a hundred thousand times over they
-    would sit in thousands of random pages, which no archive does, and every subject would look
-    common (an earlier version of this benchmark did that; its 100k figures are kept in the
-    results as a stress case)."""
+    """Distractor records: articles on other subjects, unrelated to every labelled page, holding the
+    collection's words as unrelated pages hold them.
+
+    A page names many words in passing and repeats the few it is about (the Poisson-mixture view of
+    word use, Church & Gale 1995). So a distractor holds: the everyday words (those in at least
+    COMMON_SHARE of the collection's pages) in the share of distractors they are in of the
+    collection's pages; every rarer word of the collection in the share of pages that name it
+    exactly once (a passing mention: "trump" is in 4.6% of the pages and named once in 1.9%; a name
+    only its own subject's pages repeat is in no distractor); and, for the rest of its text, a
+    burst of made-up words on its own subject (drawn from a Zipf vocabulary standing for other
+    subjects' words and names), repeated as a page repeats what it is about, half its title from
+    them. A word's rate is solved so that distractors of the collection's page lengths (capped at
+    ``MAX_WORDS``: only the first 250 words are compared, and the cap keeps the peer's matrix in
+    memory), drawing words independently, hold it in that share.
+
+    Until this version distractors held only the everyday words: a word in fewer than 5% of the
+    pages ("trump", "photography", "nutrition": 2-5%) was in no distractor, so at 100k records it
+    looked as rare as a name and pages sharing one broad word were listed (bench/results/similar.md,
+    reading). Every word at its full share of pages was tried too: a subject's own words then sit
+    in hundreds of random distractors each, as though every distractor were a little about every
+    subject, and they crowd the full-text candidates (recall 0.30 at 100k, the exact peer's 0.80);
+    drawing words at their raw frequency is worse still (every subject looks common)."""
 
     COMMON_SHARE = 0.05
+    MAX_WORDS = 1000
+    TOPIC_WORDS = 40
 
     def __init__(self, docs: list[dict], seed: int = 7, tail: int = 300_000) -> None:
         counts: Counter[str] = Counter()
-        spread: Counter[str] = Counter()
+        pages: Counter[str] = Counter()
+        once: Counter[str] = Counter()
+        lengths = []
         for d in docs:
-            words = tokens("\n".join(d["body"]))
+            words = Counter(tokens("\n".join(d["body"])))
+            lengths.append(words.total())
             counts.update(words)
-            spread.update(set(words))
-        words = [w for w in counts if spread[w] >= self.COMMON_SHARE * len(docs) and w.isascii()]
-        p = np.array([counts[w] for w in words], dtype=float)
-        self.common_share = float(p.sum() / sum(counts.values()))
-        self.real = np.array(words, dtype=object)
-        self.real_p = p / p.sum()
+            pages.update(words.keys())
+            once.update(w for w, n in words.items() if n == 1)
+        vocab = list(counts)
+        # The pages whose share of distractors is to hold each word: all those holding it for the
+        # everyday words, those naming it once for the rest (see the class docstring).
+        target = np.array([pages[w] if pages[w] >= self.COMMON_SHARE * len(docs) else once[w] for w in vocab],
+                      dtype=float)
+        # Solved for the distractors' own lengths (the collection's, capped), so that the share holds
+        # at those lengths.
+        length = np.array(lengths, dtype=float)
+        self.lengths = np.minimum(length, self.MAX_WORDS).astype(int)
+        capped = self.lengths.astype(float)
+        edges = np.geomspace(1, capped.max() + 1, 65)  # lengths in geometric bins: the sums run over them
+        at = np.clip(np.searchsorted(edges, capped, side="right") - 1, 0, 63)
+        n_bin = np.bincount(at, minlength=64).astype(float)
+        len_bin = np.bincount(at, weights=capped, minlength=64) / np.maximum(n_bin, 1)
+
+        def pages_holding(rate: np.ndarray) -> np.ndarray:
+            return (n_bin * -np.expm1(-np.outer(rate, len_bin))).sum(axis=1)
+
+        # Each word's rate (per word of text) solves pages_holding(rate) = target, by bisection; a word
+        # in every page is aimed at all but half of one, which a finite rate reaches.
+        lo, hi = np.zeros(len(vocab)), np.ones(len(vocab))
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            over = pages_holding(mid) > np.minimum(target, len(docs) - 0.5)
+            hi, lo = np.where(over, mid, hi), np.where(over, lo, mid)
+        rate = np.where(target > 0, (lo + hi) / 2, 0.0)
+        if rate.sum() > 1:  # short pages cannot hold every word at its share: all scaled down alike
+            rate /= rate.sum()
+        self.spread_share = float(rate.sum())  # of a distractor's words; the rest is its own subject
+        self.vocabulary = len(vocab)
         zipf = 1 / np.arange(1, tail + 1, dtype=float) ** 1.07
-        self.fake = np.array([f"zq{np.base_repr(i, 36).lower()}" for i in range(tail)], dtype=object)
-        self.fake_p = zipf / zipf.sum()
+        self.vocab = np.array(vocab + [f"zq{np.base_repr(i, 36).lower()}" for i in range(tail)], dtype=object)
+        self.spread_cdf = np.cumsum(rate / rate.sum())  # drawn by searchsorted: choice(p=) sums p every call
+        self.fake_cdf = np.cumsum(zipf / zipf.sum())
+        self.n_real = len(vocab)
         self.rng = np.random.default_rng(seed)
 
-    def words(self, n: int) -> np.ndarray:
-        real = self.rng.random(n) < self.common_share
-        out = np.empty(n, dtype=object)
-        k = int(real.sum())
-        out[real] = self.real[self.rng.choice(len(self.real), size=k, p=self.real_p)]
-        out[~real] = self.fake[self.rng.choice(len(self.fake), size=n - k, p=self.fake_p)]
-        return out
+    def document(self) -> tuple[str, list[str]]:
+        """A title and the words of a body."""
+        n = int(self.rng.choice(self.lengths))
+        spread = self.rng.binomial(n, self.spread_share)
+        topic = self.n_real + self._draw(self.fake_cdf, self.TOPIC_WORDS)
+        weight = np.cumsum(1 / np.arange(1, self.TOPIC_WORDS + 1))  # the subject's words, most used first
+        ids = np.concatenate([self._draw(self.spread_cdf, spread), topic[self._draw(weight, n - spread)]])
+        self.rng.shuffle(ids)
+        # A headline names the subject: half its words from the subject's, half from the body's.
+        title = np.concatenate([topic[self._draw(weight, 4)], ids[self.rng.integers(0, n, size=4)]])
+        return " ".join(self.vocab[title]).capitalize(), self.vocab[ids].tolist()
+
+    def _draw(self, cdf: np.ndarray, size: int) -> np.ndarray:
+        return np.minimum(np.searchsorted(cdf, self.rng.random(size) * cdf[-1], side="right"), len(cdf) - 1)
 
     def rows(self, start: int, count: int, now: str) -> list[dict]:
-        w = self.words(count * 308).reshape(count, 308)
         rows = []
-        for i, r in enumerate(w):
-            title, body = " ".join(r[:8]).capitalize(), [" ".join(r[8:108]), " ".join(r[108:208]), " ".join(r[208:308])]
+        for i in range(count):
+            title, words = self.document()
+            body = [" ".join(words[j:j + 100]) for j in range(0, len(words), 100)]
             rows.append({"id": str(uuid.uuid4()), "category_id": "filler", "url": f"https://filler.test/{start + i}",
                          "canonical_url": f"https://filler.test/{start + i}", "title": title, "body": json.dumps(body),
-                         "created_at": now, "updated_at": now, "summary": "", "word_count": 300, "read_count": 0,
-                         "similar": "[]", "content_hash": uuid.uuid4().hex, "authors": "[]",
+                         "created_at": now, "updated_at": now, "summary": "", "word_count": len(words),
+                         "read_count": 0, "similar": "[]", "content_hash": uuid.uuid4().hex, "authors": "[]",
                          **search_columns(title, body)})  # as Storage writes them
         return rows
 
@@ -503,7 +564,7 @@ def main() -> None:
     index.refresh_sample()
     filler = Filler(docs)
     results: dict = {"docs": len(docs), "labelled": sum(1 for k in subject if subject[k]), "sizes": [],
-                     "common_share": filler.common_share, "common_words": len(filler.real)}
+                     "spread_share": filler.spread_share, "vocabulary": filler.vocabulary}
     results["calibration"] = calibration(index, ids, subject, story, half, {d["key"]: d for d in docs})
     results["target"] = args.target
     results["floor_cal"] = calibrated_floor(results["calibration"][("subject", "dev")], args.target)
@@ -568,8 +629,10 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
         f"project), {results['labelled']} of them in a labelled subject with at least one other page. "
         f"Our lists: cosine of title-and-lead ({LEAD_WORDS} words) tf-idf vectors over the full-text "
         f"index's candidates, listed from {RELATED_SHARE} of the best candidate's score up, never under "
-        f"{RELATED_FLOOR} nor over {RELATED_SURE} (`relevance_cut`). Distractors: {results['common_words']} common words "
-        f"({results['common_share']:.0%} of their text) and made-up subject words.",
+        f"{RELATED_FLOOR} nor over {RELATED_SURE} (`relevance_cut`). Distractors (`Filler`): the collection's "
+        f"{results['vocabulary']:,} words, the everyday ones in the share of pages they are in and the rarer ones in "
+        f"the share that name them once ({results['spread_share']:.0%} of their text), and a burst of made-up words "
+        "on their own subject.",
         "",
         "## Relatedness: precision@5 and recall of the subject group",
         "",
