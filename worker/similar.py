@@ -19,7 +19,8 @@ fell out of the candidates (bench/results/similar.md).
   weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
   know about it; only canonical records (``duplicate_of IS NULL``) are indexed.
 - PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
-  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``.
+  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``; the vector kept in
+  its row and the index without a pending list (``_PG_TUNING``), the reads outside a transaction.
 
 The writer of a record puts its useful words, as ``tokens`` cuts them, in ``records.search_title``
 and ``search_body`` (``search_columns``); the index is given those, and scoring reads them back.
@@ -557,10 +558,10 @@ _PG_SCHEMA = [
 # - The vector stays in the row (STORAGE MAIN: compressed if need be, moved out only if the row
 #   would not fit a page). Out of line, each row the query tests or ranks cost a TOAST index
 #   lookup and fetch; the planner does not count that, and at 1k records it chose a scan testing
-#   every row (3.8 ms a query, 0.2 ms with the vectors in the rows). Rows written before keep
-#   theirs out of line until they are next written.
+#   every row (that filter alone: 3.8 ms a query; 0.5 ms, 0.16 of it server CPU, with the vectors
+#   in the rows). Rows written before keep theirs out of line until they are next written.
 # - The GIN index without its pending list (fastupdate off): with it, new entries wait in an
-#   unsorted list that every query reads whole (684 rows waiting added 3.5 ms to each query at
+#   unsorted list that every query reads whole (684 rows waiting added about 3 ms to each query at
 #   100k) until vacuum or a writer that finds it full merges them (one insert then took 150-190 ms).
 #   Off, each insert updates the index itself: 1.1 ms instead of 0.6 at 100k records.
 _PG_TUNING = [
@@ -669,9 +670,10 @@ class SimilarIndex:
         if self.dialect not in ("sqlite", "postgresql"):
             raise NotImplementedError(f"similar readings: no full-text search for {self.dialect}")
         # PostgreSQL: the queries' reads each run on their own, outside a transaction: no BEGIN
-        # and ROLLBACK to wait for around each (4 of related()'s 8 round trips; at 100k records
-        # its queries' wall time 3.1 ms instead of 6.0 on the shared 2-core machine). The same
-        # pool: only the connections' autocommit is switched while checked out.
+        # and ROLLBACK to wait for around each (related() sent 2 of each beside its 2 statements;
+        # at 100k records its queries' wall time 3.1-3.3 ms instead of 6.0-6.9 on the shared
+        # 2-core machine). The same pool: only a connection's autocommit is switched while it is
+        # checked out.
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else engine
         self.title_weight = title_weight
         self.max_terms = max_terms
