@@ -352,6 +352,21 @@ def score_lists(lists: dict[str, list[str]], subject: dict, area: dict, half: di
     return out
 
 
+def server_cpu_s(engine) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends serving this database's connections (the
+    server runs on this machine; Linux's /proc). None on SQLite, whose work is the process's own."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        pids = conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND backend_type = 'client backend'").scalars().all()
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], subject: dict, area: dict,
                         half: dict, floors: tuple[float, ...] = ()) -> dict:
     by_id = {v: k for k, v in ids.items()}
@@ -359,6 +374,7 @@ def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], su
     ours, ours_nofloor, lat, cpu, refs_of, scored5 = {}, {}, [], [], {}, {}
     floorless = SimilarIndex(index.engine, floor=-1.0, share=0.0, sample_max_age=float("inf"))
     floorless._df = index._df
+    server_before = server_cpu_s(index.engine)
     for k in keys:
         t, c = time.perf_counter(), time.process_time()
         refs = index.related(ids[k])
@@ -368,6 +384,8 @@ def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], su
         ours[k] = [by_id.get(str(r.id), "-") for r in refs]
         scored5[k] = [(by_id.get(str(r.id), "-"), r.score) for r in floorless.related(ids[k])]
         ours_nofloor[k] = [key for key, _ in scored5[k]]
+    # Each key ran related() twice (the floorless one for the table's last columns): the same queries.
+    server = None if server_before is None else (server_cpu_s(index.engine) - server_before) * 1000 / (2 * len(keys))
     peer5 = {k: [by_id.get(r, "-") for r in peer.related(ids[k])] for k in keys}
     peer_n = {k: peer5[k][:len(ours[k])] for k in keys}
     return {"ours": score_lists(ours, subject, area, half, keys),
@@ -377,7 +395,7 @@ def quality_and_latency(index: SimilarIndex, peer: Peer, ids: dict[str, str], su
             "at_floor": {f: score_lists(_cut(scored5, f), subject, area, half, keys) for f in floors},
             "peer_at_floor": {f: score_lists({k: peer5[k][:len(v)] for k, v in _cut(scored5, f).items()}, subject,
                                              area, half, keys) for f in floors},
-            "latency": _pct(lat), "cpu": _pct(cpu), "refs": refs_of}
+            "latency": _pct(lat), "cpu": _pct(cpu), "server_cpu": server, "refs": refs_of}
 
 
 def _cut(scored: dict[str, list[tuple[str, float]]], floor: float) -> dict[str, list[str]]:
@@ -671,15 +689,16 @@ def write_report(out: Path, args: argparse.Namespace, results: dict) -> None:
     lines += ["", "## Latency of related() (ms)", "",
               "Wall time, and the CPU time of the benchmark's process (SQLite runs in it, so on SQLite this "
               "is the work a query costs, without the waits for a core that other jobs on this shared "
-              "machine cause; on PostgreSQL the server's work is not in it).", "",
-              "| stored records | wall p50 | wall p95 | wall p99 | CPU p50 | CPU p95 | CPU p99 | queries "
-              "| fill time | peer build |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "machine cause; on PostgreSQL the server's work is not in it: the server CPU column is the CPU "
+              "time of the server's backends for this database over the loop, per related()).", "",
+              "| stored records | wall p50 | wall p95 | wall p99 | CPU p50 | CPU p95 | CPU p99 | server CPU mean "
+              "| queries | fill time | peer build |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results["sizes"]:
-        lat, cpu = r["latency"], r["cpu"]
+        lat, cpu, server = r["latency"], r["cpu"], r.get("server_cpu")
         lines.append(f"| {r['size']:,} | {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | {cpu['p50']:.2f} | "
-                     f"{cpu['p95']:.2f} | {cpu['p99']:.2f} | {lat['n']} | {r['fill_s']:.0f} s | "
-                     f"{r.get('peer_build_s', 0):.0f} s |")
+                     f"{cpu['p95']:.2f} | {cpu['p99']:.2f} | {'–' if server is None else f'{server:.2f}'} | "
+                     f"{lat['n']} | {r['fill_s']:.0f} s | {r.get('peer_build_s', 0):.0f} s |")
     if any(r.get("update") for r in results["sizes"]):
         lines += ["", "## Lists that improve: cost per store", "",
                   "The update (read the related records' lists, decide, write) and the whole store (score, "

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, event, text
 
 from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
@@ -275,6 +275,64 @@ def test_sqlite_index_merges_its_segments_two_at_a_time_also_when_made_before(tm
                                  ["The lighthouse keeper served forty years."]))
     index.check()
     storage.close()
+
+
+def test_postgresql_vectors_stay_in_their_rows_and_new_entries_go_straight_into_the_index(postgres_server):
+    # What the similar-readings query touches per row is the vector and the index: kept in the row
+    # (not in TOAST, a lookup and fetch per row the query tests) and without GIN's pending list
+    # (read whole by every query). Both live in the table and index, so a database made before
+    # they were chosen gets them when a process next opens it, the waiting entries merged.
+    url = postgres_server.new_database()
+
+    def state() -> tuple[str, list[str] | None, int]:
+        engine = make_engine(url)  # the bare engine: nothing of a process's start runs
+        with engine.connect() as conn:
+            storage = conn.exec_driver_sql("SELECT attstorage FROM pg_attribute WHERE attrelid = "
+                                           "'records'::regclass AND attname = 'search_vector'").scalar()
+            options = conn.exec_driver_sql(
+                "SELECT reloptions FROM pg_class WHERE oid = 'ix_records_search_vector'::regclass").scalar()
+            pending = conn.exec_driver_sql(
+                "SELECT pending_tuples FROM pgstatginindex('ix_records_search_vector')").scalar()
+        engine.dispose()
+        return storage, options, pending
+
+    storage = Storage(url)
+    with storage.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgstattuple")  # pgstatginindex, to look
+    a = storage.upsert_record(_draft("https://news.test/1", *next(iter(RELATED.items()))))[0]
+    assert state() == ("m", ["fastupdate=off"], 0)
+    with storage.engine.begin() as conn:  # as made before: PostgreSQL's defaults
+        conn.exec_driver_sql("ALTER INDEX ix_records_search_vector RESET (fastupdate)")
+        conn.exec_driver_sql("ALTER TABLE records ALTER COLUMN search_vector SET STORAGE EXTENDED")
+    b = storage.upsert_record(_draft("https://news.test/2", *list(RELATED.items())[1]))[0]
+    assert state() == ("x", None, 1)  # the new record waits in the pending list
+    storage.close()
+    storage = Storage(url)
+    assert state() == ("m", ["fastupdate=off"], 0)
+    c = storage.upsert_record(_draft("https://news.test/3", *list(RELATED.items())[2]))[0]
+    assert state()[2] == 0
+    index = SimilarIndex(storage.engine)
+    assert {str(r.id) for r in index.related(a)} == {b, c}
+    storage.close()
+
+
+def test_postgresql_similar_queries_read_outside_a_transaction(postgres_server):
+    # No BEGIN and ROLLBACK around each read: half of related()'s round trips to the server. The
+    # pool's connections go back as they were: writes through the same engine are transactions.
+    s = Store(postgres_server.new_database())
+    a, b = (s.put(title, body) for title, body in list(RELATED.items())[:2])
+    s.index.refresh_sample()
+    seen: list[tuple[str, bool]] = []
+
+    @event.listens_for(s.storage.engine, "before_cursor_execute")
+    def note(conn, _cursor, statement, *_args) -> None:
+        seen.append((statement, conn.connection.dbapi_connection.autocommit))
+
+    assert [str(r.id) for r in s.index.related(a)] == [b]
+    assert any("ts_rank_cd" in sql for sql, _ in seen) and all(autocommit for _, autocommit in seen)
+    with s.storage.engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False
+    s.storage.close()
 
 
 def test_remove_drops_a_record_from_results_until_it_changes(sqlite_store):

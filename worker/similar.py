@@ -19,7 +19,8 @@ fell out of the candidates (bench/results/similar.md).
   weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
   know about it; only canonical records (``duplicate_of IS NULL``) are indexed.
 - PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
-  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``.
+  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``; the vector kept in
+  its row and the index without a pending list (``_PG_TUNING``), the reads outside a transaction.
 
 The writer of a record puts its useful words, as ``tokens`` cuts them, in ``records.search_title``
 and ``search_body`` (``search_columns``); the index is given those, and scoring reads them back.
@@ -587,6 +588,27 @@ _PG_SCHEMA = [
     "WHERE duplicate_of IS NULL",
 ]
 
+# What PostgreSQL keeps in the table and index themselves, as (is it so?, make it so): applied by
+# ``create_schema`` and, to a database made before they were chosen, by ``tune_index`` at start.
+# Both spare the similar-readings query work on every row it looks at (bench/results/similar-postgres.md):
+# - The vector stays in the row (STORAGE MAIN: compressed if need be, moved out only if the row
+#   would not fit a page). Out of line, each row the query tests or ranks cost a TOAST index
+#   lookup and fetch; the planner does not count that, and at 1k records it chose a scan testing
+#   every row (that filter alone: 3.8 ms a query; 0.5 ms, 0.16 of it server CPU, with the vectors
+#   in the rows). Rows written before keep theirs out of line until they are next written.
+# - The GIN index without its pending list (fastupdate off): with it, new entries wait in an
+#   unsorted list that every query reads whole (684 rows waiting added about 3 ms to each query at
+#   100k) until vacuum or a writer that finds it full merges them (one insert then took 150-190 ms).
+#   Off, each insert updates the index itself: 1.1 ms instead of 0.6 at 100k records.
+_PG_TUNING = [
+    ("SELECT attstorage = 'm' FROM pg_attribute WHERE attrelid = 'records'::regclass "
+     "AND attname = 'search_vector'",
+     "ALTER TABLE records ALTER COLUMN search_vector SET STORAGE MAIN"),
+    ("SELECT coalesce('fastupdate=off' = ANY(reloptions), false) FROM pg_class "
+     "WHERE oid = 'ix_records_search_vector'::regclass",
+     "ALTER INDEX ix_records_search_vector SET (fastupdate = off)"),
+]
+
 
 def create_schema(conn: Connection) -> bool:
     """Create the index and what keeps it in sync, if missing; True if the index is new.
@@ -611,13 +633,19 @@ def create_schema(conn: Connection) -> bool:
             if existed and statement.startswith("CREATE OR REPLACE FUNCTION"):
                 continue  # replacing a function a generated column uses would need a table rewrite
             conn.exec_driver_sql(statement)
+        _tune_postgresql(conn)
         return not existed
     raise NotImplementedError(f"similar readings: no full-text search for {dialect}")
 
 
 def tune_index(conn: Connection) -> bool:
-    """Apply the index's stored settings (SQLite's FTS5 ``automerge``) if it lacks them; True if
-    anything changed. Reads first, so the processes starting together take no write lock for it."""
+    """Apply the index's stored settings (SQLite's FTS5 ``automerge``, PostgreSQL's ``_PG_TUNING``)
+    if it lacks them; True if anything changed. Reads first, so the processes starting together
+    take no write lock for it."""
+    if conn.dialect.name == "postgresql":
+        if conn.execute(text("SELECT to_regclass('ix_records_search_vector')")).scalar() is None:
+            return False
+        return _tune_postgresql(conn)
     if conn.dialect.name != "sqlite" or conn.execute(
             text("SELECT 1 FROM sqlite_master WHERE name = 'similar_fts'")).first() is None:
         return False
@@ -625,6 +653,18 @@ def tune_index(conn: Connection) -> bool:
     if current is not None and int(current) == AUTOMERGE:
         return False
     conn.exec_driver_sql(f"INSERT INTO similar_fts(similar_fts, rank) VALUES ('automerge', {AUTOMERGE})")
+    return True
+
+
+def _tune_postgresql(conn: Connection) -> bool:
+    if all(conn.exec_driver_sql(check).scalar() for check, _change in _PG_TUNING):
+        return False
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    for check, change in _PG_TUNING:
+        if not conn.exec_driver_sql(check).scalar():
+            conn.exec_driver_sql(change)
+    # Entries already waiting in the pending list: merged now, not left for every query to read.
+    conn.exec_driver_sql("SELECT gin_clean_pending_list('ix_records_search_vector')")
     return True
 
 
@@ -665,6 +705,12 @@ class SimilarIndex:
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise NotImplementedError(f"similar readings: no full-text search for {self.dialect}")
+        # PostgreSQL: the queries' reads each run on their own, outside a transaction: no BEGIN
+        # and ROLLBACK to wait for around each (related() sent 2 of each beside its 2 statements;
+        # at 100k records its queries' wall time 3.1-3.3 ms instead of 6.0-6.9 on the shared
+        # 2-core machine). The same pool: only a connection's autocommit is switched while it is
+        # checked out.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else engine
         self.title_weight = title_weight
         self.max_terms = max_terms
         # The budget bounds the postings a query reads: on big indexes 2% of the records (20k at
@@ -749,7 +795,7 @@ class SimilarIndex:
         Never the record itself, its canonical record (if it is a duplicate), nor any record that
         is a duplicate (of it or of anything else). Empty if the record does not exist.
         """
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(_RECORD_LEAD, {"id": str(record_id), "lead": _LEAD_BYTES}).first()
         if row is None:
             return []
@@ -827,7 +873,7 @@ class SimilarIndex:
         # Weights are {D, C, B, A}: body words count 1/title_weight of title words. The gate, as on
         # SQLite: only rows holding a rare term are ranked, by all the terms.
         weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             return list(conn.execute(text(
                 "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
                 "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
