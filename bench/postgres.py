@@ -2,13 +2,14 @@
 and 1M records, both databases built with the same rows in the same run.
 
     .venv/bin/python bench/postgres.py [--sizes 10000,100000,1000000] [--out bench/results/postgres.md]
-                                       [--db-dir /tmp] [--corpus ../shared/corpus/scrapinghub]
+                                       [--db-dir /tmp]
 
 Each database is Gleaner's own schema, made by ``Storage`` (Alembic): SQLite with its FTS5 index
 kept by triggers, PostgreSQL (a private cluster started here) with its generated tsvector column
-and GIN index (worker/similar.py). The records are bench/similar.py's: the corpus's articles cut in
-two (first halves stored, for the relatedness check), plus random 300-word distractors from the
-corpus vocabulary and a Zipf tail of made-up names.
+and GIN index (worker/similar.py). The records are bench/similar.py's: its labelled topic
+collection (the shared corpora's marked pages and the pages written for the project, stored with
+``store_all``), plus its ``Filler`` distractors (the collection's everyday words in the share of
+pages they are in, its rarer words in passing, and a made-up subject of their own) up to each size.
 
 At each size:
 
@@ -16,10 +17,13 @@ At each size:
   and inserted into both (only the insert is timed: rows/s, the indexes kept up to date as it goes).
   PostgreSQL then gets ``VACUUM ANALYZE`` (timed apart): it flushes GIN's pending list and gives the
   planner statistics; SQLite's FTS5 merges its segments while it writes instead.
-- **store**: each corpus article (167) is stored whole as a new record with ``Storage.upsert_record``,
-  the call the store stage makes, one transaction each: latency and records/s, one writer.
-- **related()**: right after each store, ``SimilarIndex.related(id)``, the query behind a record's
-  similar readings: p50/p95/p99, and Hit@5 of the halves check (bench/similar.py).
+- **related()**: ``SimilarIndex.related(id)``, the query behind a record's similar readings, for
+  every labelled record of the collection: p50/p95/p99, and precision@5 over the labelled subjects
+  (bench/similar.py's ``score_lists``, per half of its fixed split).
+- **store**: each page of the collection is stored again as a new record (its own URL and hash)
+  with ``Storage.upsert_record`` (through ``store_all``), the call the store stage makes, one
+  transaction each: latency and records/s, one writer; then deleted, so every size holds the same
+  collection.
 - **size per record**: the full-text index (SQLite: the FTS5 shadow tables and the docid map;
   PostgreSQL: the GIN index plus the stored tsvector column), all indexes on records, and the
   whole database, each divided by the number of records.
@@ -45,16 +49,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.similar import DEFAULT_CORPUS, Filler, _draft, _pct, load_pairs, quality  # noqa: E402
+from bench import corpora  # noqa: E402
+from bench.similar import _COLUMNS, SETS, Filler, _pct, collection, labels, score_lists, store_all  # noqa: E402
 from tests.servers import PostgresServer  # noqa: E402
 from worker.similar import SimilarIndex  # noqa: E402
 from worker.storage import Storage, records  # noqa: E402
 
 BATCH = 20_000
-# bench/similar.py's Filler rows, in this order. Quoted: "similar" is a keyword to PostgreSQL.
-COLUMNS = ", ".join(f'"{c}"' for c in ("id", "category_id", "url", "canonical_url", "title", "body", "created_at",
-                                        "updated_at", "summary", "word_count", "read_count", "similar",
-                                        "content_hash", "authors"))
+# bench/similar.py's Filler rows. Quoted: "similar" is a keyword to PostgreSQL.
+COLUMNS = ", ".join(f'"{c}"' for c in _COLUMNS)
 PG_SETTINGS = {"fsync": "on", "synchronous_commit": "off", "shared_buffers": "1GB", "max_wal_size": "8GB",
                "maintenance_work_mem": "512MB", "max_connections": "20"}
 
@@ -69,8 +72,8 @@ class Backend:
         self.index.ensure_schema()
         self.fill_seconds = 0.0
 
-    def insert(self, rows: list[tuple]) -> float:
-        marks = ",".join(["?"] * len(rows[0])) if self.name == "SQLite" else ",".join(["%s"] * len(rows[0]))
+    def insert(self, rows: list[dict]) -> float:
+        marks = ",".join(f":{c}" if self.name == "SQLite" else f"%({c})s" for c in _COLUMNS)
         t0 = time.perf_counter()
         with self.storage.engine.begin() as conn:
             conn.exec_driver_sql(f"INSERT INTO records ({COLUMNS}) VALUES ({marks})", rows)
@@ -108,46 +111,53 @@ class Backend:
             return {"fulltext": gin + column, "indexes": indexes + column, "database": database}
 
 
-def store_and_relate(backend: Backend, pairs: list[dict], tag: str) -> dict:
-    """Store each corpus article whole as a new record and ask for its similar readings; time
-    both, then delete them again (the next size's relatedness check must not see them)."""
-    store, related, stored = [], [], []
-    for p in pairs:
-        draft = _draft(f"https://new.test/{tag}/{p['key']}", p["title"], p["first"] + p["second"])
+def relate(backend: Backend, ids: dict[str, str], subject: dict, area: dict, half: dict) -> dict:
+    """related() for every labelled record: latency, and precision@5 over the labelled subjects."""
+    by_id = {v: k for k, v in ids.items()}
+    keys = sorted(k for k in subject if subject[k] and k in ids)
+    lists, lat = {}, []
+    for k in keys:
         t0 = time.perf_counter()
-        rid, _ = backend.storage.upsert_record(draft)
-        t1 = time.perf_counter()
-        refs = backend.index.related(rid)
-        t2 = time.perf_counter()
-        assert all(str(r.id) != rid for r in refs)
-        store.append((t1 - t0) * 1000)
-        related.append((t2 - t1) * 1000)
-        stored.append(rid)
+        refs = backend.index.related(ids[k])
+        lat.append((time.perf_counter() - t0) * 1000)
+        lists[k] = [by_id.get(str(r.id), "-") for r in refs]
+    return {"related": _pct(lat), "quality": score_lists(lists, subject, area, half, keys)}
+
+
+def store(backend: Backend, docs: list[dict], tag: str) -> dict:
+    """Store each page of the collection again as a new record and time each store, then delete
+    them (the next size must hold the same collection)."""
+    ms, stored = [], []
+    for d in docs:
+        again = {**d, "key": f"{tag}/{d['key']}", "url": f"{d['url']}#{tag}"}  # a new canonical URL and hash
+        t0 = time.perf_counter()
+        stored += store_all(backend.storage, [again]).values()
+        ms.append((time.perf_counter() - t0) * 1000)
     with backend.storage.engine.begin() as conn:
         conn.execute(records.delete().where(records.c.id.in_(stored)))
-    return {"store": _pct(store), "store_per_s": len(store) / (sum(store) / 1000), "related": _pct(related)}
+    return {"store": _pct(ms), "store_per_s": len(ms) / (sum(ms) / 1000)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 100_000, 1_000_000],
                     help="distractor counts to measure at (default 10000,100000,1000000)")
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "postgres.md")
     ap.add_argument("--db-dir", type=Path, default=None, help="where the two databases go (default: the temp dir)")
     args = ap.parse_args()
-    if not (args.corpus / "ground-truth.json").exists():
-        sys.exit(f"corpus not found at {args.corpus}")
+    missing = set(SETS) - set(corpora.available())
+    if missing:
+        sys.exit(f"corpora not found under {corpora.SHARED}: {', '.join(sorted(missing))}")
     if PostgresServer.find_bindir() is None:
         sys.exit("PostgreSQL binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
 
-    pairs = load_pairs(args.corpus)
+    docs = collection()
     workdir = Path(tempfile.mkdtemp(prefix="gleaner-pg-bench-", dir=args.db_dir))
     workdir.chmod(0o755)
     pg = PostgresServer(workdir / "postgres", settings=PG_SETTINGS).start()
     try:
         backends = [Backend("SQLite", f"sqlite:///{workdir / 'bench.db'}"), Backend("PostgreSQL", pg.new_database())]
-        results = run(backends, pairs, args.sizes)
+        results = run(backends, docs, args.sizes)
         versions = {"SQLite": sqlite3.sqlite_version,
                     "PostgreSQL": backends[1].storage.engine.connect().exec_driver_sql("SHOW server_version").scalar()}
         for b in backends:
@@ -155,16 +165,14 @@ def main() -> None:
     finally:
         pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    write_report(args, pairs, results, versions)
+    write_report(args, docs, results, versions)
 
 
-def run(backends: list[Backend], pairs: list[dict], sizes: list[int]) -> list[dict]:
-    first_ids: dict[str, dict[str, str]] = {b.name: {} for b in backends}
-    for b in backends:
-        for p in pairs:
-            rid, _ = b.storage.upsert_record(_draft(f"https://half.test/{p['key']}", p["title"], p["first"]))
-            first_ids[b.name][p["key"]] = rid
-    filler = Filler(pairs)
+def run(backends: list[Backend], docs: list[dict], sizes: list[int]) -> list[dict]:
+    subject, area, _ = labels(docs)
+    half = {d["key"]: d["half"] for d in docs}
+    ids = {b.name: store_all(b.storage, docs) for b in backends}
+    filler = Filler(docs)
     now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
     results, filled = [], 0
     for size in sizes:
@@ -181,23 +189,26 @@ def run(backends: list[Backend], pairs: list[dict], sizes: list[int]) -> list[di
         for b in backends:
             maintenance = b.maintain()
             b.index.refresh_sample()
-            q = quality(b.index, pairs, first_ids[b.name])
-            measured = store_and_relate(b, pairs, f"s{size}")
+            measured = {**relate(b, ids[b.name], subject, area, half), **store(b, docs, f"s{size}")}
             row["records"] = b.count()
             row["backends"][b.name] = {
                 "fill_rows_per_s": (size - start) / seconds[b.name] if size > start else None,
-                "maintenance_s": maintenance, "hit5": q["hit5"], **measured, "sizes": b.sizes(),
+                "maintenance_s": maintenance, **measured, "sizes": b.sizes(),
             }
             print(f"  {size:,} {b.name}: {row['backends'][b.name]}", file=sys.stderr, flush=True)
         results.append(row)
     return results
 
 
+def _p5(measured: dict) -> str:
+    return " / ".join(f"{measured['quality'][h]['p']:.3f}" for h in corpora.HALVES)
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
 
-def write_report(args: argparse.Namespace, pairs: list[dict], results: list[dict], versions: dict[str, str]) -> None:
+def write_report(args: argparse.Namespace, docs: list[dict], results: list[dict], versions: dict[str, str]) -> None:
     sizes = ",".join(str(r["size"]) for r in results)
     lines = [
         "# PostgreSQL next to SQLite: storing and similar readings at scale",
@@ -209,8 +220,10 @@ def write_report(args: argparse.Namespace, pairs: list[dict], results: list[dict
         "Method in the module docstring. Same rows in both, same run. Bulk fill = batches of "
         f"{BATCH:,} rows, one transaction each, indexes maintained as they go (rows/s over the rows added "
         "since the previous size). Store = `Storage.upsert_record`, one article per transaction, one writer "
-        f"({len(pairs)} corpus articles stored whole). related() = `SimilarIndex.related(id)` right after each "
-        "store. Sizes per record: the full-text index, all indexes on `records` (full-text included), the "
+        f"({len(docs):,} pages of bench/similar.py's collection stored again as new records). related() = "
+        "`SimilarIndex.related(id)` for each labelled record, before those stores; P@5 = share of its first five "
+        "listed records that share a labelled subject with it (bench/similar.py's `score_lists`), dev / held-out "
+        "half. Sizes per record: the full-text index, all indexes on `records` (full-text included), the "
         "whole database.",
         "",
         "## Storing",
@@ -228,17 +241,17 @@ def write_report(args: argparse.Namespace, pairs: list[dict], results: list[dict
                      f"{p['store_per_s'] / s['store_per_s']:.2f}× |")
     lines += [
         "",
-        "## Similar readings: related() per new record (ms)",
+        "## Similar readings: related() per labelled record (ms)",
         "",
-        "| records | SQLite p50 | p95 | p99 | PostgreSQL p50 | p95 | p99 | PG/SQLite p95 | Hit@5 SQLite | Hit@5 PG |",
+        "| records | SQLite p50 | p95 | p99 | PostgreSQL p50 | p95 | p99 | PG/SQLite p95 | P@5 SQLite (dev / held-out) "
+        "| P@5 PG (dev / held-out) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         s, p = r["backends"]["SQLite"], r["backends"]["PostgreSQL"]
         sr, pr = s["related"], p["related"]
         lines.append(f"| {r['records']:,} | {sr['p50']:.2f} | {sr['p95']:.2f} | {sr['p99']:.2f} | {pr['p50']:.2f} | "
-                     f"{pr['p95']:.2f} | {pr['p99']:.2f} | {pr['p95'] / sr['p95']:.1f}× | {s['hit5']:.3f} | "
-                     f"{p['hit5']:.3f} |")
+                     f"{pr['p95']:.2f} | {pr['p99']:.2f} | {pr['p95'] / sr['p95']:.1f}× | {_p5(s)} | {_p5(p)} |")
     lines += [
         "",
         "## Size per record (bytes)",
