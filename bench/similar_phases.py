@@ -7,8 +7,8 @@ The steps are those of ``SimilarIndex.related`` and ``scored``, run one after th
 read the record's title and lead; choose the query terms; the full-text query (FTS5 match, BM25
 ranking, the join to ``records`` for the top candidates); score the candidates (cosine of the
 title-and-lead vectors). Beside the full-text query, in the same run, the same FTS5 expression
-without ranking (the matching alone), and ranked by its rare ("gate") terms only: what BM25's share
-is, and how it grows with the number of phrases in the expression. CPU time of this process
+without ranking (the matching alone), and ranked by its gate terms only (``SimilarIndex._gate``):
+what BM25's share is, and how it grows with the number of phrases in the expression. CPU time of this process
 (SQLite runs in it), so other jobs on a shared machine do not inflate it.
 """
 
@@ -76,10 +76,13 @@ def main() -> None:
                     row = conn.execute(S._RECORD_LEAD, {"id": ids[k], "lead": S._LEAD_BYTES}).first()
                 title, body = row.title, S._lead_paragraphs(row.lead)
                 c1 = time.process_time()
-                body_tf, title_words = S.term_counts(title, body)
+                words = (S.RecordWords.of(title, body) if row.search_body is None else  # as related() does
+                         S.RecordWords(title=(row.search_title or "").split(), lead=row.search_body.split()))
+                body_tf, title_words = words.counts()
                 terms = S._choose_terms(body_tf, title_words, df, max_terms=index.max_terms, postings_budget=budget,
                                         max_df_share=index.max_df_share)
-                query = index._gated(terms, df)
+                gate = index._gate(terms, df, S._telling(body_tf, title_words))
+                query = S._gated(terms, gate)
                 c2 = time.process_time()
                 rows = index._search_sqlite(query, index.candidates + 1)
                 c3 = time.process_time()
@@ -92,7 +95,6 @@ def main() -> None:
                 for name, spent in (("read", c1 - c0), ("terms", c2 - c1), ("query", c3 - c2), ("score", c4 - c3),
                                     ("total", c4 - c0)):
                     steps[name].append(spent * 1000)
-                gate = index._gate(terms, df)
                 gated += gate is not None
                 phrases.append(query.count('"') // 2)
                 for name, sql, params in (("match only", _MATCH, (query,)),

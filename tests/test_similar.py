@@ -18,7 +18,7 @@ from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
 from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, RecordWords, SimilarIndex, cosine, cosine_to,
                             enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, tokens,
-                            unit_vector)
+                            unit_vector, _telling)
 from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -416,20 +416,37 @@ def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():
     assert sum(df.estimate(t) for t in cheap) <= 5
 
 
-def test_gate_ranks_only_records_sharing_a_rare_word(sqlite_store):
-    # "harbour" is in a dozen records, "volcano" in two: with the gate on (rare = in at most 3
-    # records), records sharing only "harbour" are never ranked; with it off they fill the top 5.
+def test_gate_ranks_only_records_sharing_a_telling_word(sqlite_store):
+    # "harbour" is in a dozen records and said once in the target; "volcano" is in its title and in
+    # one other record. With the ranking budget under the query's postings, only records holding the
+    # target's telling words (title, repeated) are ranked: the harbour records never are. With it
+    # over them (no gate) they fill the top 5.
     target = sqlite_store.put("Volcano erupts near harbour", ["Volcano ash fell on the harbour and its boats."])
     sqlite_store.put("Volcano ash closes airport", ["Flights stopped as volcano ash drifted south."])
     for i in range(12):
         sqlite_store.put(f"Harbour news {i}", [f"The harbour master logged ship number {i}."])
     engine = sqlite_store.storage.engine
-    gated = SimilarIndex(engine, gate_df=3, gate_share=0.0, gate_min_terms=1)
-    open_ = SimilarIndex(engine, gate_min_terms=10**6)
+    gated = SimilarIndex(engine, rank_budget=3)
+    open_ = SimilarIndex(engine, rank_budget=10**6)
     assert [r.title for r in gated.related(target)] == ["Volcano ash closes airport"]
     titles = [r.title for r in open_.related(target)]
     assert titles[0] == "Volcano ash closes airport" and len(titles) == 5
     assert all(t.startswith("Harbour news") for t in titles[1:])
+
+
+def test_gate_prefers_telling_words_to_rarer_words_said_once(sqlite_store):
+    # "obbb" is rarer than "tax" but said once; "tax" is in the title and repeated: the gate takes
+    # "tax", and falls back to whatever fits only when no telling word does.
+    df = DocFreq.from_texts(1000, [("t", ["tax"])] * 40 + [("t", ["obbb"])] * 2 + [("t", ["filler"])] * 958)
+    index = SimilarIndex(sqlite_store.storage.engine, rank_budget=50)
+    body_tf, title_words = term_counts("Tax changes", ["Tax law and tax filing: the obbb bill."])
+    telling = {"tax", "changes"} | {w for w, n in body_tf.items() if n > 1}
+    assert _telling(body_tf, title_words) == telling
+    terms = ["obbb", "tax", "filler"]
+    assert index._gate(terms, df, telling) == ["tax"]
+    assert index._gate(terms, df, set()) == ["obbb", "tax"]  # no telling word: what fits, best first
+    index.rank_budget = 10**6
+    assert index._gate(terms, df, telling) is None  # the whole query fits: no gate
 
 
 def test_stale_sample_of_a_big_index_refreshes_in_the_background(sqlite_store):

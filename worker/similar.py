@@ -3,12 +3,13 @@ none that is not.
 
 Two steps. The full-text index finds candidates: the record's most distinctive words (tf-idf
 against document frequencies from a sample of the index), OR'ed together, ranked by the database;
-big indexes rank only the records that share one of the query's rare words (the "gate";
-see ``SimilarIndex._gated``). Then each candidate is scored exactly: the cosine of the two
-records' ``unit_vector``s, tf-idf weights of the words of their title and lead. Records are listed
-best first, at most k, and only those that pass ``relevance_cut``: from ``RELATED_SURE`` up, and
-from ``RELATED_FLOOR`` up when near the best candidate's score (``RELATED_SHARE`` of it), so a
-list is shorter, or empty, rather than filled with strangers.
+big indexes rank only the records that share one of the words the record tells most about, those
+of its title or repeated in its lead (the "gate"; see ``SimilarIndex._gate``). Then each candidate
+is scored exactly: the cosine of the two records' ``unit_vector``s, tf-idf weights of the words of
+their title and lead. Records are listed best first, at most k, and only those that pass
+``relevance_cut``: from ``RELATED_SURE`` up, and from ``RELATED_FLOOR`` up when near the best
+candidate's score (``RELATED_SHARE`` of it), so a list is shorter, or empty, rather than filled
+with strangers.
 
 Only the title and lead (the first ``_LEAD_CHARS`` characters of the body) are indexed: what is
 scored is what is searched, and the index stays small. Indexing whole bodies let BM25's length
@@ -369,7 +370,7 @@ def cosine(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def query_terms(title: str, body: Sequence[str], df: DocFreq, *, max_terms: int = 24,
-                postings_budget: float = 5_000, max_df_share: float = 0.1) -> list[str]:
+                postings_budget: float = 20_000, max_df_share: float = 0.1) -> list[str]:
     """The most distinctive words of the record's title and lead, best first, as the query to run.
 
     Score = (1 + ln tf + title boost) * idf. Terms are taken best first while the estimated
@@ -404,6 +405,25 @@ def _choose_terms(body_tf: Counter[str], title_words: set[str], df: DocFreq, *, 
         if len(chosen) == max_terms:
             break
     return chosen
+
+
+def _telling(body_tf: Counter[str], title_words: set[str]) -> set[str]:
+    """The words a record tells most about: those of its title and those its lead repeats."""
+    return title_words | {w for w, n in body_tf.items() if n > 1}
+
+
+def _gated(terms: Sequence[str], gate: Sequence[str] | None) -> str:
+    """The FTS5 query: ``(gate terms) AND (all terms)``, or all terms OR'ed without a gate.
+
+    FTS5 ranks every row the query matches, and BM25 per row (document length lookup, per-phrase
+    hit counts) costs several times what reading the posting does. The gate keeps out of the
+    ranking the records that share none of the gate's words, most of the matches, while every
+    query word still scores the records that pass it. (Gate words appear twice in the expression,
+    so BM25 counts them twice: a bonus for the record's telling words.)
+    """
+    if gate is None:
+        return _fts5_query(terms)
+    return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
 
 
 def _fts5_query(terms: Sequence[str]) -> str:
@@ -541,9 +561,10 @@ _SQLITE_SEARCH = text(
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
     "WHERE r.duplicate_of IS NULL ORDER BY hit.rank")
 
-# A record's title and the start of its body (all that is compared, see LEAD_WORDS).
-_RECORD_LEAD = text("SELECT id, title, substr(CAST(body AS TEXT), 1, :lead) AS lead, duplicate_of FROM records "
-                    "WHERE id = :id")
+# A record's title and the start of its body (all that is compared, see LEAD_WORDS), and its words
+# as its writer cut them (``search_columns``), when it did.
+_RECORD_LEAD = text("SELECT id, title, substr(CAST(body AS TEXT), 1, :lead) AS lead, duplicate_of, search_title, "
+                    "search_body FROM records WHERE id = :id")
 
 _SQLITE_SCHEMA = [
     # records has a text primary key, so its implicit rowid may change on VACUUM: the index
@@ -697,10 +718,9 @@ class SimilarIndex:
     """
 
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
-                 postings_budget: float = 5_000, postings_share: float = 0.02, max_df_share: float = 0.1,
-                 gate_df: float = 500, gate_share: float = 0.002, gate_min_terms: int = 3,
-                 sample_size: int = 3000, sample_max_age: float = 900.0, candidates: int = 12,
-                 floor: float = RELATED_FLOOR, share: float = RELATED_SHARE) -> None:
+                 postings_budget: float = 20_000, postings_share: float = 0.02, max_df_share: float = 0.1,
+                 rank_budget: float = 5_000, sample_size: int = 3000, sample_max_age: float = 900.0,
+                 candidates: int = 12, floor: float = RELATED_FLOOR, share: float = RELATED_SHARE) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
@@ -713,20 +733,21 @@ class SimilarIndex:
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else engine
         self.title_weight = title_weight
         self.max_terms = max_terms
-        # The budget bounds the postings a query reads: on big indexes 2% of the records (20k at
-        # 1M) buys back the mid-frequency words a fixed budget would drop. Reading a posting is
-        # cheap; ranking its row with BM25 is not (about 1.5 µs here), hence the gate below.
+        # The budget bounds the postings a query reads. Reading a posting is cheap (about 0.1 µs
+        # here: 5k → 20k postings added 1.2 ms at 100k records); ranking its row with BM25 is not
+        # (about 1.5 µs), hence the gate below, which bounds the rows ranked. 20k holds the two or
+        # three words a subject's pages repeat even when each is in 5-8% of the records, as the
+        # everyday words of a subject ("tax", "sleep", "trade") are at 100k; 5k held none of them.
+        # From 1M records on, postings_share of the records (2%).
         self.postings_budget = postings_budget
         self.postings_share = postings_share
         self.max_df_share = max_df_share
-        # The gate: ranking's per-row cost is paid only on records holding one of the query's rare
-        # words (estimated in at most max(gate_df, gate_share of the records)); see _gated. The
-        # floor of 500 leaves indexes under ~5k records ungated (cheap there anyway); a floor of 50
-        # lost Hit@5 at 10k records (bench/similar.py), where the only words some related pairs
-        # share are names already in a few hundred records.
-        self.gate_df = gate_df
-        self.gate_share = gate_share
-        self.gate_min_terms = gate_min_terms
+        # The gate: ranking's per-row cost is paid only on the records holding one of the query's
+        # gate words, at most about rank_budget of them (the estimated postings of those words);
+        # see _gate. A query whose words are all in fewer records than that is not gated. 5k: the
+        # rows the former gate and budget let a query rank, at most (related() CPU p95 7.7 ms at
+        # 100k records, bench/results/similar.md).
+        self.rank_budget = rank_budget
         self.sample_size = sample_size
         self.sample_max_age = sample_max_age  # seconds
         self.candidates = candidates  # records the full-text query returns for cosine to rank
@@ -800,14 +821,18 @@ class SimilarIndex:
         if row is None:
             return []
         exclude = {row.id} | ({row.duplicate_of} if row.duplicate_of else set())
-        return self.related_to(row.title, _lead_paragraphs(row.lead), k=k, exclude=exclude)
+        # The words its writer cut (as a candidate's are read): cutting the lead again took a
+        # millisecond of each query's CPU at 100k records.
+        words = None if row.search_body is None else RecordWords(
+            title=(row.search_title or "").split(), lead=row.search_body.split())
+        return self.related_to(row.title, _lead_paragraphs(row.lead), k=k, exclude=exclude, record_words=words)
 
-    def related_to(self, title: str, body: Sequence[str], *, k: int = 5,
-                   exclude: Iterable[str] = ()) -> list[SimilarRef]:
+    def related_to(self, title: str, body: Sequence[str], *, k: int = 5, exclude: Iterable[str] = (),
+                   record_words: RecordWords | None = None) -> list[SimilarRef]:
         """The k canonical records most related to a text that need not be stored, best first,
         each with its ``score`` (``cosine`` of the two ``unit_vector``s); only those ``listed``
-        (from ``floor``, and from ``share`` of the best score, up)."""
-        return self.listed(self.scored(title, body, exclude=exclude), k=k)
+        (from ``floor``, and from ``share`` of the best score, up). ``record_words``: as in ``scored``."""
+        return self.listed(self.scored(title, body, exclude=exclude, record_words=record_words), k=k)
 
     def listed(self, scored: Sequence[SimilarRef], *, k: int = 5) -> list[SimilarRef]:
         """``listed`` with this index's ``floor`` and ``share``."""
@@ -827,10 +852,11 @@ class SimilarIndex:
             return []
         excluded = {str(e) for e in exclude}
         limit = self.candidates + len(excluded)
+        gate = self._gate(terms, df, _telling(body_tf, title_words))
         if self.dialect == "sqlite":
-            rows = self._search_sqlite(self._gated(terms, df), limit)
+            rows = self._search_sqlite(_gated(terms, gate), limit)
         else:
-            rows = self._search_postgresql(terms, self._gate(terms, df), limit, excluded)
+            rows = self._search_postgresql(terms, gate, limit, excluded)
         found = [(r[0], r[1], *_candidate_counts(r)) for r in rows if r[0] not in excluded]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
         words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
@@ -841,27 +867,32 @@ class SimilarIndex:
         refs.sort(key=lambda ref: -ref.score)
         return refs
 
-    def _gated(self, terms: Sequence[str], df: DocFreq) -> str:
-        """The FTS5 query: ``(rare terms) AND (all terms)`` when the record has enough rare terms,
-        else all terms OR'ed.
+    def _gate(self, terms: Sequence[str], df: DocFreq, telling: set[str]) -> list[str] | None:
+        """The query's gate words (see ``_gated``): the words the record tells most about (``telling``:
+        in its title or repeated in its lead), best first while their estimated postings fit
+        ``rank_budget``; failing those, any query words that fit. None (no gate) when the whole
+        query fits.
 
-        FTS5 ranks every row the query matches, and BM25 per row (document length lookup,
-        per-phrase hit counts) costs several times what reading the posting does. A record that
-        shares none of the query's rare words, only its mid-frequency ones, almost never makes the
-        top k, yet such records are most of the matches. The gate keeps them out of the ranking
-        while the mid-frequency words still score the records that pass it. (Gate words appear
-        twice in the expression, so BM25 counts them twice: a bonus for the rarest evidence.)
+        Why telling words and not the rarest: the rows ranked must be the likely relatives, and
+        what a page shares with its relatives is the words it repeats or names in its title. A rare
+        word said once is what a page shares with pages naming it in passing: gated on the rarest
+        words (the former gate: words in at most 500 records at 100k), a third of the records' lists
+        were empty at 100k among distractors naming the collection's rarer words in passing, the
+        candidates being those distractors (bench/results/similar.md).
         """
-        gate = self._gate(terms, df)
-        if gate is None:
-            return _fts5_query(terms)
-        return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
-
-    def _gate(self, terms: Sequence[str], df: DocFreq) -> list[str] | None:
-        """The query's rare terms, when there are enough of them to gate on (see ``_gated``)."""
-        cap = max(self.gate_df, self.gate_share * df.n_docs)
-        gate = [t for t, freq in zip(terms, df.estimates(terms)) if freq <= cap]
-        return None if len(gate) < self.gate_min_terms or len(gate) == len(terms) else gate
+        freqs = df.estimates(terms)
+        if sum(freqs) <= self.rank_budget:
+            return None
+        for allowed in (telling, None):
+            gate: list[str] = []
+            spent = 0.0
+            for term, freq in zip(terms, freqs):
+                if (allowed is None or term in allowed) and spent + freq <= self.rank_budget:
+                    gate.append(term)
+                    spent += freq
+            if gate:
+                return gate
+        return None
 
     def _search_sqlite(self, query: str, limit: int) -> list[Any]:
         weights = f"bm25({float(self.title_weight)!r}, 1.0)"
@@ -871,7 +902,7 @@ class SimilarIndex:
     def _search_postgresql(self, terms: Sequence[str], gate: Sequence[str] | None, limit: int,
                            excluded: set[str]) -> list[Any]:
         # Weights are {D, C, B, A}: body words count 1/title_weight of title words. The gate, as on
-        # SQLite: only rows holding a rare term are ranked, by all the terms.
+        # SQLite: only rows holding a gate word are ranked, by all the terms.
         weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
         with self._reads.connect() as conn:
             return list(conn.execute(text(
