@@ -65,7 +65,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from sqlalchemy import event, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,6 +302,8 @@ class Peer:
                 indices.extend(counts)
                 data.extend(counts.values())
                 indptr.append(len(indices))
+        import scipy.sparse as sp  # the bench extra's; imported here so that the collection and Filler load without it
+
         x = sp.csr_matrix((np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32), indptr),
                           shape=(len(self.ids), len(vocab)))
         df = np.bincount(x.indices, minlength=len(vocab))
