@@ -16,9 +16,9 @@ from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, RecordWords, SimilarIndex, cosine, cosine_to,
+from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine, cosine_to,
                             enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, tokens,
-                            unit_vector, _telling)
+                            unit_vector, _gated, _telling, _tsquery_gate)
 from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -329,7 +329,7 @@ def test_postgresql_similar_queries_read_outside_a_transaction(postgres_server):
         seen.append((statement, conn.connection.dbapi_connection.autocommit))
 
     assert [str(r.id) for r in s.index.related(a)] == [b]
-    assert any("ts_rank_cd" in sql for sql, _ in seen) and all(autocommit for _, autocommit in seen)
+    assert any("ts_rank(" in sql for sql, _ in seen) and all(autocommit for _, autocommit in seen)
     with s.storage.engine.connect() as conn:
         assert conn.connection.dbapi_connection.autocommit is False
     s.storage.close()
@@ -443,10 +443,58 @@ def test_gate_prefers_telling_words_to_rarer_words_said_once(sqlite_store):
     telling = {"tax", "changes"} | {w for w, n in body_tf.items() if n > 1}
     assert _telling(body_tf, title_words) == telling
     terms = ["obbb", "tax", "filler"]
-    assert index._gate(terms, df, telling) == ["tax"]
-    assert index._gate(terms, df, set()) == ["obbb", "tax"]  # no telling word: what fits, best first
+    assert index._gate(terms, df, telling) == Gate(("tax",))
+    assert index._gate(terms, df, set()) == Gate(("obbb", "tax"))  # no telling word: what fits, best first
     index.rank_budget = 10**6
     assert index._gate(terms, df, telling) is None  # the whole query fits: no gate
+
+
+def test_pair_gate_takes_the_first_telling_words_whatever_their_postings(sqlite_store):
+    # With pair_gate (PostgreSQL's RANKING), an over-budget query ranks the records holding two of
+    # its telling words, in the query's order, however common each is; one telling word is not a
+    # pair, so the one-word gate within the budget takes over.
+    df = DocFreq.from_texts(1000, [("t", ["tax", "budget"])] * 300 + [("t", ["obbb"])] * 2 + [("t", ["x"])] * 698)
+    index = SimilarIndex(sqlite_store.storage.engine, rank_budget=50, pair_gate=True)
+    terms = ["obbb", "tax", "budget"]
+    assert index._gate(terms, df, {"tax", "budget"}) == Gate(("tax", "budget"), pairs=True)
+    assert index._gate(terms, df, {"tax"}) == Gate(("obbb",))  # "tax" alone is over the budget
+    assert _tsquery_gate(Gate(("a", "b", "c"), pairs=True)) == "('a' & 'b') | ('a' & 'c') | ('b' & 'c')"
+    assert _tsquery_gate(Gate(("it's",))) == "'it''s'"
+    with pytest.raises(ValueError, match="no pair gate"):
+        _gated(terms, Gate(("tax", "budget"), pairs=True))  # FTS5 would read each word's postings per pair
+
+
+def test_defaults_come_from_the_databases_ranking(sqlite_store, postgres_server):
+    lite = SimilarIndex(sqlite_store.storage.engine)
+    assert (lite.rank_budget, lite.pair_gate) == (5_000, False)
+    pg = Storage(postgres_server.new_database())
+    index = SimilarIndex(pg.engine)
+    assert (index.rank_budget, index.pair_gate) == (1_500, True)
+    pg.close()
+
+
+def test_postgresql_pair_gate_ranks_only_records_sharing_two_telling_words(postgres_server):
+    # The target's telling words: "volcano" and "harbour" (title, repeated), each also named once by
+    # a dozen other records; "erupts" is in its title alone. Over the budget, the pair gate ranks
+    # the record naming both volcano and harbour, and none of those naming one. The one-word gate
+    # fits only "erupts" within the same budget, and so finds nothing.
+    s = Store(postgres_server.new_database())
+    target = s.put("Volcano erupts near harbour", ["Volcano ash fell on the harbour and its boats."])
+    s.put("Volcano ash closes harbour airport", ["Flights stopped as volcano ash drifted over the harbour."])
+    for i in range(12):
+        s.put(f"Harbour news {i}", [f"The harbour master logged ship number {i}."])
+        s.put(f"Museum exhibit {i}", [f"A model volcano stands in room {i} of the museum."])
+    s.index.refresh_sample()
+    pairs = SimilarIndex(s.storage.engine, rank_budget=3)
+    one_word = SimilarIndex(s.storage.engine, rank_budget=3, pair_gate=False)
+    open_ = SimilarIndex(s.storage.engine, rank_budget=10**6)
+    for index in (pairs, one_word, open_):
+        index._df = s.index._df
+    assert [r.title for r in pairs.related(target)] == ["Volcano ash closes harbour airport"]
+    assert one_word.related(target) == []
+    titles = [r.title for r in open_.scored("Volcano erupts near harbour", ["Volcano ash fell on the harbour."])]
+    assert titles[0] == "Volcano erupts near harbour" and len(titles) == open_.candidates  # the strangers too
+    s.storage.close()
 
 
 def test_stale_sample_of_a_big_index_refreshes_in_the_background(sqlite_store):

@@ -3,8 +3,9 @@ none that is not.
 
 Two steps. The full-text index finds candidates: the record's most distinctive words (tf-idf
 against document frequencies from a sample of the index), OR'ed together, ranked by the database;
-big indexes rank only the records that share one of the words the record tells most about, those
-of its title or repeated in its lead (the "gate"; see ``SimilarIndex._gate``). Then each candidate
+big indexes rank only the records that share one (SQLite) or two (PostgreSQL) of the words the
+record tells most about, those of its title or repeated in its lead (the "gate"; see ``Gate`` and
+``RANKING``). Then each candidate
 is scored exactly: the cosine of the two records' ``unit_vector``s, tf-idf weights of the words of
 their title and lead. Records are listed best first, at most k, and only those that pass
 ``relevance_cut``: from ``RELATED_SURE`` up, and from ``RELATED_FLOOR`` up when near the best
@@ -20,7 +21,7 @@ fell out of the candidates (bench/results/similar.md).
   weighted above the body. SQL triggers on ``records`` keep it in sync, so no write path needs to
   know about it; only canonical records (``duplicate_of IS NULL``) are indexed.
 - PostgreSQL: a generated ``search_vector`` tsvector column (title weight A, body weight D, the
-  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank_cd``; the vector kept in
+  ``simple`` configuration) with a partial GIN index, ranked by ``ts_rank``; the vector kept in
   its row and the index without a pending list (``_PG_TUNING``), the reads outside a transaction.
 
 The writer of a record puts its useful words, as ``tokens`` cuts them, in ``records.search_title``
@@ -35,6 +36,7 @@ trigram lookups (slower and noisier for BM25).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -57,7 +59,7 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["RecordWords", "SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
+__all__ = ["RANKING", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
            "relevance_cut", "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
@@ -412,7 +414,46 @@ def _telling(body_tf: Counter[str], title_words: set[str]) -> set[str]:
     return title_words | {w for w, n in body_tf.items() if n > 1}
 
 
-def _gated(terms: Sequence[str], gate: Sequence[str] | None) -> str:
+@dataclass(frozen=True)
+class Gate:
+    """The rows a big query ranks: those holding one of ``words``, or, with ``pairs``, two of them."""
+
+    words: tuple[str, ...]
+    pairs: bool = False
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How a database ranks full-text matches, and so how many rows a query may rank.
+
+    ``budget``: the estimated postings (records) of the words a query ranks by; a query over it is
+    gated. ``pair_gate``: over budget, rank only the records holding two of the record's telling
+    words, when it has two in the query (failing that, the one-word gate within the budget).
+    """
+
+    budget: float
+    pair_gate: bool
+
+
+# Declared per database because ranking a row costs each a different thing (bench/results/
+# similar.md, similar-postgres.md):
+# - SQLite's FTS5 ranks from the index itself, BM25 at about 1.5 µs a row: up to 5,000 rows
+#   holding one telling word each (related() CPU p95 7.7 ms at 100k records). FTS5 runs each AND
+#   of a pair gate as its own pass over both words' postings, so pairs would read them many times.
+# - PostgreSQL's GIN index holds no frequencies or positions: every row ranked is fetched from the
+#   table and its vector read (about 4.6 µs a row, then ts_rank). At 100k records the one-word
+#   gate within 5,000 postings took 11 ms of server CPU a query (27.7 ms with ts_rank_cd). But GIN
+#   tests the whole boolean query on each record while reading each word's postings once, so
+#   "two of the telling words" costs an index pass, not a row fetch: 3.6-4.2 ms a query, and a
+#   better list (P@5 0.934 / 0.923 against 0.916 / 0.917 at 100k; recall 0.55 / 0.53 against 0.58).
+#   Ungated up to 1,500 postings (about 3 ms of ranking).
+RANKING = {"sqlite": Ranking(budget=5_000, pair_gate=False),
+           "postgresql": Ranking(budget=1_500, pair_gate=True)}
+# The pair gate's words: the record's first telling words in the query's order (66 pairs).
+PAIR_WORDS = 12
+
+
+def _gated(terms: Sequence[str], gate: Gate | None) -> str:
     """The FTS5 query: ``(gate terms) AND (all terms)``, or all terms OR'ed without a gate.
 
     FTS5 ranks every row the query matches, and BM25 per row (document length lookup, per-phrase
@@ -423,7 +464,9 @@ def _gated(terms: Sequence[str], gate: Sequence[str] | None) -> str:
     """
     if gate is None:
         return _fts5_query(terms)
-    return f"({_fts5_query(gate)}) AND ({_fts5_query(terms)})"
+    if gate.pairs:
+        raise ValueError("similar readings: SQLite's query has no pair gate (see RANKING)")
+    return f"({_fts5_query(gate.words)}) AND ({_fts5_query(terms)})"
 
 
 def _fts5_query(terms: Sequence[str]) -> str:
@@ -432,7 +475,18 @@ def _fts5_query(terms: Sequence[str]) -> str:
 
 
 def _tsquery(terms: Sequence[str]) -> str:
-    return " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+    return " | ".join(_tsword(t) for t in terms)
+
+
+def _tsword(term: str) -> str:
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _tsquery_gate(gate: Gate) -> str:
+    """The PostgreSQL gate: any of its words, or (``pairs``) any two of them."""
+    if not gate.pairs:
+        return _tsquery(gate.words)
+    return " | ".join(f"({_tsword(a)} & {_tsword(b)})" for a, b in itertools.combinations(gate.words, 2))
 
 
 def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
@@ -560,6 +614,13 @@ _SQLITE_SEARCH = text(
     "  ORDER BY rank LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
     "WHERE r.duplicate_of IS NULL ORDER BY hit.rank")
+
+_PG_SEARCH = text(
+    "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
+    "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
+    "to_tsquery('simple', :g) AS g "
+    "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
+    "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n")
 
 # A record's title and the start of its body (all that is compared, see LEAD_WORDS), and its words
 # as its writer cut them (``search_columns``), when it did.
@@ -719,7 +780,8 @@ class SimilarIndex:
 
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
                  postings_budget: float = 20_000, postings_share: float = 0.02, max_df_share: float = 0.1,
-                 rank_budget: float = 5_000, sample_size: int = 3000, sample_max_age: float = 900.0,
+                 rank_budget: float | None = None, pair_gate: bool | None = None, sample_size: int = 3000,
+                 sample_max_age: float = 900.0,
                  candidates: int = 12, floor: float = RELATED_FLOOR, share: float = RELATED_SHARE) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
@@ -742,12 +804,12 @@ class SimilarIndex:
         self.postings_budget = postings_budget
         self.postings_share = postings_share
         self.max_df_share = max_df_share
-        # The gate: ranking's per-row cost is paid only on the records holding one of the query's
-        # gate words, at most about rank_budget of them (the estimated postings of those words);
-        # see _gate. A query whose words are all in fewer records than that is not gated. 5k: the
-        # rows the former gate and budget let a query rank, at most (related() CPU p95 7.7 ms at
-        # 100k records, bench/results/similar.md).
-        self.rank_budget = rank_budget
+        # The gate: ranking's per-row cost is paid only on the records holding the query's gate
+        # words (see _gate); a query whose words are all in fewer records than rank_budget is not
+        # gated. Both from the database's RANKING unless given.
+        ranking = RANKING[self.dialect]
+        self.rank_budget = ranking.budget if rank_budget is None else rank_budget
+        self.pair_gate = ranking.pair_gate if pair_gate is None else pair_gate
         self.sample_size = sample_size
         self.sample_max_age = sample_max_age  # seconds
         self.candidates = candidates  # records the full-text query returns for cosine to rank
@@ -867,31 +929,37 @@ class SimilarIndex:
         refs.sort(key=lambda ref: -ref.score)
         return refs
 
-    def _gate(self, terms: Sequence[str], df: DocFreq, telling: set[str]) -> list[str] | None:
-        """The query's gate words (see ``_gated``): the words the record tells most about (``telling``:
-        in its title or repeated in its lead), best first while their estimated postings fit
-        ``rank_budget``; failing those, any query words that fit. None (no gate) when the whole
-        query fits.
+    def _gate(self, terms: Sequence[str], df: DocFreq, telling: set[str]) -> Gate | None:
+        """The query's gate: None (no gate) when the whole query fits ``rank_budget``; with
+        ``pair_gate``, the records holding two of the record's first ``PAIR_WORDS`` telling words
+        (``telling``: in its title or repeated in its lead) among the query's; otherwise the records
+        holding one of its telling words, best first while their estimated postings fit the budget,
+        failing those any query words that fit.
 
         Why telling words and not the rarest: the rows ranked must be the likely relatives, and
         what a page shares with its relatives is the words it repeats or names in its title. A rare
         word said once is what a page shares with pages naming it in passing: gated on the rarest
         words (the former gate: words in at most 500 records at 100k), a third of the records' lists
         were empty at 100k among distractors naming the collection's rarer words in passing, the
-        candidates being those distractors (bench/results/similar.md).
+        candidates being those distractors (bench/results/similar.md). Two of them: a page naming
+        one in passing seldom names a second.
         """
         freqs = df.estimates(terms)
         if sum(freqs) <= self.rank_budget:
             return None
+        if self.pair_gate:
+            told = tuple(t for t in terms if t in telling)[:PAIR_WORDS]
+            if len(told) >= 2:
+                return Gate(told, pairs=True)
         for allowed in (telling, None):
-            gate: list[str] = []
+            words: list[str] = []
             spent = 0.0
             for term, freq in zip(terms, freqs):
                 if (allowed is None or term in allowed) and spent + freq <= self.rank_budget:
-                    gate.append(term)
+                    words.append(term)
                     spent += freq
-            if gate:
-                return gate
+            if words:
+                return Gate(tuple(words))
         return None
 
     def _search_sqlite(self, query: str, limit: int) -> list[Any]:
@@ -899,20 +967,16 @@ class SimilarIndex:
         with self.engine.connect() as conn:
             return list(conn.execute(_SQLITE_SEARCH, {"q": query, "w": weights, "n": limit, "lead": _LEAD_BYTES}))
 
-    def _search_postgresql(self, terms: Sequence[str], gate: Sequence[str] | None, limit: int,
+    def _search_postgresql(self, terms: Sequence[str], gate: Gate | None, limit: int,
                            excluded: set[str]) -> list[Any]:
-        # Weights are {D, C, B, A}: body words count 1/title_weight of title words. The gate, as on
-        # SQLite: only rows holding a gate word are ranked, by all the terms.
+        # Weights are {D, C, B, A}: body words count 1/title_weight of title words. Only rows that
+        # pass the gate are ranked, by all the terms. ts_rank and not ts_rank_cd: the same lists
+        # (P@5 0.916 / 0.917 against 0.913 / 0.915 at 100k records), a third of the server's CPU.
         weights = "{%r, 0, 0, 1.0}" % (1.0 / float(self.title_weight))
         with self._reads.connect() as conn:
-            return list(conn.execute(text(
-                "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
-                "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
-                "to_tsquery('simple', :g) AS g "
-                "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
-                "ORDER BY ts_rank_cd(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"),
-                {"q": _tsquery(terms), "g": _tsquery(gate or terms), "w": weights, "n": limit, "ex": sorted(excluded),
-                 "lead": _LEAD_BYTES}))
+            return list(conn.execute(_PG_SEARCH, {
+                "q": _tsquery(terms), "g": _tsquery(terms) if gate is None else _tsquery_gate(gate), "w": weights,
+                "n": limit, "ex": sorted(excluded), "lead": _LEAD_BYTES}))
 
     # --- document frequencies ---------------------------------------------------------------
 
