@@ -32,72 +32,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import corpora, e2e  # noqa: E402
+from bench.stage_cpu import stage_cpu  # noqa: E402
 
 
-def run_pages(urls: list[str], env: dict[str, str], profile: cProfile.Profile | None = None) -> dict[str, float]:
-    """Every URL through the pipeline in this process; CPU seconds per step."""
+def run_pages(urls: list[str], env: dict[str, str],
+              profile: cProfile.Profile | None = None) -> tuple[dict[str, float], dict[str, int]]:
+    """Every URL through the pipeline in this process, under ``env``; CPU seconds per step, and how the jobs ended."""
     os.environ.update(env)
+    from worker.runtime import build_runtime
     from worker.settings import get_settings
 
     get_settings.cache_clear()
-    from worker import keys
-    from worker.errors import IngestError
-    from worker.job import Job
-    from worker.pipeline import get_pipeline
-    from worker.runtime import build_runtime
-    from worker.stage import Ended, HandOn, StageContext
-
     rt = build_runtime(get_settings())
-    pipeline = get_pipeline()
-    ids = rt.storage.create_jobs(urls, "bench")
-    cpu: dict[str, float] = {}
-    outcomes: dict[str, int] = {}
-
-    def add(step: str, since: float) -> float:
-        now = time.process_time()
-        cpu[step] = cpu.get(step, 0.0) + now - since
-        return now
-
-    if profile:
-        profile.enable()
-    for job_id, url in zip(ids, urls):
-        job = Job(id=job_id, category_id="bench", url=url)
-        stage = pipeline.first
-        while stage is not None:
-            t = time.process_time()
-            value = None
-            if stage.input is not None:
-                pipe = rt.redis.pipeline(transaction=False)
-                stage.input.read(pipe, pipeline.input_key(stage.name, job.id))
-                raw = pipe.execute()[0]
-                t = add("Redis: read payloads", t)
-                value = stage.input.decode(raw)
-                t = add(f"{stage.name}: decode input", t)
-            try:
-                outcome = stage.run(StageContext(job=job, input=value, source=None, rt=rt))
-            except IngestError:
-                add(f"{stage.name}: stage", t)
-                outcomes[f"failed at {stage.name}"] = outcomes.get(f"failed at {stage.name}", 0) + 1
-                break
-            t = add(f"{stage.name}: stage", t)
-            pipe = rt.redis.pipeline(transaction=False)
-            if isinstance(outcome, HandOn):
-                stage.output.write(pipe, keys.payload(job.id, stage.name), outcome.payload, rt.settings.page_ttl)
-                for write in outcome.writes:
-                    write(pipe)
-                t = add(f"{stage.name}: encode output", t)
-            else:
-                pipe.delete(*pipeline.payload_keys(job.id))
-            pipe.execute()
-            add("Redis: write payloads", t)
-            if isinstance(outcome, Ended):
-                outcomes[outcome.how] = outcomes.get(outcome.how, 0) + 1
-            stage = pipeline.next(stage.name) if isinstance(outcome, HandOn) else None
-    if profile:
-        profile.disable()
-    rt.close()
-    cpu["_outcomes"] = outcomes  # type: ignore[assignment]
-    return cpu
+    try:
+        return stage_cpu(rt, urls, profile)
+    finally:
+        rt.close()
 
 
 def main() -> None:
@@ -132,7 +82,7 @@ def main() -> None:
                                     "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2"})
         redis_cpu = e2e.cpu_of(redis.proc.pid)
         wall = time.perf_counter()
-        cpu = run_pages(urls, env)
+        cpu, outcomes = run_pages(urls, env)
         wall = time.perf_counter() - wall
         redis_cpu = e2e.cpu_of(redis.proc.pid) - redis_cpu
         load.append(os.getloadavg())
@@ -143,11 +93,10 @@ def main() -> None:
             grown = SimilarIndex._grown
             SimilarIndex._grown = lambda index, df: index._sample()  # what every stale read did before
             try:
-                before = run_pages(urls, env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'before.db'}",
-                                                "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/3"})
+                before, _ = run_pages(urls, env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'before.db'}",
+                                                   "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/3"})
             finally:
                 SimilarIndex._grown = grown
-            before.pop("_outcomes")
         stats_text = ""
         if not args.no_cprofile:
             profile = cProfile.Profile()
@@ -162,7 +111,6 @@ def main() -> None:
     finally:
         site.terminate()
         redis.stop()
-    outcomes = cpu.pop("_outcomes")
     n = len(urls)
     total = sum(cpu.values())
     lines = [

@@ -8,7 +8,7 @@ run, and whether they stored the same things.
 The other commit's files are exported (``git archive``) to a temporary directory. Each round runs both
 trees one after the other (the order alternating between rounds), each in a process of its own with
 that tree first on ``sys.path``, fresh Redis database and SQLite file: every page of the corpora
-through the stage table as bench/e2e_profile.py runs it (no Celery), with the CPU time
+through the stage table in bench/e2e_profile.py's loop (bench/stage_cpu.py, no Celery), with the CPU time
 (``time.process_time``) of each step. Printed: the median over rounds of each step's milliseconds per
 page, and, for every run, the rows of ``records`` and ``jobs`` that differ from the first run's.
 
@@ -29,10 +29,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# This tree's loop, imported before a run puts the other tree first on sys.path (it imports Gleaner's
+# modules only when called, so those are the other tree's).
+sys.path.insert(0, str(REPO))
+
+from bench.stage_cpu import stage_cpu  # noqa: E402
 
 # What is compared between runs: what a user reads of a record, and how each job ended.
 _RECORDS = ("SELECT id, canonical_url, url, title, body, summary, word_count, content_hash, duplicate_of, story_id, "
@@ -46,13 +50,8 @@ def run_tree(tree: str, urls: list[str], env: dict[str, str], exact_df: bool) ->
     os.environ.update(env)
     from sqlalchemy import text
 
-    from worker import keys
-    from worker.errors import IngestError
-    from worker.job import Job
-    from worker.pipeline import get_pipeline
     from worker.runtime import build_runtime
     from worker.settings import get_settings
-    from worker.stage import HandOn, StageContext
 
     import worker
 
@@ -63,45 +62,7 @@ def run_tree(tree: str, urls: list[str], env: dict[str, str], exact_df: bool) ->
 
         SimilarIndex._stale = lambda index, df: True
     rt = build_runtime(get_settings())
-    pipeline = get_pipeline()
-    ids = rt.storage.create_jobs(urls, "bench")
-    cpu: dict[str, float] = {}
-
-    def add(step: str, since: float) -> float:
-        now = time.process_time()
-        cpu[step] = cpu.get(step, 0.0) + now - since
-        return now
-
-    for job_id, url in zip(ids, urls):
-        job = Job(id=job_id, category_id="bench", url=url)
-        stage = pipeline.first
-        while stage is not None:
-            t = time.process_time()
-            value = None
-            if stage.input is not None:
-                pipe = rt.redis.pipeline(transaction=False)
-                stage.input.read(pipe, pipeline.input_key(stage.name, job.id))
-                raw = pipe.execute()[0]
-                t = add("Redis: read payloads", t)
-                value = stage.input.decode(raw)
-                t = add(f"{stage.name}: decode input", t)
-            try:
-                outcome = stage.run(StageContext(job=job, input=value, source=None, rt=rt))
-            except IngestError:
-                add(f"{stage.name}: stage", t)
-                break
-            t = add(f"{stage.name}: stage", t)
-            pipe = rt.redis.pipeline(transaction=False)
-            if isinstance(outcome, HandOn):
-                stage.output.write(pipe, keys.payload(job.id, stage.name), outcome.payload, rt.settings.page_ttl)
-                for write in outcome.writes:
-                    write(pipe)
-                t = add(f"{stage.name}: encode output", t)
-            else:
-                pipe.delete(*pipeline.payload_keys(job.id))
-            pipe.execute()
-            add("Redis: write payloads", t)
-            stage = pipeline.next(stage.name) if isinstance(outcome, HandOn) else None
+    cpu, _ = stage_cpu(rt, urls)
     with rt.storage.engine.connect() as conn:
         records = [[v if isinstance(v, (int, float)) else str(v) for v in row] for row in conn.execute(text(_RECORDS))]
         jobs = [[str(v) for v in row] for row in conn.execute(text(_JOBS))]
@@ -139,7 +100,6 @@ def main() -> None:
         Path(out).write_text(json.dumps(run_tree(tree, spec["urls"], spec["env"], spec["exact_df"])))
         return
 
-    sys.path.insert(0, str(REPO))
     from bench import corpora, e2e
     from tests.servers import RedisServer
 

@@ -10,6 +10,7 @@ import functools
 from tasks.fetching.download import check_url
 from tasks.fetching.pages import ACCEPT_HTML, page_of, refuse_non_html
 from tasks.urlnorm import canonicalize_url
+from worker.deflated import deflate
 from worker.payloads import FetchedPage
 from worker.stage import Ended, HandOn, StageContext
 
@@ -28,7 +29,10 @@ def fetch(ctx: StageContext[None]) -> HandOn[FetchedPage] | Ended:
                               duplicate_of=str(record.duplicate_of) if record.duplicate_of else None)
         return Ended("unchanged")
     page, body = page_of(got)
+    deflated = None
     if rt.archive is not None:  # the page as received, kept; parse and store learn where
-        page = page.model_copy(update={"archived": rt.archive.write(got)})
+        # Compressed once, at the archive's level: the same blocks go into its record and its payload.
+        deflated = deflate(body, rt.archive.gzip_level)
+        page = page.model_copy(update={"archived": rt.archive.write(got, deflated)})
     # The validators go with the page, in the stage's last round trip: no page, no validators.
-    return HandOn(FetchedPage(page, body), writes=(functools.partial(policy.validators.put, url, page),))
+    return HandOn(FetchedPage(page, body, deflated), writes=(functools.partial(policy.validators.put, url, page),))

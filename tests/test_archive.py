@@ -90,6 +90,30 @@ def test_the_gzip_level_changes_the_bytes_on_disk_not_what_is_read(tmp_path, fet
     assert sizes[9] < sizes[1]
 
 
+def test_a_body_deflated_beforehand_goes_in_as_it_is_and_reads_the_same(tmp_path, fetched):
+    """The fetch stage deflates a page once for its payload and hands the archive those blocks: the
+    record holds them as they are (when the page came without a Content-Encoding), and reads, digests
+    included, as the record compressed whole does."""
+    from worker.deflated import deflate
+
+    writer = ArchiveWriter(tmp_path, max_bytes=1 << 30)
+    bodies = [deflate(got.body, 1) for got in fetched]
+    places = [(writer.write(got), writer.write(got, body)) for got, body in zip(fetched, bodies)]
+    writer.close()
+    (path,) = tmp_path.iterdir()
+    data = path.read_bytes()
+    for (whole, framed), got, body in zip(places, fetched, bodies):
+        a, b = record_at(path, whole.offset), record_at(path, framed.offset)
+        assert a.content == b.content == got.body
+        for name in ("WARC-Payload-Digest", "WARC-Block-Digest", "Content-Length"):
+            assert a.rec_headers.get_header(name) == b.rec_headers.get_header(name)
+        # the blocks are in the file, unless the page came gzip-encoded (its record holds those bytes)
+        assert (body.blocks in data[framed.offset:]) == (got.raw == got.body)
+    with open(path, "rb") as fh:
+        records = [(r.rec_type, r.content_stream().read()) for r in ArchiveIterator(fh, check_digests="raise")]
+    assert [kind for kind, _ in records] == ["warcinfo"] + ["response", "request"] * 6
+
+
 def test_files_rotate_by_size_and_never_share_a_name(tmp_path, fetched):
     one = ArchiveWriter(tmp_path, max_bytes=1)  # every page in a file of its own
     two = ArchiveWriter(tmp_path, max_bytes=1)

@@ -37,8 +37,8 @@ CHILD = textwrap.dedent("""
             time.sleep(60)
         return written
 
-    def counted(got, gzip_level):
-        data = build(got, gzip_level)
+    def counted(got, *args):
+        data = build(got, *args)
         built.append(got)
         stalling.extend([True] if len(built) - 1 == stall_at else [])
         return data

@@ -4,6 +4,7 @@ through the runner's one attempt counter (the stage's Celery task applied in-pro
 from __future__ import annotations
 
 import time
+import zlib
 
 import pytest
 import redis
@@ -19,7 +20,8 @@ from worker.delayed import DelayedJobs
 from worker.errors import HostBusyError, RobotsDisallowedError, ServerError
 from worker.job import Job
 from worker.models import Article, Draft
-from worker.payloads import FetchedPage
+from tasks.archive import record_at
+from worker.payloads import PAGE as PAGE_CODEC, FetchedPage
 from worker.pipeline import PIPELINE
 from worker.runtime import get_runtime
 from worker.sources import Source
@@ -177,6 +179,42 @@ def test_no_page_no_validators(rt, site):
     assert rt.fetcher.validators.get(site.url("/v.html")) is None
     remember_validators(rt, out)
     assert rt.fetcher.validators.get(site.url("/v.html")).etag == '"v2"'
+
+
+def test_the_page_is_compressed_once_for_its_archive_record_and_its_payload(rt, site, monkeypatch):
+    """The archive's record and the payload parse reads are framed around one deflate of the page."""
+    body = b"<html><body>" + b"".join(b"<p>%d harbour %d</p>" % (n, n * n) for n in range(5000)) + b"</body></html>"
+    site.routes["/long.html"] = html(body)
+    job = job_for(rt, site.url("/long.html"))
+    fed: list[int] = []  # bytes handed to a compressor, any of zlib's
+
+    class Counted:
+        def __init__(self, packer):
+            self.packer = packer
+
+        def compress(self, data):
+            fed.append(len(data))
+            return self.packer.compress(data)
+
+        def flush(self, *mode):
+            return self.packer.flush(*mode)
+
+    compressobj, compress = zlib.compressobj, zlib.compress
+    with monkeypatch.context() as patch:
+        patch.setattr(zlib, "compressobj", lambda *a, **k: Counted(compressobj(*a, **k)))
+        patch.setattr(zlib, "compress", lambda data, *a, **k: fed.append(len(data)) or compress(data, *a, **k))
+        out = run_fetch(rt, job)
+        pipe = rt.redis.pipeline(transaction=False)
+        PAGE_CODEC.write(pipe, keys.payload(job.id, "fetch"), out.payload, 60)
+        pipe.execute()
+    assert len(body) <= sum(fed) < len(body) + 4096  # the page once, and the records' headers
+
+    archived = out.payload.page.archived
+    assert record_at(rt.archive.directory / archived.file, archived.offset).content == body
+    pipe = rt.redis.pipeline(transaction=False)
+    PAGE_CODEC.read(pipe, keys.payload(job.id, "fetch"))
+    assert PAGE_CODEC.decode(pipe.execute()[0]).body == body
+    rt.redis.delete(keys.payload(job.id, "fetch"))
 
 
 # --- retries through the runner: one attempt counter, carried by the job ---------------------------

@@ -9,12 +9,13 @@ writes which; worker/runner.py does the reading and writing, in the stage's own 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis
 from pydantic import BaseModel
 
+from worker.deflated import Deflated, zlib_stream
 from worker.errors import PayloadLostError
 from worker.models import Draft, Page
 
@@ -28,6 +29,9 @@ class FetchedPage:
 
     page: Page
     body: bytes
+    # The body already deflated (by the fetch stage, for its archive record too): the payload frames
+    # these blocks rather than compressing the page a second time.
+    deflated: Deflated | None = field(default=None, compare=False, repr=False)
 
 
 class Codec(Generic[T]):
@@ -53,7 +57,9 @@ class PageCodec(Codec[FetchedPage]):
     fields = ("meta", "body")
 
     def write(self, pipe: redis.client.Pipeline, key: str, value: FetchedPage, ttl: int) -> None:
-        pipe.hset(key, mapping={"meta": value.page.model_dump_json(), "body": zlib.compress(value.body, 3)})
+        # Either way a zlib stream, which every worker, older or newer, reads with zlib.decompress.
+        body = zlib_stream(value.deflated) if value.deflated is not None else zlib.compress(value.body, 3)
+        pipe.hset(key, mapping={"meta": value.page.model_dump_json(), "body": body})
         pipe.expire(key, ttl)
 
     def read(self, pipe: redis.client.Pipeline, key: str) -> None:

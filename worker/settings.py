@@ -125,7 +125,8 @@ class Settings(BaseSettings):
     archive_max_bytes: int = 1024 * 1024 * 1024  # bytes a WARC file grows to before the next is started
     archive_retention_days: float = 0.0  # days a WARC file is kept after its last write; 0 = forever
     # gzip level of each record: 1 costs about a quarter of 9's CPU for about a fifth more disk
-    # (bench/results/archive.md); the fetch worker pays it for every page
+    # (bench/results/archive.md); the fetch worker pays it for every page, once: the page handed to
+    # parse is framed around the same compressed bytes (worker/deflated.py)
     archive_gzip_level: int = Field(1, ge=1, le=9)
 
     # Politeness (per host, shared by every worker through Redis)

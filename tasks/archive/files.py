@@ -20,8 +20,9 @@ from pathlib import Path
 
 from warcio.warcwriter import WARCWriter
 
-from tasks.archive.warc import DEFAULT_GZIP_LEVEL, WARC_VERSION, gzip_member, response_records
+from tasks.archive.warc import DEFAULT_GZIP_LEVEL, WARC_VERSION, record_member, response_records
 from tasks.fetching.download import Download
+from worker.deflated import Deflated
 from worker.models import ArchivedAt
 
 PREFIX = "gleaner"
@@ -50,9 +51,10 @@ class ArchiveWriter:
         self._size = 0
         self._sequence = 0
 
-    def write(self, got: Download) -> ArchivedAt:
-        """Append the page's response and request records; where the response lies."""
-        data = response_records(got, self.gzip_level)
+    def write(self, got: Download, body: Deflated | None = None) -> ArchivedAt:
+        """Append the page's response and request records; where the response lies. ``body``: the
+        page's body already deflated, put in the record as it is (see ``response_records``)."""
+        data = response_records(got, self.gzip_level, body)
         with self._lock:
             if self._fd is None or (self._size and self._size + len(data) > self.max_bytes) or self._unlinked():
                 self._rotate()
@@ -111,7 +113,7 @@ def _warcinfo(name: str, software: str, gzip_level: int) -> bytes:
     builder = WARCWriter(BytesIO(), gzip=False, warc_version=WARC_VERSION)
     info = builder.create_warcinfo_record(name, {"software": software, "format": "WARC File Format 1.1",
                                                  "hostname": socket.gethostname()})
-    return gzip_member(info, gzip_level)
+    return record_member(info, gzip_level)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -3,7 +3,6 @@ WARC ``response`` record back as the page the parse stage reads."""
 
 from __future__ import annotations
 
-import zlib
 from io import BytesIO
 from urllib.parse import urlsplit
 
@@ -14,12 +13,14 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from tasks.fetching.download import Download
+from worker.deflated import Deflated, gzip_member
 
 WARC_VERSION = "1.1"
 DEFAULT_GZIP_LEVEL = 1  # the setting archive_gzip_level's default (worker/settings.py)
 # httpx hands over the body with its chunked transfer coding already undone: the header stays,
 # renamed, so a reader does not try to de-chunk a body that no longer is.
 _UNDONE = {"transfer-encoding": "X-Gleaner-Transfer-Encoding"}
+_END = b"\r\n\r\n"  # what closes a record's block
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -30,9 +31,11 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return out
 
 
-def response_records(got: Download, gzip_level: int = DEFAULT_GZIP_LEVEL) -> bytes:
+def response_records(got: Download, gzip_level: int = DEFAULT_GZIP_LEVEL, body: Deflated | None = None) -> bytes:
     """The page's ``response`` record and its ``request`` record, each its own gzip member, as the
-    bytes to append to a WARC file (the response first: a record's offset is where its bytes start)."""
+    bytes to append to a WARC file (the response first: a record's offset is where its bytes start).
+    ``body``: the page's body, already deflated; when the page came as it is (no Content-Encoding)
+    that is the record's payload, and its blocks go into the record as they are, not compressed again."""
     builder = WARCWriter(BytesIO(), gzip=False, warc_version=WARC_VERSION)
     date = {"WARC-Date": datetime_to_iso_date(got.requested_at.replace(tzinfo=None), use_micros=True)}
     status = StatusAndHeaders(f"{got.status} {got.reason}".strip(), _headers(got.headers.raw),
@@ -46,17 +49,25 @@ def response_records(got: Download, gzip_level: int = DEFAULT_GZIP_LEVEL) -> byt
     request = builder.create_warc_record(got.final_url, "request", payload=BytesIO(b""), length=0,
                                          http_headers=request_line, warc_headers_dict=date)
     request.rec_headers.add_header("WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID"))
-    return gzip_member(response, gzip_level) + gzip_member(request, gzip_level)
+    payload = body if body is not None and body.data == got.raw else None
+    return record_member(response, gzip_level, payload) + record_member(request, gzip_level)
 
 
-def gzip_member(record: ArcWarcRecord, gzip_level: int) -> bytes:
+def record_member(record: ArcWarcRecord, gzip_level: int, payload: Deflated | None = None) -> bytes:
     """One record as one gzip member. warcio's own gzip writes at level 9, which on real pages
     (~200 KB) costs about four times level 1's CPU for a fifth less disk: the record is written
-    plain and compressed here at the level the settings choose."""
+    plain and compressed here at the level the settings choose. ``payload``: the record's payload
+    already deflated; only the headers before it and the line after it are compressed here."""
     plain = BytesIO()
     WARCWriter(plain, gzip=False, warc_version=WARC_VERSION).write_record(record)
-    deflate = zlib.compressobj(gzip_level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return deflate.compress(plain.getvalue()) + deflate.flush()
+    written = plain.getvalue()
+    if payload is None:
+        return gzip_member([written], gzip_level)
+    # warcio writes the headers, the payload as given, then the closing line.
+    head = len(written) - len(payload.data) - len(_END)
+    if written[head + len(payload.data):] != _END:
+        raise ValueError("the record does not end in its payload and the closing line")
+    return gzip_member([written[:head], payload, _END], gzip_level)
 
 
 def download_of(record: ArcWarcRecord, body: bytes) -> Download:

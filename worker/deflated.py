@@ -1,0 +1,59 @@
+"""Deflate once, frame twice: a page's bytes compressed one time, and that output framed as the zlib
+stream of its payload (worker/payloads.py) and inside the gzip member of its WARC record (tasks/archive/).
+
+Both formats carry raw deflate blocks (RFC 1951) between a header and a checksum. Blocks that end
+on a byte boundary and are not marked last (what a sync flush leaves) decode to the same bytes
+wherever they stand in a longer stream, so one compression serves both frames.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+RAW = -zlib.MAX_WBITS  # wbits for raw deflate: no header, no checksum, 32 KiB window
+_LAST_EMPTY_BLOCK = b"\x03\x00"  # a last block, fixed codes, holding nothing: ends a run of non-last blocks
+_ZLIB_HEADER = b"\x78\x01"  # RFC 1950: deflate, 32 KiB window, no dictionary (the level hint is never read)
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # RFC 1952: no name, no time, unknown OS
+
+
+@dataclass(frozen=True)
+class Deflated:
+    """``data`` as raw deflate blocks that end on a byte boundary, none marked last."""
+
+    data: bytes
+    blocks: bytes
+
+
+def deflate(data: bytes, level: int) -> Deflated:
+    packer = zlib.compressobj(level, zlib.DEFLATED, RAW)
+    return Deflated(data, packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH))
+
+
+def zlib_stream(deflated: Deflated) -> bytes:
+    """The blocks as a zlib stream: what ``zlib.decompress`` reads back as ``deflated.data``."""
+    return _ZLIB_HEADER + deflated.blocks + _LAST_EMPTY_BLOCK + zlib.adler32(deflated.data).to_bytes(4, "big")
+
+
+def gzip_member(pieces: Iterable[bytes | Deflated], level: int) -> bytes:
+    """One gzip member holding the pieces in order: plain bytes are compressed here at ``level``, a
+    ``Deflated``'s blocks go in as they are."""
+    out = [_GZIP_HEADER]
+    crc = size = 0
+    packer = None  # compressing the plain bytes since the last Deflated piece
+    for piece in pieces:
+        plain = piece.data if isinstance(piece, Deflated) else piece
+        crc, size = zlib.crc32(plain, crc), size + len(plain)
+        if isinstance(piece, Deflated):
+            if packer is not None:
+                out.append(packer.flush(zlib.Z_SYNC_FLUSH))
+                packer = None
+            out.append(piece.blocks)
+        else:
+            if packer is None:
+                packer = zlib.compressobj(level, zlib.DEFLATED, RAW)
+            out.append(packer.compress(piece))
+    out.append(packer.flush(zlib.Z_FINISH) if packer is not None else _LAST_EMPTY_BLOCK)
+    out.append(crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little"))
+    return b"".join(out)
