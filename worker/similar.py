@@ -444,13 +444,16 @@ class Ranking:
 #   table and its vector read (about 4.6 µs a row, then ts_rank). At 100k records the one-word
 #   gate within 5,000 postings took 11 ms of server CPU a query (27.7 ms with ts_rank_cd). But GIN
 #   tests the whole boolean query on each record while reading each word's postings once, so
-#   "two of the telling words" costs an index pass, not a row fetch: 3.6-4.2 ms a query, and a
-#   better list (P@5 0.934 / 0.923 against 0.916 / 0.917 at 100k; recall 0.55 / 0.53 against 0.58).
-#   Ungated up to 1,500 postings (about 3 ms of ranking).
+#   "two of the telling words" costs an index pass, not a row fetch: 2.4 ms of server CPU a query,
+#   and a better list (P@5 0.935 / 0.922 against 0.916 / 0.917 at 100k; recall 0.54 / 0.53 against
+#   0.58). Ungated up to 1,500 postings (about 3 ms of ranking).
 RANKING = {"sqlite": Ranking(budget=5_000, pair_gate=False),
            "postgresql": Ranking(budget=1_500, pair_gate=True)}
-# The pair gate's words: the record's first telling words in the query's order (66 pairs).
-PAIR_WORDS = 12
+# The pair gate's words: the record's first telling words in the query's order (28 pairs). The index
+# pass reads their postings and tests the pairs on each record: with 12 words (66 pairs) it took
+# 3.8 ms of server CPU a query at 100k and related() wall p95 12 ms, for recall 0.550 / 0.532
+# against 8's 0.544 / 0.525.
+PAIR_WORDS = 8
 
 
 def _gated(terms: Sequence[str], gate: Gate | None) -> str:
