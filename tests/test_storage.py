@@ -144,6 +144,24 @@ def test_similar_readings_are_stored_with_the_record_never_itself_and_counted(st
     assert [str(r.id) for r in near[c].similar] == [b] and near[a].similar == []
 
 
+def test_no_records_asked_for_reads_nothing(storage):
+    # A new record with no related one asks for no neighbours. The query would not be harmless:
+    # SQLite plans "id IN (empty) AND duplicate_of IS NULL" as a walk over every canonical record.
+    from sqlalchemy import event
+
+    a, _ = storage.upsert_record(draft("https://a.test/n1", ["one"], digest="n1"))
+    seen: list[str] = []
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def note(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    assert storage.neighbours([]) == {} and storage.story_sizes([]) == {}
+    assert seen == []
+    assert set(storage.neighbours([a])) == {a} and len(seen) == 1
+    event.remove(storage.engine, "before_cursor_execute", note)
+
+
 def test_the_pages_update_authors_and_language_are_stored_and_updated(storage):
     published = datetime(2025, 3, 21, 9, 30, tzinfo=timezone(timedelta(hours=9)))
     article = Article(title="Ferries", body=["one"], published_at=published,
