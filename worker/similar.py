@@ -5,12 +5,11 @@ Two steps. The full-text index finds candidates: the record's most distinctive w
 against document frequencies from a sample of the index), OR'ed together, ranked by the database;
 big indexes rank only the records that share one (SQLite) or two (PostgreSQL) of the words the
 record tells most about, those of its title or repeated in its lead (the "gate"; see ``Gate`` and
-``RANKING``). Then each candidate
-is scored exactly: the cosine of the two records' ``unit_vector``s, tf-idf weights of the words of
-their title and lead. Records are listed best first, at most k, and only those that pass
-``relevance_cut``: from ``RELATED_SURE`` up, and from ``RELATED_FLOOR`` up when near the best
-candidate's score (``RELATED_SHARE`` of it), so a list is shorter, or empty, rather than filled
-with strangers.
+``RANKING``). Then each candidate is scored exactly: the cosine of the two records'
+``unit_vector``s, tf-idf weights of the words of their title and lead. Records are listed best
+first, at most k, and only those that pass ``relevance_cut``: from ``RELATED_SURE`` up, and from
+``RELATED_FLOOR`` up when near the best candidate's score (``RELATED_SHARE`` of it), so a list is
+shorter, or empty, rather than filled with strangers.
 
 Only the title and lead (the first ``_LEAD_CHARS`` characters of the body) are indexed: what is
 scored is what is searched, and the index stays small. Indexing whole bodies let BM25's length
@@ -59,8 +58,8 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
 
-__all__ = ["RANKING", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed", "query_terms", "rebuild_index",
-           "relevance_cut", "search_columns", "tokens", "tune_index"]
+__all__ = ["RANKING", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
+           "query_terms", "rebuild_index", "relevance_cut", "search_columns", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -784,8 +783,8 @@ class SimilarIndex:
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
                  postings_budget: float = 20_000, postings_share: float = 0.02, max_df_share: float = 0.1,
                  rank_budget: float | None = None, pair_gate: bool | None = None, sample_size: int = 3000,
-                 sample_max_age: float = 900.0,
-                 candidates: int = 12, floor: float = RELATED_FLOOR, share: float = RELATED_SHARE) -> None:
+                 sample_max_age: float = 900.0, candidates: int = 12, floor: float = RELATED_FLOOR,
+                 share: float = RELATED_SHARE) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):

@@ -206,7 +206,7 @@ _CANONICAL_BY_HASH = select(records.c.id).where(
     records.c.canonical_url != bindparam("canonical_url"))
 _INSERT_RECORD = insert(records)  # the columns set are the parameters' keys
 _UPDATE_RECORD = update(records).where(records.c.id == bindparam("record_id"))
-# By id alone; duplicates are left out by the caller. With "AND duplicate_of IS NULL" here, SQLite
+# By id alone; ``Storage.neighbours`` leaves duplicates out. With "AND duplicate_of IS NULL" here, SQLite
 # planned 8 ids or more (no statistics: it guesses 10 rows for either index) as a walk of the
 # duplicate_of index over every canonical record: 143 ms a store at 100k records, 1.3 s at 1M.
 _NEIGHBOURS = select(records.c.id, records.c.similar, records.c.story_id, records.c.published_at,
