@@ -191,12 +191,13 @@ def test_near_copies_arriving_together_end_as_one_record_and_links(pipeline):
 
 def test_a_stage_added_to_the_table_runs_on_a_real_worker(tmp_path):
     """GLEANER_PIPELINE names a table with one more stage (tests/extra_stage.py): the worker gets
-    its task and queue from the table, and every URL passes through it on the way to the store."""
+    its task and queue from the table, and every URL passes through it on the way to the store.
+    Run-through is off, so each stage's message goes through its queue and its own task runs it."""
     from tests.extra_stage import MARK, PIPELINE as EXTRA
 
     env = base_env(GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'extra.db'}", GLEANER_DATA_DIR=str(tmp_path),
                    GLEANER_REDIS_URL=fresh_redis_db(), GLEANER_PIPELINE="tests.extra_stage:PIPELINE",
-                   GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
+                   GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0", GLEANER_RUN_THROUGH="false")
     worker = CeleryWorker(env, EXTRA.names(), pipeline=EXTRA, name="extra").start()
     site = Site().start()
     try:
@@ -210,3 +211,35 @@ def test_a_stage_added_to_the_table_runs_on_a_real_worker(tmp_path):
         site.stop()
         worker.stop()
 
+
+
+def _ran(worker: CeleryWorker, stage: str) -> bool:
+    return any(f"gleaner.{stage}[" in line and "succeeded" in line for line in worker.log)
+
+
+def test_each_worker_runs_the_stages_it_serves_in_one_task_and_sends_on_the_rest(tmp_path):
+    """Two workers splitting the stages. The first runs fetch, which hands on through the broker
+    (it waits on the network), and parse, which sends dedupe through the broker to the second
+    worker; that one runs dedupe, summarize and store in one task."""
+    from worker.pipeline import PIPELINE
+
+    env = base_env(GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'split.db'}", GLEANER_DATA_DIR=str(tmp_path),
+                   GLEANER_REDIS_URL=fresh_redis_db(), GLEANER_HOST_RATE="0", GLEANER_HOST_CONCURRENCY="0")
+    first = ["fetch", "parse"]
+    workers = [CeleryWorker(env, first, name="front").start(),
+               CeleryWorker(env, [s for s in PIPELINE.names() if s not in first], pool="prefork", concurrency=1,
+                            name="back").start()]
+    site = Site().start()
+    try:
+        url = site.page("/through.html", news_page(prose("run-through", 4), title="The run-through story"))
+        result = run_cli("enqueue", "--wait", url, env=env)
+        assert result.returncode == 0, result.stderr
+        record = Storage(env["GLEANER_DATABASE_URL"]).get_record(_outcomes(result.stdout)[url])
+        assert record.title == "The run-through story" and record.summary
+        front, back = workers
+        assert [_ran(front, s) for s in first] == [True, True]
+        assert [_ran(back, s) for s in ("dedupe", "summarize", "store")] == [True, False, False]
+    finally:
+        site.stop()
+        for worker in workers:
+            worker.stop()

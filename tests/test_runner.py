@@ -465,3 +465,74 @@ def test_dispatcher_puts_the_stage_task_on_its_queue_at_the_jobs_priority(rt):
     assert args == ["job-dispatched"]
     assert kwargs == {"sent": 1234.5, "category": "test", "priority": 6, "attempts": 1}
     assert Job.from_fields(args[0], kwargs) == job
+
+
+# --- run-through: a worker runs the next stages it serves in the same task ----------------------
+
+class _Broker:
+    """A Sender that keeps what would have gone to the broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, messages, sent: float) -> None:
+        self.sent.extend(messages)
+
+
+def test_a_worker_runs_the_next_stages_it_serves_in_the_same_task_and_sends_the_rest(rt, site):
+    from worker.celery_tasks import RunThrough, run_message
+
+    url = site.page("/through.html", article_page(
+        "Through", "The lighthouse keeper logged every passing ship for forty years, in pencil."))
+    job = job_for(rt, url)
+    fetch.apply(args=[job])  # applied eagerly: no run-through, parse's message goes to the broker
+    broker = _Broker()
+    # A worker on parse and dedupe: both run here; summarize is another worker's, so it is sent.
+    run_message(PIPELINE, PIPELINE.stage("parse"), job, None, {"category": "test", "priority": 0}, rt,
+                RunThrough(PIPELINE, rt, broker, frozenset({"parse", "dedupe"})))
+    assert [(m.stage, m.job_id) for m in broker.sent] == [("summarize", job)]
+    assert rt.redis.hget(keys.inflight(), job).decode().startswith("summarize|0|")  # the ledger as if sent
+    assert DRAFT.decode(rt.redis.get(keys.payload(job, "dedupe"))).article.title == "Through"
+    assert rt.storage.get_job(job)["state"] == "queued"
+    # The other worker serves summarize and store: its one task ends the job.
+    run_message(PIPELINE, PIPELINE.stage("summarize"), job, None, broker.sent[0].fields, rt,
+                RunThrough(PIPELINE, rt, broker, frozenset({"summarize", "store"})))
+    assert len(broker.sent) == 1
+    assert rt.storage.get_job(job)["state"] == "done"
+    assert rt.redis.hget(keys.inflight(), job) is None
+    assert not any(rt.redis.exists(k) for k in payload_keys(job))
+
+
+def test_run_through_needs_a_worker_the_setting_and_cpu_stages(rt, monkeypatch):
+    from types import SimpleNamespace
+
+    from worker.app import app
+    from worker.celery_tasks import served_queues
+
+    in_worker = SimpleNamespace(request=SimpleNamespace(is_eager=False), app=app)
+    cpu = frozenset(s.name for s in PIPELINE if not s.io_bound)
+    assert cpu and "fetch" not in cpu
+    # No -Q: every declared queue, less those of the stages that wait on the network.
+    assert served_queues(in_worker, PIPELINE, PIPELINE.stage("parse"), rt) == cpu
+    assert served_queues(in_worker, PIPELINE, PIPELINE.stage("fetch"), rt) == frozenset()  # fetch hands on via the broker
+    eager = SimpleNamespace(request=SimpleNamespace(is_eager=True), app=app)
+    assert served_queues(eager, PIPELINE, PIPELINE.stage("parse"), rt) == frozenset()
+    monkeypatch.setattr(rt.settings, "run_through", False)
+    assert served_queues(in_worker, PIPELINE, PIPELINE.stage("parse"), rt) == frozenset()
+
+
+def test_a_task_killed_in_a_stage_it_ran_through_is_dead_lettered_at_that_stage(rt, site):
+    from billiard.exceptions import TimeLimitExceeded
+
+    from worker.celery_tasks import _dead_letter_killed_tasks
+
+    url = site.page("/killed-later.html", article_page(
+        "Killed later", "The orchard's oldest pear tree was propped up with a crutch of oak."))
+    job = job_for(rt, url)
+    for task in (fetch, parse, dedupe):
+        task.apply(args=[job], kwargs={"category": "test", "priority": 0})
+    # The parse task ran on into summarize (the ledger says so) when the time limit killed it.
+    _dead_letter_killed_tasks(sender=parse, args=[job], exception=TimeLimitExceeded(90))
+    row = rt.storage.get_job(job)
+    assert (row["state"], row["stage"]) == ("failed", "summarize")
+    assert row["reason"].startswith("summarize stage killed: TimeLimitExceeded")

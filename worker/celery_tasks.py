@@ -62,21 +62,68 @@ def _job(pipeline: Pipeline, stage: Stage, job_id: str, fields: dict[str, Any], 
                         waiting_since=fields.get("waiting_since"))
 
 
+def run_message(pipeline: Pipeline, stage: Stage, job_id: str, sent: float | None, fields: dict[str, Any],
+                rt: Runtime, sender: runner.Sender) -> None:
+    """What a stage's task does with its message: find the job, run the stage with its bookkeeping.
+    Raises only BROKER_DOWN (the caller hands its message back)."""
+    try:
+        job = _job(pipeline, stage, job_id, fields, rt)
+    except DBAPIError as exc:  # the database is down while finding the job: as in the runner
+        delay = retry_delay(1, None, base=runner.DB_RETRY_BASE, cap=runner.DB_RETRY_MAX)
+        log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage.name, job_id,
+                    type(exc).__name__, delay)
+        runner.later(rt, Message(stage.name, job_id, fields), delay)
+        return
+    if job is not None:
+        runner.run_stage(pipeline, stage, job, rt, sender, sent=sent)
+
+
+class RunThrough:
+    """The runner's Sender inside a worker: a message for a stage whose queue this worker consumes
+    (``served``) is run at once, in this task, as its own task would run it; the others go to the
+    broker (``dispatcher``).
+
+    Sending a message to our own queues would cost a publish, a pop, the pool's hand-over to a
+    child, a task's set-up and an acknowledgement, per stage and article, to reach a process like
+    this one. Every stage's bookkeeping stays as it is (the ledger, the delivery count, the payload
+    between stages, the metrics), so a job looks the same to the sweeper, the dashboard and a
+    later stage on another machine. The message that started the task is acknowledged when the
+    whole run ends (late acks): a worker killed in a later stage gets it back, and the stages before
+    run again (they are idempotent) while the later stage's delivery count keeps growing, so a page
+    that kills its worker is still dead-lettered at the stage that kills it."""
+
+    def __init__(self, pipeline: Pipeline, rt: Runtime, dispatcher: runner.Sender, served: frozenset[str]) -> None:
+        self.pipeline, self.rt, self.dispatcher, self.served = pipeline, rt, dispatcher, served
+
+    def send(self, messages: Sequence[Message], sent: float) -> None:
+        away = [m for m in messages if m.stage not in self.served]
+        if away:
+            self.dispatcher.send(away, sent)
+        for message in messages:
+            if message.stage in self.served:
+                run_message(self.pipeline, self.pipeline.stage(message.stage), message.job_id, sent,
+                            dict(message.fields), self.rt, self)
+
+
+def served_queues(task: Task, pipeline: Pipeline, stage: Stage, rt: Runtime) -> frozenset[str]:
+    """The stages a task of ``stage`` may run through: those whose queues this worker consumes (its
+    ``-Q``) and that do CPU work, when ``stage`` does CPU work too, the task runs in a worker and
+    run-through is on; else none (an eagerly applied task, as in tests, hands every message to the
+    broker). A stage that waits on the network always hands on through the broker: its task's time
+    budget is the wait's (``GLEANER_TOTAL_TIMEOUT`` fits inside the task's time limit), and the CPU
+    stages belong to a process pool."""
+    if task.request.is_eager or not rt.settings.run_through or stage.io_bound:
+        return frozenset()
+    return frozenset(q for q in task.app.amqp.queues.consume_from if q in pipeline and not pipeline.stage(q).io_bound)
+
+
 def stage_task(pipeline: Pipeline, stage: Stage, dispatcher: Dispatcher) -> Task:
     @app.task(name=task_name(stage.name), bind=True, max_retries=None)
     def run(self: Task, job_id: str, sent: float | None = None, **fields: Any) -> None:
         rt = get_runtime()
+        sender = RunThrough(pipeline, rt, dispatcher, served_queues(self, pipeline, stage, rt))
         try:
-            try:
-                job = _job(pipeline, stage, job_id, fields, rt)
-            except DBAPIError as exc:  # the database is down while finding the job: as in the runner
-                delay = retry_delay(1, None, base=runner.DB_RETRY_BASE, cap=runner.DB_RETRY_MAX)
-                log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage.name, job_id,
-                            type(exc).__name__, delay)
-                runner.later(rt, Message(stage.name, job_id, fields), delay)
-                return
-            if job is not None:
-                runner.run_stage(pipeline, stage, job, rt, dispatcher, sent=sent)
+            run_message(pipeline, stage, job_id, sent, fields, rt, sender)
         except BROKER_DOWN as exc:
             # Redis is unreachable, so nothing can be recorded: hand the message back (or, if even
             # that fails, leave it unacked for redelivery after the visibility timeout). A pause
@@ -171,7 +218,9 @@ def _flush_metrics(**_: Any) -> None:
 def _dead_letter_killed_tasks(sender: Task | None = None, args: Any = None, exception: BaseException | None = None,
                               **_: Any) -> None:
     """A task killed by the hard time limit never reaches the runner's handlers; the worker's main
-    process reports it here, and the job ends in the dead-letter store instead of nowhere."""
+    process reports it here, and the job ends in the dead-letter store instead of nowhere. The stage
+    it died in is the ledger's (a task runs on through the stages its worker serves, RunThrough),
+    else the task's own."""
     name = getattr(sender, "name", "") or ""
     stage = name.split(".", 1)[1] if name.startswith("gleaner.") else ""
     if stage not in PIPELINE or not args:
@@ -179,5 +228,8 @@ def _dead_letter_killed_tasks(sender: Task | None = None, args: Any = None, exce
     rt = get_runtime()
     row = rt.storage.get_job(args[0])
     if row is not None and row["state"] not in TERMINAL_STATES:
+        entry = inflight.entry(rt.redis, args[0])
+        if entry is not None and entry.stage in PIPELINE:
+            stage = entry.stage
         runner.dead_letter(PIPELINE, PIPELINE.stage(stage), Job.from_row(row), rt,
                            f"{stage} stage killed: {type(exception).__name__}: {exception}")

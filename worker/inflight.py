@@ -87,6 +87,12 @@ def strike(pipe: redis.Redis, job_id: str) -> None:
     pipe.hdel(keys.inflight(), job_id)
 
 
+def entry(client: redis.Redis, job_id: str) -> Entry | None:
+    """The job's ledger entry, if it is in flight."""
+    raw = client.hget(keys.inflight(), job_id)
+    return None if raw is None else Entry.parse(job_id, _text(raw))
+
+
 def lost(entries: list[Entry], client: redis.Redis, *, grace: float, now: float) -> list[Entry]:
     """The entries whose message is gone: see the module's docstring for the rule."""
     old = [e for e in entries if now - max(e.sent, e.started or 0.0) > grace]

@@ -58,7 +58,9 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class Sender(Protocol):
-    """How messages reach the broker (worker/dispatch.py: as Celery tasks)."""
+    """How messages reach their stages: through the broker (worker/dispatch.py: as Celery tasks), or,
+    for the stages a worker serves itself, run at once in its task (worker/celery_tasks.py,
+    RunThrough)."""
 
     def send(self, messages: Sequence[Message], sent: float) -> None:
         """Put ``messages`` on their stages' queues; their ledger entries are already written."""

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # Pipeline
     pipeline: str = "worker.pipeline:PIPELINE"  # the stage table to run (module:attribute)
     page_ttl: int = 24 * 3600  # seconds an in-flight page or draft stays in Redis
+    # A worker that consumes the next stage's queue runs that stage at once, in the same task,
+    # rather than sending it through the broker to itself (worker/celery_tasks.py, RunThrough).
+    # Off: every stage goes through its queue, even within one worker.
+    run_through: bool = True
     # Seconds before Redis hands an unacknowledged task out again: a killed worker's tasks come
     # back after this plus at most 10 s (kombu's restore scan). Every task must finish well
     # inside it (the time limits are derived from it), and retries wait outside the broker.
