@@ -167,6 +167,35 @@ def test_neighbours_are_read_by_id_whatever_the_number_asked(storage):
         assert "duplicate_of" not in plan and "sqlite_autoindex_records" in plan, plan
 
 
+def test_a_page_of_newest_records_reads_the_time_index_not_a_sort_of_the_table(storage):
+    # The records browser, the API and `gleaner list` page through records newest first. Without an
+    # index on (created_at, id), SQLite sorted every record (a temporary B-tree) for each page of 50.
+    from sqlalchemy import event
+
+    from worker.web.queries import RecordFilter, search_records
+
+    for i in range(3):
+        storage.upsert_record(draft(f"https://a.test/t{i}", [f"text {i}"], digest=f"t{i}"))
+    seen: list[tuple[str, tuple]] = []
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def note(_conn, _cursor, statement, parameters, *_args) -> None:
+        seen.append((statement, parameters))
+
+    newest = storage.list_records(limit=2)
+    browsed, total = search_records(storage, RecordFilter(), limit=2, offset=0)
+    event.remove(storage.engine, "before_cursor_execute", note)
+    assert [r.url for r in newest] == [r.url for r in browsed] == ["https://a.test/t2", "https://a.test/t1"]
+    assert total == 3
+    if storage.engine.dialect.name == "sqlite":
+        pages = [(s, p) for s, p in seen if "ORDER BY records.created_at DESC" in s]
+        assert len(pages) == 2
+        with storage.engine.connect() as conn:
+            for statement, parameters in pages:
+                plan = " ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+                assert "ix_records_created_at_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
 def test_the_pages_update_authors_and_language_are_stored_and_updated(storage):
     published = datetime(2025, 3, 21, 9, 30, tzinfo=timezone(timedelta(hours=9)))
     article = Article(title="Ferries", body=["one"], published_at=published,

@@ -85,7 +85,7 @@ records = Table(
     Column("word_count", Integer, nullable=False, default=0),
     Column("read_count", Integer, nullable=False, default=0),
     Column("similar", JSON, nullable=False, default=list),
-    Column("duplicate_of", String(36), index=True),
+    Column("duplicate_of", String(36)),
     Column("content_hash", String(64), nullable=False),
     Column("authors", JSON, nullable=False, default=list),
     Column("language", String(35)),
@@ -109,6 +109,15 @@ Index(
     sqlite_where=records.c.duplicate_of.is_(None),
     postgresql_where=records.c.duplicate_of.is_(None),
 )
+# A record's duplicates (its alternate URLs), found by duplicate_of = id. Partial, holding only the
+# duplicates: SQLite has no statistics and would otherwise take an index on duplicate_of for
+# "duplicate_of IS NULL" as if it were selective, and walk every canonical record in it (seen in
+# the records browser and, before neighbours() stopped asking, in the store stage).
+Index("ix_records_duplicate_of", records.c.duplicate_of, sqlite_where=records.c.duplicate_of.is_not(None),
+      postgresql_where=records.c.duplicate_of.is_not(None))
+# The records browser and the API page through records newest first: read in this index's order
+# (backwards), a page costs its own rows, not a sort of the whole table.
+Index("ix_records_created_at_id", records.c.created_at, records.c.id)
 
 # A record's earlier versions: kept when a refetch (or a re-extraction) changed its title or text.
 # The newest version is the record itself; each row here is one it replaced, as first seen.
@@ -486,7 +495,7 @@ class Storage:
 
     def list_records(self, *, limit: int = 50, offset: int = 0, category: str | None = None,
                      query: str | None = None, include_duplicates: bool = True) -> list[Record]:
-        stmt = select(records).order_by(records.c.created_at.desc(), records.c.id).limit(limit).offset(offset)
+        stmt = select(records).order_by(records.c.created_at.desc(), records.c.id.desc()).limit(limit).offset(offset)
         if category:
             stmt = stmt.where(records.c.category_id == category)
         if not include_duplicates:

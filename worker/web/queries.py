@@ -49,7 +49,7 @@ def search_records(storage: Storage, flt: RecordFilter, *, limit: int, offset: i
     """One page of matching records, newest first, and how many match in all."""
     clauses = flt.where()
     stmt = (select(records).where(*clauses)
-            .order_by(records.c.created_at.desc(), records.c.id).limit(limit).offset(offset))
+            .order_by(records.c.created_at.desc(), records.c.id.desc()).limit(limit).offset(offset))
     count = select(func.count()).select_from(records).where(*clauses)
     with storage.engine.connect() as conn:
         rows = [record_from_row(r) for r in conn.execute(stmt)]
