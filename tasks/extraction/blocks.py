@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from bs4 import NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
@@ -80,7 +81,7 @@ class Block:
     semantic: tuple[int, ...]  # depths of the elements that say "the article's text is here"
 
 
-def _hidden(attrs: dict) -> bool:
+def is_hidden(attrs: Any) -> bool:
     """Whether an element's attributes hide it: hidden, aria-hidden, display: none."""
     style = attrs.get("style")
     return (
@@ -195,7 +196,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
         if name in SKIP_TAGS:
             if name not in _SMALL_TAGS or not _swallowed(tag):
                 continue
-        elif attrs and not hidden and _hidden(attrs):
+        elif attrs and not hidden and is_hidden(attrs):
             continue
         is_block = name in BLOCK_TAGS
         if is_block:

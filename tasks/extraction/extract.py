@@ -17,6 +17,7 @@ from bs4.element import AttributeDict
 from tasks.extraction import rules as site_rules
 from tasks.extraction.authors import page_authors
 from tasks.extraction.blocks import Block, read_blocks
+from tasks.extraction.builder import LineEdgeBuilder
 from tasks.extraction.body import article_blocks
 from tasks.extraction.dates import is_dateline
 from tasks.extraction.decode import decode_html
@@ -58,7 +59,8 @@ def parse(markup: str) -> BeautifulSoup:
     # attribute_dict_class=AttributeDict, a plain dict: the lxml builder's default (XMLAttributeDict)
     # turns None and numbers into strings in a Python __setitem__, run three times per attribute
     # while the tree is built (a tenth of the build); lxml hands every value over as a string already.
-    return BeautifulSoup(without_empty(markup), "lxml", multi_valued_attributes=None,
+    # LineEdgeBuilder: lxml's, without the whitespace strings no reader sees (builder.py).
+    return BeautifulSoup(without_empty(markup), builder=LineEdgeBuilder, multi_valued_attributes=None,
                          attribute_dict_class=AttributeDict)
 
 
