@@ -52,7 +52,7 @@ PAGE = """<!DOCTYPE html>
 
 def _soups(markup: str) -> tuple[BeautifulSoup, BeautifulSoup]:
     options = {"multi_valued_attributes": None, "attribute_dict_class": AttributeDict}
-    return (BeautifulSoup(markup, "lxml", **options), BeautifulSoup(markup, builder=LineEdgeBuilder, **options))
+    return BeautifulSoup(markup, "lxml", **options), BeautifulSoup(markup, builder=LineEdgeBuilder, **options)
 
 
 def _strings(soup: BeautifulSoup) -> int:

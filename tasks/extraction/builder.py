@@ -1,13 +1,13 @@
 """BeautifulSoup's lxml tree builder, leaving out the whitespace between elements that no reader sees.
 
 Two thirds of a page's strings are whitespace between tags, and each costs BeautifulSoup a string
-object, as much as a fifth of building the tree. The ones beside an edge of a visible block element
-(a <div>, <p>, <li>... neither skipped nor hidden) are left out: the block reader ends a line at
-every such edge, and a line's text is its words joined by single spaces, so whitespace at either
-end of a line changes nothing; other readers take text with every run of whitespace collapsed.
-Inside an element whose text is read as it stands (<time>, <title>) or that the block reader skips
-(whose strings it may count), every string is kept. (A site rule's selector that matches text,
-``:-soup-contains``, sees an element's text without that whitespace.)
+object: together about a quarter of building the tree. The ones beside an edge of a visible block
+element (a <div>, <p>, <li>... neither skipped nor hidden) are left out: the block reader ends a
+line at every such edge, and a line's text is its words joined by single spaces, so whitespace at
+either end of a line changes nothing; other readers take text with every run of whitespace
+collapsed. Inside an element whose text is read as it stands (<time>, <title>) or that the block
+reader skips (whose strings it may count), every string is kept. (A site rule's selector that
+matches text, ``:-soup-contains``, sees an element's text without that whitespace.)
 """
 
 from __future__ import annotations
