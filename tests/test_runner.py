@@ -536,3 +536,32 @@ def test_a_task_killed_in_a_stage_it_ran_through_is_dead_lettered_at_that_stage(
     row = rt.storage.get_job(job)
     assert (row["state"], row["stage"]) == ("failed", "summarize")
     assert row["reason"].startswith("summarize stage killed: TimeLimitExceeded")
+
+
+# --- warm-up: what a stage loads once, before a worker's pool starts -----------------------------
+
+def test_a_worker_warms_the_stages_it_serves_only():
+    from dataclasses import replace
+
+    from worker.celery_tasks import warm_stages
+
+    calls: list[str] = []
+    fetch_stage, parse_stage, *rest = PIPELINE
+    table = Pipeline(fetch_stage, replace(parse_stage, warm=lambda: calls.append("parse")), *rest)
+    assert warm_stages(table, ["fetch"]) == [] and calls == []
+    assert warm_stages(table, ["store", "parse", "dedupe"]) == ["parse"] and calls == ["parse"]
+    assert PIPELINE.stage("parse").warm is not None  # the real table declares parse's
+
+
+def test_parse_warm_up_loads_the_language_model_and_the_date_parser():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: in this one, earlier tests may have loaded them already.
+    check = ("import sys, tasks.parse\n"
+             "from tasks.extraction.language import _identifier\n"
+             "assert 'dateparser' not in sys.modules and _identifier.cache_info().currsize == 0\n"
+             "tasks.parse.warm()\n"
+             "assert 'dateparser' in sys.modules and _identifier.cache_info().currsize == 1\n")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

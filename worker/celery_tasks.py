@@ -204,6 +204,25 @@ def _limit_malloc_arenas(**_: Any) -> None:
     limit_malloc_arenas()  # before the pool starts its threads; see worker/memory.py
 
 
+def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
+    """Run the warm-ups of the stages whose queues are ``served``; the names of those warmed."""
+    warmed = []
+    for stage in pipeline:
+        if stage.warm is not None and stage.name in served:
+            began = time.process_time()
+            stage.warm()
+            log.info("warmed %s in %.1f s of CPU", stage.name, time.process_time() - began)
+            warmed.append(stage.name)
+    return warmed
+
+
+@worker_init.connect
+def _warm(sender: Any = None, **_: Any) -> None:
+    # In the worker's main process, after its -Q is read and before its pool starts: a prefork
+    # pool's processes are forked from it and share what it loaded.
+    warm_stages(PIPELINE, list(sender.app.amqp.queues.consume_from) if sender is not None else [])
+
+
 @task_postrun.connect
 def _trim_heap(**_: Any) -> None:
     get_runtime().heap.after_task()  # freed memory back to the OS, at most once a second; see worker/memory.py

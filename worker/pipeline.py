@@ -40,6 +40,9 @@ class Stage:
     reads_source: bool = False  # its context carries the job's source (extraction rules, politeness)
     io_bound: bool = False  # it waits on the network: a threads pool serves its queue
     undo: Undo | None = None  # if the job dies at a later stage: undo what this one did outside its payload
+    # What the stage would otherwise load on the first pages that need it: run once by a worker
+    # serving its queue before it starts its pool, so that a prefork pool's processes share it.
+    warm: Callable[[], None] | None = None
 
 
 class Pipeline:
@@ -113,7 +116,7 @@ class Pipeline:
 
 PIPELINE = Pipeline(
     Stage("fetch", fetch.fetch, input=None, output=PAGE, reads_row=True, reads_source=True, io_bound=True),
-    Stage("parse", parse.parse, input=PAGE, output=DRAFT, reads_source=True),
+    Stage("parse", parse.parse, input=PAGE, output=DRAFT, reads_source=True, warm=parse.warm),
     Stage("dedupe", dedupe.dedupe, input=DRAFT, output=DRAFT, undo=dedupe.forget_unstored_canonical),
     Stage("summarize", summarize.summarize, input=DRAFT, output=DRAFT),
     Stage("store", store.store, input=DRAFT, output=None),
