@@ -183,3 +183,27 @@ def test_the_pages_update_authors_and_language_are_stored_and_updated(storage):
     storage.upsert_record(changed)
     record = storage.get_record(record_id)
     assert (record.modified_at, record.authors, record.language) == (None, ["Cy Person"], "en")
+
+
+def test_set_similar_many_replaces_each_lists_readings_in_one_statement(storage):
+    from sqlalchemy import event
+
+    from worker.models import SimilarRef
+
+    a, _ = storage.upsert_record(draft("https://a.test/m1", ["one"], digest="m1"))
+    b, _ = storage.upsert_record(draft("https://a.test/m2", ["two"], digest="m2"))
+    c, _ = storage.upsert_record(draft("https://a.test/m3", ["three"], digest="m3"), similar=[SimilarRef(id=a, title="A")])
+    seen: list[str] = []
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def note(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    storage.set_similar_many({a: [SimilarRef(id=b, title="B", score=0.5), SimilarRef(id=a, title="itself", score=1.0)],
+                              b: [SimilarRef(id=a, title="A", score=0.25), SimilarRef(id=c, title="C")]})
+    event.remove(storage.engine, "before_cursor_execute", note)
+    assert len([s for s in seen if s.lstrip().upper().startswith("UPDATE")]) == 1  # one executemany
+    assert [(str(r.id), r.title, r.score) for r in storage.get_record(a).similar] == [(b, "B", 0.5)]  # never itself
+    assert [(str(r.id), r.title, r.score) for r in storage.get_record(b).similar] == [(a, "A", 0.25), (c, "C", None)]
+    assert [(str(r.id), r.title) for r in storage.get_record(c).similar] == [(a, "A")]  # not named: untouched
+    storage.set_similar_many({})  # nothing to write: no transaction

@@ -253,10 +253,6 @@ def _readings(record_id: str, similar: Sequence[SimilarRef]) -> list[dict[str, A
             for s in similar if str(s.id) != str(record_id)]
 
 
-def _set_similar(conn: Connection, record_id: str, similar: Sequence[SimilarRef]) -> None:
-    conn.execute(update(records).where(records.c.id == str(record_id)).values(similar=_readings(record_id, similar)))
-
-
 class Storage:
     """All SQL Gleaner runs. One per process; thread-safe through the engine's pool."""
 
@@ -453,11 +449,12 @@ class Storage:
                                       published_at=row.published_at) for row in rows if row.duplicate_of is None}
 
     def set_similar_many(self, lists: dict[str, Sequence[SimilarRef]]) -> None:
-        """Replace several records' readings in one transaction."""
+        """Replace several records' readings in one transaction, as one prepared statement run
+        for each (executemany)."""
         if lists:
             with self.engine.begin() as conn:
-                for record_id, similar in lists.items():
-                    _set_similar(conn, record_id, similar)
+                conn.execute(_UPDATE_RECORD, [{"record_id": str(record_id), "similar": _readings(record_id, similar)}
+                                              for record_id, similar in lists.items()])
 
     def other_outlets(self, record: Record) -> list[tuple[str, str, str]]:
         """The other outlets that covered ``record``'s story: (record id, title, url), one record
