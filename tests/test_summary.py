@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.summaries.sentences import split_sentences
-from tasks.summaries.extractive import ELLIPSIS, _is_informative, summarize_extractive
+from tasks.summaries.extractive import ELLIPSIS, _is_informative, _terms, summarize_extractive
 
 EXAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "seed" / "example-record.txt"
 
@@ -211,3 +211,12 @@ def test_a_near_repeat_of_the_lead_is_not_taken() -> None:
     ]
     summary = summarize_extractive(paragraphs, budget=300)
     assert summary == " ".join(paragraphs[:2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab'Zs9 .,-!?\n\"")), max_size=60))
+def test_ascii_sentences_are_read_as_any_text_is(text: str) -> None:
+    # ASCII text takes a shorter way (one ASCII pattern, no CJK passes); a no-break space or a
+    # non-ASCII word sends the same text the long way, which must find the same words.
+    assert _terms(text + " über") == [*_terms(text), "über"]
+    assert _is_informative(text) == _is_informative("\u00a0" + text)

@@ -29,6 +29,8 @@ CJK_CHARS = ("\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\
              "\U00020000-\U0002fa1f")
 # A word is a run of word characters other than CJK ones, or a single CJK character.
 _WORD = re.compile(f"[{CJK_CHARS}]|[^\\W{CJK_CHARS}]+")
+# What _WORD finds in ASCII text once lower-cased, spelled out: the Unicode classes cost more per character.
+_ASCII_WORD = re.compile("[a-z0-9_]+")
 _SPACE = re.compile(r"\s+")
 # Typographic variants that NFKC leaves alone but copy-pasted or re-typeset copies change.
 _TYPOGRAPHY = {
@@ -66,6 +68,8 @@ def normalize_text(text: str) -> str:
 def tokens(text: str) -> list[str]:
     """The words of ``text`` after ``normalize_text`` (each CJK character one word); punctuation
     and spacing are ignored."""
+    if text.isascii():  # NFKC, the invisibles and case folding change nothing in ASCII but its case
+        return _ASCII_WORD.findall(text.lower())
     # Quotes and dashes, which normalize_text rewrites, are not word characters: no need to rewrite them.
     return _WORD.findall(_INVISIBLE_RE.sub("", _nfkc(text)).casefold())
 

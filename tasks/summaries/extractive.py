@@ -56,6 +56,8 @@ MIN_WORDS = 5
 MIN_CJK_CHARS = 10
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# What _WORD finds in ASCII text, spelled out: the Unicode classes cost a third more per character.
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # 1 + ln tf for the counts a sentence holds: a list index, not a call per term.
 _TF_WEIGHT = [0.0] + [1 + math.log(c) for c in range(1, 64)]
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -179,14 +181,16 @@ def _terms(text: str) -> list[str]:
     """Content terms: lowercased words without stopwords, and CJK character bigrams."""
     lowered = text.casefold()
     terms: list[str] = []
-    if not lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
+    if lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
+        words = _ASCII_WORD.findall(lowered)
+    else:
         for run in _CJK_RUN.findall(lowered):
             # No spaces to split on: overlapping character pairs stand in for words.
             terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-        lowered = _CJK_RUN.sub(" ", lowered)
+        words = _WORD.findall(_CJK_RUN.sub(" ", lowered))
     # A crude plural fold: "patients" meets "patient".
     terms.extend([word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
-                  for word in _WORD.findall(lowered) if word not in _STOPWORDS])
+                  for word in words if word not in _STOPWORDS])
     return terms
 
 
@@ -196,7 +200,7 @@ def _is_informative(text: str) -> bool:
     if not _FINAL_MARK.search(text):
         return False
     if text.isascii():
-        cjk, words = 0, len(_WORD.findall(text))
+        cjk, words = 0, len(_ASCII_WORD.findall(text))
     else:
         cjk = sum(len(run) for run in _CJK_RUN.findall(text))
         words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
