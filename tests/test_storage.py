@@ -192,7 +192,8 @@ def test_set_similar_many_replaces_each_lists_readings_in_one_statement(storage)
 
     a, _ = storage.upsert_record(draft("https://a.test/m1", ["one"], digest="m1"))
     b, _ = storage.upsert_record(draft("https://a.test/m2", ["two"], digest="m2"))
-    c, _ = storage.upsert_record(draft("https://a.test/m3", ["three"], digest="m3"), similar=[SimilarRef(id=a, title="A")])
+    c, _ = storage.upsert_record(draft("https://a.test/m3", ["three"], digest="m3"),
+                                 similar=[SimilarRef(id=a, title="A")])
     seen: list[str] = []
 
     @event.listens_for(storage.engine, "before_cursor_execute")
