@@ -699,10 +699,14 @@ def test_the_store_stage_puts_a_more_related_article_into_older_lists(tmp_path):
         for title, body in written_pages.ENGLISH["unrelated"]:
             stored(title, body)
         assert storage.get_record(first).similar == []  # still nothing related: still empty
-        # A later report on the same cornea study arrives: the older record lists it from now on.
+        # A later report on the same cornea study arrives: the older record lists it from now on,
+        # written with it in one transaction.
+        commits: list[int] = []
+        event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
         later = stored("Cornea transplant from iPS cells: patients see better a year on",
                        ["Patients who received corneal tissue grown from iPS cells see more clearly a year after "
                         "the transplant, researchers reported, with no rejection observed in the clinical study."])
+        assert len(commits) == 1
         assert [str(r.id) for r in storage.get_record(first).similar] == [later]
         assert [str(r.id) for r in storage.get_record(later).similar] == [first]
         assert "Similar Readings (1 items)" in render_text(storage.get_record(first))

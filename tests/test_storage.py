@@ -208,3 +208,25 @@ def test_set_similar_many_replaces_each_lists_readings_in_one_statement(storage)
     assert [(str(r.id), r.title, r.score) for r in storage.get_record(b).similar] == [(a, "A", 0.25), (c, "C", None)]
     assert [(str(r.id), r.title) for r in storage.get_record(c).similar] == [(a, "A")]  # not named: untouched
     storage.set_similar_many({})  # nothing to write: no transaction
+
+
+def test_the_lists_a_record_enters_are_written_in_its_own_transaction_and_only_when_canonical(storage):
+    from sqlalchemy import event
+
+    from worker.models import SimilarRef
+
+    older, _ = storage.upsert_record(draft("https://a.test/e1", ["older"], digest="e1"))
+    commits: list[int] = []
+    asked: list[str] = []
+
+    def enters(record_id: str) -> dict[str, list[SimilarRef]]:
+        asked.append(record_id)
+        return {older: [SimilarRef(id=record_id, title="Newer", score=0.5)]}
+
+    event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
+    new, dup = storage.upsert_record(draft("https://a.test/e2", ["newer"], digest="e2"), enters=enters)
+    assert dup is None and asked == [new] and len(commits) == 1  # one transaction for both
+    assert [(str(r.id), r.score) for r in storage.get_record(older).similar] == [(new, 0.5)]
+    copy, dup = storage.upsert_record(draft("https://b.test/e2", ["newer"], digest="e2"), enters=enters)
+    assert dup == new and asked == [new]  # a duplicate enters no list
+    assert [str(r.id) for r in storage.get_record(older).similar] == [new]
