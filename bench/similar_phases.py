@@ -33,7 +33,9 @@ from worker import similar as S  # noqa: E402
 from worker.storage import Storage  # noqa: E402
 
 _MATCH = "SELECT rowid FROM similar_fts WHERE similar_fts MATCH ?"
-_RANKED = "SELECT rowid FROM similar_fts WHERE similar_fts MATCH ? AND rank MATCH ? ORDER BY rank LIMIT ?"
+# Ranked as SimilarIndex's query ranks (worker/similar.py ``_SQLITE_SEARCH``): by bm25() with its weights.
+_RANKED = ("SELECT rowid, bm25(similar_fts, ?, 1.0) AS score FROM similar_fts WHERE similar_fts MATCH ? "
+           "ORDER BY score LIMIT ?")
 
 
 def _pct(values: list[float]) -> tuple[float, float, float]:
@@ -59,7 +61,7 @@ def main() -> None:
         index.refresh_sample()
         df = index._doc_freq()
         budget = max(index.postings_budget, index.postings_share * df.n_docs)
-        weights = f"bm25({float(index.title_weight)!r}, 1.0)"
+        title_weight = float(index.title_weight)
         raw = sqlite3.connect(storage.engine.url.database)
         keys = sorted(k for k in subject if subject[k] and k in ids)
         steps: dict[str, list[float]] = {n: [] for n in ("read", "terms", "query", "score", "total", "match only",
@@ -98,9 +100,10 @@ def main() -> None:
                 gated += gate is not None
                 phrases.append(query.count('"') // 2)
                 for name, sql, params in (("match only", _MATCH, (query,)),
-                                          ("ranked", _RANKED, (query, weights, index.candidates + 1)),
+                                          ("ranked", _RANKED, (title_weight, query, index.candidates + 1)),
                                           ("ranked by the gate only", _RANKED,
-                                           (S._fts5_query(gate) if gate else query, weights, index.candidates + 1))):
+                                           (title_weight, S._fts5_query(gate) if gate else query,
+                                            index.candidates + 1))):
                     c = time.process_time()
                     raw.execute(sql, params).fetchall()
                     steps[name].append((time.process_time() - c) * 1000)

@@ -3,6 +3,9 @@ in the readings of the records it relates to, close the job."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from worker.models import Draft, SimilarRef
 from worker.similar import RecordWords, SimilarIndex, enter_lists
 from worker.stage import Ended, StageContext
@@ -17,18 +20,18 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
     id if a duplicate).
 
     The related records are scored first (they exclude the record itself, so it need not be
-    stored yet); the record, its readings, its story and the job's end are written in one
-    transaction: one write lock per article. The upsert is idempotent, so a redelivered store
-    (worker killed after the write) is harmless. Then the records it is related to get it in their
-    own readings where it beats their weakest (``enter_lists``): a bounded update, at most one
-    per scored candidate.
+    stored yet). The record, its readings, its story, the job's end and the record's entries in
+    the readings of the records it is related to are written in one transaction: one write lock
+    per article. The upsert is idempotent, so a redelivered store (worker killed after the write)
+    is harmless. The record enters a related record's readings where it beats their weakest
+    (``enter_lists``): a bounded update, at most one per scored candidate, and none when the
+    record turns out to be a duplicate.
     """
     # Cut into words once: they score the record and are written as its search columns.
     words = RecordWords.of(draft.article.title, draft.article.body)
     related: list[SimilarRef] | None = None
     story_id = None
-    scored: list[SimilarRef] = []
-    near = {}
+    enters: Callable[[str], dict[str, list[SimilarRef]]] | None = None
     if draft.duplicate_of is None:
         exclude = {str(draft.record_id)} if draft.record_id else set()
         scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude,
@@ -39,13 +42,13 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
         story_id = story_of([Candidate(id=str(r.id), score=r.score, story_id=near[str(r.id)].story_id,
                                        published_at=near[str(r.id)].published_at)
                              for r in scored if str(r.id) in near], draft.article.published_at)
-    record_id, duplicate_of = storage.upsert_record(draft, similar=related, story_id=story_id, job_id=job_id,
-                                                  record_words=words)
-    if duplicate_of is None and scored:
-        storage.set_similar_many(enter_lists(record_id, draft.article.title, scored,
-                                             {rid: n.similar for rid, n in near.items()}, k=SIMILAR_ITEMS,
-                                             floor=similar.floor, share=similar.share))
-    return record_id, duplicate_of
+        if scored:
+            # Called with the record's id inside the upsert's transaction, if it is stored canonical.
+            enters = functools.partial(enter_lists, title=draft.article.title, scored=scored,
+                                       lists={rid: n.similar for rid, n in near.items()}, k=SIMILAR_ITEMS,
+                                       floor=similar.floor, share=similar.share)
+    return storage.upsert_record(draft, similar=related, story_id=story_id, job_id=job_id, record_words=words,
+                                 enters=enters)
 
 
 def store(ctx: StageContext[Draft]) -> Ended:

@@ -699,10 +699,14 @@ def test_the_store_stage_puts_a_more_related_article_into_older_lists(tmp_path):
         for title, body in written_pages.ENGLISH["unrelated"]:
             stored(title, body)
         assert storage.get_record(first).similar == []  # still nothing related: still empty
-        # A later report on the same cornea study arrives: the older record lists it from now on.
+        # A later report on the same cornea study arrives: the older record lists it from now on,
+        # written with it in one transaction.
+        commits: list[int] = []
+        event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
         later = stored("Cornea transplant from iPS cells: patients see better a year on",
                        ["Patients who received corneal tissue grown from iPS cells see more clearly a year after "
                         "the transplant, researchers reported, with no rejection observed in the clinical study."])
+        assert len(commits) == 1
         assert [str(r.id) for r in storage.get_record(first).similar] == [later]
         assert [str(r.id) for r in storage.get_record(later).similar] == [first]
         assert "Similar Readings (1 items)" in render_text(storage.get_record(first))
@@ -720,3 +724,20 @@ def test_japanese_copies_are_near_duplicates_and_other_articles_are_not():
     for topic, items in written_pages.JAPANESE.items():
         for title, body in items[1:] if topic == "ips-cell-transplants" else items:
             assert jaccard(hasher.shingle_set(original), hasher.shingle_set(body)) < 0.1, title
+
+
+def test_sqlite_search_ranks_as_fts5s_rank_with_ties_in_index_order(sqlite_store):
+    # The search orders by bm25() with the index's weights rather than by FTS5's rank column set to
+    # the same function: the same rows must come back in the same order, ties (records with the same
+    # words) included, in the order they were indexed.
+    for i in range(30):
+        sqlite_store.put(f"Harbour news {i % 3}", [f"The harbour master logged {'ship ' * (i % 4)}arrivals today."])
+    query = '"harbour" OR "ship" OR "arrivals" OR "news"'
+    engine = sqlite_store.storage.engine
+    with engine.connect() as conn:
+        ranked = conn.exec_driver_sql(
+            "SELECT d.record_id, f.rank FROM (SELECT rowid, rank FROM similar_fts WHERE similar_fts MATCH ? "
+            f"AND rank MATCH 'bm25({float(sqlite_store.index.title_weight)!r}, 1.0)' ORDER BY rank LIMIT 11) AS f "
+            "JOIN similar_docs d ON d.docid = f.rowid ORDER BY f.rank", (query,)).all()
+    assert len({score for _id, score in ranked}) < len(ranked)  # ties, also across the limit
+    assert [row[0] for row in sqlite_store.index._search_sqlite(query, 11)] == [row[0] for row in ranked]

@@ -212,3 +212,50 @@ def test_the_pages_update_authors_and_language_are_stored_and_updated(storage):
     storage.upsert_record(changed)
     record = storage.get_record(record_id)
     assert (record.modified_at, record.authors, record.language) == (None, ["Cy Person"], "en")
+
+
+def test_set_similar_many_replaces_each_lists_readings_in_one_statement(storage):
+    from sqlalchemy import event
+
+    from worker.models import SimilarRef
+
+    a, _ = storage.upsert_record(draft("https://a.test/m1", ["one"], digest="m1"))
+    b, _ = storage.upsert_record(draft("https://a.test/m2", ["two"], digest="m2"))
+    c, _ = storage.upsert_record(draft("https://a.test/m3", ["three"], digest="m3"),
+                                 similar=[SimilarRef(id=a, title="A")])
+    seen: list[str] = []
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def note(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    storage.set_similar_many({a: [SimilarRef(id=b, title="B", score=0.5), SimilarRef(id=a, title="itself", score=1.0)],
+                              b: [SimilarRef(id=a, title="A", score=0.25), SimilarRef(id=c, title="C")]})
+    event.remove(storage.engine, "before_cursor_execute", note)
+    assert len([s for s in seen if s.lstrip().upper().startswith("UPDATE")]) == 1  # one executemany
+    assert [(str(r.id), r.title, r.score) for r in storage.get_record(a).similar] == [(b, "B", 0.5)]  # never itself
+    assert [(str(r.id), r.title, r.score) for r in storage.get_record(b).similar] == [(a, "A", 0.25), (c, "C", None)]
+    assert [(str(r.id), r.title) for r in storage.get_record(c).similar] == [(a, "A")]  # not named: untouched
+    storage.set_similar_many({})  # nothing to write: no transaction
+
+
+def test_the_lists_a_record_enters_are_written_in_its_own_transaction_and_only_when_canonical(storage):
+    from sqlalchemy import event
+
+    from worker.models import SimilarRef
+
+    older, _ = storage.upsert_record(draft("https://a.test/e1", ["older"], digest="e1"))
+    commits: list[int] = []
+    asked: list[str] = []
+
+    def enters(record_id: str) -> dict[str, list[SimilarRef]]:
+        asked.append(record_id)
+        return {older: [SimilarRef(id=record_id, title="Newer", score=0.5)]}
+
+    event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
+    new, dup = storage.upsert_record(draft("https://a.test/e2", ["newer"], digest="e2"), enters=enters)
+    assert dup is None and asked == [new] and len(commits) == 1  # one transaction for both
+    assert [(str(r.id), r.score) for r in storage.get_record(older).similar] == [(new, 0.5)]
+    copy, dup = storage.upsert_record(draft("https://b.test/e2", ["newer"], digest="e2"), enters=enters)
+    assert dup == new and asked == [new]  # a duplicate enters no list
+    assert [str(r.id) for r in storage.get_record(older).similar] == [new]

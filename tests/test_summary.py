@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.summaries.sentences import split_sentences
-from tasks.summaries.extractive import ELLIPSIS, _is_informative, summarize_extractive
+from tasks.summaries.extractive import ELLIPSIS, _is_informative, _terms, summarize_extractive
 
 EXAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "seed" / "example-record.txt"
 
@@ -186,3 +186,37 @@ def test_property_any_text_stays_within_budget(paragraphs: list[str], budget: in
     assert len(summary) <= budget
     if summary and not summary.endswith(ELLIPSIS):
         assert whole_sentences(summary, paragraphs) is not None
+
+
+def test_a_near_repeat_of_a_later_pick_is_not_taken() -> None:
+    # The lead leaves room for both versions of the ferry sentence and the market one; once one
+    # ferry sentence is taken, the other repeats it (cosine over REDUNDANT_ABOVE) and stays out.
+    paragraphs = [
+        "Storm warnings closed the harbour on Friday.",
+        "The island ferry service stopped all crossings until Sunday noon.",
+        "The island ferry service stopped all its crossings until Sunday.",
+        "Market traders moved their stalls indoors for the weekend.",
+    ]
+    summary = summarize_extractive(paragraphs, budget=300)
+    assert summary.startswith(paragraphs[0])
+    assert sum(p in summary for p in paragraphs[1:3]) == 1
+    assert paragraphs[3] in summary
+
+
+def test_a_near_repeat_of_the_lead_is_not_taken() -> None:
+    paragraphs = [
+        "Storm warnings closed the island harbour on Friday.",
+        "Market traders moved their stalls indoors for the weekend.",
+        "Storm warnings closed the island harbour again on Friday.",
+    ]
+    summary = summarize_extractive(paragraphs, budget=300)
+    assert summary == " ".join(paragraphs[:2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab'Zs9 .,-!?\n\"")), max_size=60))
+def test_ascii_sentences_are_read_as_any_text_is(text: str) -> None:
+    # ASCII text takes a shorter way (one ASCII pattern, no CJK passes); a no-break space or a
+    # non-ASCII word sends the same text the long way, which must find the same words.
+    assert _terms(text + " über") == [*_terms(text), "über"]
+    assert _is_informative(text) == _is_informative("\u00a0" + text)

@@ -84,3 +84,64 @@ def test_body_words_are_the_tokens_of_the_joined_body(paragraphs: list[str]) -> 
     # tokenizing the joined body again: the words must be exactly the same.
     assert body_words(paragraphs) == tokens("\n".join(paragraphs))
     assert [paragraph_key(p) for p in paragraphs] == [" ".join(tokens(p)) for p in paragraphs]
+
+
+def _dedupe_pairwise(paragraphs: list[str]) -> list[str]:
+    """dedupe_paragraphs' rule applied by comparing each paragraph with every kept one."""
+    from tasks.duplicates.textnorm import CONTAINED_MIN_WORDS, NEAR_JACCARD, NEAR_MIN_WORDS
+
+    kept: list[str] = []
+    kept_words: list[list[str]] = []
+    for paragraph in paragraphs:
+        words = tokens(paragraph)
+        if not words or any(words == other for other in kept_words):
+            continue
+        if len(words) >= CONTAINED_MIN_WORDS:
+            mine = set(zip(words, words[1:], words[2:]))
+            repeat = False
+            for other in kept_words:
+                if len(other) < CONTAINED_MIN_WORDS:
+                    continue
+                if f" {' '.join(words)} " in f" {' '.join(other)} ":
+                    repeat = True
+                elif len(words) >= NEAR_MIN_WORDS:
+                    theirs = set(zip(other, other[1:], other[2:]))
+                    repeat = len(mine & theirs) >= NEAR_JACCARD * len(mine | theirs)
+                if repeat:
+                    break
+            if repeat:
+                continue
+        kept.append(paragraph)
+        kept_words.append(words)
+    return kept
+
+
+# Pieces of one text, some with a word changed: paragraphs share shingles with several earlier
+# ones, contain each other and nearly repeat each other, so every branch of the shingle index is taken.
+@st.composite
+def _overlapping_paragraphs(draw: st.DrawFn) -> list[str]:
+    vocabulary = ["red", "green", "blue", "amber", "grey"]
+    text = draw(st.lists(st.sampled_from(vocabulary), min_size=30, max_size=60))
+    paragraphs = []
+    for _ in range(draw(st.integers(0, 14))):
+        start = draw(st.integers(0, len(text) - 1))
+        words = text[start:start + draw(st.integers(1, 30))]
+        if draw(st.booleans()):
+            words = [*words]
+            words[draw(st.integers(0, len(words) - 1))] = draw(st.sampled_from(vocabulary))
+        paragraphs.append(" ".join(words))
+    return paragraphs
+
+
+@settings(max_examples=500, deadline=None)
+@given(_overlapping_paragraphs())
+def test_dedupe_paragraphs_is_the_pairwise_rule(paragraphs: list[str]) -> None:
+    assert dedupe_paragraphs(paragraphs) == _dedupe_pairwise(paragraphs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_ascii_text_is_cut_as_any_text_is(text: str) -> None:
+    # ASCII text takes a shorter way (no NFKC, no invisibles): a non-ASCII word after it sends the
+    # same text the long way, which must give the same words before that one.
+    assert tokens(text + " Ü") == [*tokens(text), "ü"]

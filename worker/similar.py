@@ -609,13 +609,18 @@ def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
 
 
 # Built once: text() scans its SQL for parameters every time one is made.
+# Ordered by bm25() itself, not by FTS5's ``rank`` column (``rank MATCH 'bm25(...)'``, the same
+# function and weights): to order by ``rank`` FTS5 runs a statement of its own that sorts every
+# match and computes BM25 twice a row (for the order and for the column), where ORDER BY bm25()
+# LIMIT computes it once and keeps only the best :n. Ties come in docid order either way. On the
+# 1,799 real pages of bench/stages_ab.py the query took a third less CPU for the same rows.
 _SQLITE_SEARCH = text(
     "SELECT d.record_id, r.title, r.search_title, r.search_body, "
     "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END FROM ("
-    "  SELECT rowid AS docid, rank FROM similar_fts WHERE similar_fts MATCH :q AND rank MATCH :w"
-    "  ORDER BY rank LIMIT :n) AS hit "
+    "  SELECT rowid AS docid, bm25(similar_fts, :title_weight, 1.0) AS score FROM similar_fts"
+    "  WHERE similar_fts MATCH :q ORDER BY score LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
-    "WHERE r.duplicate_of IS NULL ORDER BY hit.rank")
+    "WHERE r.duplicate_of IS NULL ORDER BY hit.score")
 
 _PG_SEARCH = text(
     "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
@@ -965,9 +970,9 @@ class SimilarIndex:
         return None
 
     def _search_sqlite(self, query: str, limit: int) -> list[Any]:
-        weights = f"bm25({float(self.title_weight)!r}, 1.0)"
         with self.engine.connect() as conn:
-            return list(conn.execute(_SQLITE_SEARCH, {"q": query, "w": weights, "n": limit, "lead": _LEAD_BYTES}))
+            return list(conn.execute(_SQLITE_SEARCH, {"q": query, "title_weight": float(self.title_weight), "n": limit,
+                                                      "lead": _LEAD_BYTES}))
 
     def _search_postgresql(self, terms: Sequence[str], gate: Gate | None, limit: int,
                            excluded: set[str]) -> list[Any]:

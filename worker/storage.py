@@ -8,7 +8,7 @@ its canonical record) and ``jobs`` (one row per URL that entered, ending ``done`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -262,8 +262,11 @@ def _readings(record_id: str, similar: Sequence[SimilarRef]) -> list[dict[str, A
             for s in similar if str(s.id) != str(record_id)]
 
 
-def _set_similar(conn: Connection, record_id: str, similar: Sequence[SimilarRef]) -> None:
-    conn.execute(update(records).where(records.c.id == str(record_id)).values(similar=_readings(record_id, similar)))
+def _set_similar_many(conn: Connection, lists: dict[str, Sequence[SimilarRef]]) -> None:
+    """Several records' readings replaced by one prepared statement run for each (executemany)."""
+    if lists:
+        conn.execute(_UPDATE_RECORD, [{"record_id": str(record_id), "similar": _readings(record_id, similar)}
+                                      for record_id, similar in lists.items()])
 
 
 class Storage:
@@ -346,15 +349,18 @@ class Storage:
 
     def upsert_record(self, draft: Draft, *, similar: Sequence[SimilarRef] | None = None,
                       story_id: str | None = None, job_id: str | None = None,
-                      record_words: RecordWords | None = None) -> tuple[str, str | None]:
+                      record_words: RecordWords | None = None,
+                      enters: Callable[[str], dict[str, Sequence[SimilarRef]]] | None = None) -> tuple[str, str | None]:
         """Store a draft; return (record id, canonical id if it is a duplicate).
 
         Upsert on canonical URL: the same page stored twice (a redelivered task) changes nothing;
         a changed page keeps its id and created_at and bumps updated_at. In the same transaction,
-        if given: the record's similar readings (when it is canonical) and the job's end, so the
-        store stage takes the database's write lock once per article. A canonical record is in
-        ``story_id``'s story, or its own (its id) when that is None; a duplicate is in none.
-        ``record_words``: the article's ``RecordWords`` (its search columns), if the caller has them.
+        if given: the record's similar readings (when it is canonical), the job's end and, when the
+        record is canonical, the readings ``enters`` gives for its id (other records' lists it enters,
+        written as ``set_similar_many`` writes them), so the store stage takes the database's write
+        lock once per article. A canonical record is in ``story_id``'s story, or its own (its id)
+        when that is None; a duplicate is in none. ``record_words``: the article's ``RecordWords``
+        (its search columns), if the caller has them.
         """
         for _ in range(5):
             try:
@@ -362,6 +368,8 @@ class Storage:
                     record_id, duplicate_of = self._upsert_once(conn, draft, similar, story_id, record_words)
                     if job_id is not None:
                         _finish_job(conn, job_id, record_id, duplicate_of)
+                    if enters is not None and duplicate_of is None:
+                        _set_similar_many(conn, enters(record_id))
                     return record_id, duplicate_of
             except IntegrityError:
                 # Another worker stored the same URL or text a moment ago; look again.
@@ -465,8 +473,7 @@ class Storage:
         """Replace several records' readings in one transaction."""
         if lists:
             with self.engine.begin() as conn:
-                for record_id, similar in lists.items():
-                    _set_similar(conn, record_id, similar)
+                _set_similar_many(conn, lists)
 
     def other_outlets(self, record: Record) -> list[tuple[str, str, str]]:
         """The other outlets that covered ``record``'s story: (record id, title, url), one record

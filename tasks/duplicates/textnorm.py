@@ -29,6 +29,8 @@ CJK_CHARS = ("\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\
              "\U00020000-\U0002fa1f")
 # A word is a run of word characters other than CJK ones, or a single CJK character.
 _WORD = re.compile(f"[{CJK_CHARS}]|[^\\W{CJK_CHARS}]+")
+# What _WORD finds in ASCII text once lower-cased, spelled out: the Unicode classes cost more per character.
+_ASCII_WORD = re.compile("[a-z0-9_]+")
 _SPACE = re.compile(r"\s+")
 # Typographic variants that NFKC leaves alone but copy-pasted or re-typeset copies change.
 _TYPOGRAPHY = {
@@ -66,6 +68,8 @@ def normalize_text(text: str) -> str:
 def tokens(text: str) -> list[str]:
     """The words of ``text`` after ``normalize_text`` (each CJK character one word); punctuation
     and spacing are ignored."""
+    if text.isascii():  # NFKC, the invisibles and case folding change nothing in ASCII but its case
+        return _ASCII_WORD.findall(text.lower())
     # Quotes and dashes, which normalize_text rewrites, are not word characters: no need to rewrite them.
     return _WORD.findall(_INVISIBLE_RE.sub("", _nfkc(text)).casefold())
 
@@ -122,11 +126,19 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
     seen_keys: set[str] = set()
     long_keys: list[str] = []  # " key " of each kept paragraph long enough to contain another
     long_sizes: list[int] = []  # their 3-shingle counts
-    # 3-shingle -> kept long paragraphs holding it: near-repeat candidates are found through
-    # shared shingles, not by comparing every pair (pages with thousands of lines exist), and so
-    # are the paragraphs that may contain a new one: those holding its first three words (a
-    # search through all of them would make a long page quadratic).
-    owners: dict[tuple[str, ...], list[int]] = {}
+    # 3-shingle -> the first kept long paragraph holding it, and in ``more_owners`` the later
+    # ones: near-repeat candidates are found through shared shingles, not by comparing every pair
+    # (pages with thousands of lines exist), and so are the paragraphs that may contain a new one:
+    # those holding its first three words (a search through all of them would make a long page
+    # quadratic). Most shingles are held by one paragraph, so a paragraph's new shingles go in
+    # with one dict update and only the shared ones are walked one by one.
+    owners: dict[tuple[str, ...], int] = {}
+    more_owners: dict[tuple[str, ...], list[int]] = {}
+
+    def holders(shingle: tuple[str, ...]) -> list[int]:
+        first = owners.get(shingle)
+        return [] if first is None else [first, *more_owners.get(shingle, ())]
+
     for paragraph in paragraphs:
         key = paragraph_key(paragraph)
         if not key:
@@ -141,20 +153,23 @@ def dedupe_paragraphs(paragraphs: Iterable[str]) -> list[str]:
             seen_keys.add(key)
             continue
         padded = f" {key} "
-        if any(padded in long_keys[j] for j in owners.get(tuple(words[:3]), ())):
+        if any(padded in long_keys[j] for j in holders(tuple(words[:3]))):
             continue
         shingles = _shingles(words)
-        if len(words) >= NEAR_MIN_WORDS:
+        shared_shingles = owners.keys() & shingles
+        if len(words) >= NEAR_MIN_WORDS and shared_shingles:
             shared: dict[int, int] = {}
-            for shingle in shingles:
-                for j in owners.get(shingle, ()):
+            for shingle in shared_shingles:
+                for j in holders(shingle):
                     shared[j] = shared.get(j, 0) + 1
             if any(n >= NEAR_JACCARD * (len(shingles) + long_sizes[j] - n) for j, n in shared.items()):
                 continue
         kept.append(paragraph)
         seen_keys.add(key)
-        for shingle in shingles:
-            owners.setdefault(shingle, []).append(len(long_sizes))
+        at = len(long_sizes)
+        for shingle in shared_shingles:
+            more_owners.setdefault(shingle, []).append(at)
+        owners.update(dict.fromkeys(shingles - shared_shingles, at))
         long_keys.append(padded)
         long_sizes.append(len(shingles))
     return kept

@@ -26,6 +26,7 @@ spaces) and ends in ``…`` — the one case where the summary is not whole sent
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
@@ -55,6 +56,8 @@ MIN_WORDS = 5
 MIN_CJK_CHARS = 10
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# What _WORD finds in ASCII text, spelled out: the Unicode classes cost a third more per character.
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # 1 + ln tf for the counts a sentence holds: a list index, not a call per term.
 _TF_WEIGHT = [0.0] + [1 + math.log(c) for c in range(1, 64)]
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -82,11 +85,18 @@ class _Sentence:
     text: str
     terms: dict[str, float] = field(default_factory=dict)
     informative: bool = True
-    dangling: bool = False
-    question: bool = False
     score: float = 0.0
     norm: float = 0.0  # of ``terms``, computed once: cosines are taken many times per sentence
     self_sq: float = 0.0  # norm squared (the centrality needs it too)
+
+    # Asked only of the candidates that still fit when a pick is made, a few of an article's sentences.
+    @functools.cached_property
+    def dangling(self) -> bool:
+        return _is_dangling(self.text)
+
+    @functools.cached_property
+    def question(self) -> bool:
+        return self.text.rstrip(_CLOSING).endswith(("?", "？"))
 
 
 def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | None = None) -> str:
@@ -107,18 +117,24 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
     if len(lead.text) <= budget:
         chosen.append(lead)
     pool = [s for s in informative if s is not lead]
-    # Each candidate's highest cosine with anything chosen, updated as picks are made.
-    overlap = {s.index: max((_similarity(s, c) for c in chosen), default=0.0) for s in pool}
+    # Each candidate's highest cosine with anything chosen. Taken only for the candidates that
+    # still fit: the room only shrinks, so one too long now is never needed, and most are
+    # (a lead fills most of a summary's budget).
+    overlap = dict.fromkeys((s.index for s in pool), 0.0)
+    unseen = list(chosen)  # picks not yet in ``overlap``
     while pool:
         room = budget - len(_join(chosen))
-        pool = [s for s in pool if len(s.text) <= room and overlap[s.index] <= REDUNDANT_ABOVE]
+        pool = [s for s in pool if len(s.text) <= room]
+        for s in pool:
+            for c in unseen:
+                overlap[s.index] = max(overlap[s.index], _similarity(s, c))
+        pool = [s for s in pool if overlap[s.index] <= REDUNDANT_ABOVE]
         pick = _next_pick(pool, chosen, overlap, budget)
         if pick is None:
             break
         chosen = sorted([*chosen, pick], key=lambda s: s.index)
         pool.remove(pick)
-        for s in pool:
-            overlap[s.index] = max(overlap[s.index], _similarity(s, pick))
+        unseen = [pick]
     if chosen:
         return _join(chosen)
     best = max(informative, key=lambda s: (s.score, -s.index))
@@ -165,14 +181,16 @@ def _terms(text: str) -> list[str]:
     """Content terms: lowercased words without stopwords, and CJK character bigrams."""
     lowered = text.casefold()
     terms: list[str] = []
-    if not lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
+    if lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
+        words = _ASCII_WORD.findall(lowered)
+    else:
         for run in _CJK_RUN.findall(lowered):
             # No spaces to split on: overlapping character pairs stand in for words.
             terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-        lowered = _CJK_RUN.sub(" ", lowered)
+        words = _WORD.findall(_CJK_RUN.sub(" ", lowered))
     # A crude plural fold: "patients" meets "patient".
-    terms.extend(word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
-                 for word in _WORD.findall(lowered) if word not in _STOPWORDS)
+    terms.extend([word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
+                  for word in words if word not in _STOPWORDS])
     return terms
 
 
@@ -182,7 +200,7 @@ def _is_informative(text: str) -> bool:
     if not _FINAL_MARK.search(text):
         return False
     if text.isascii():
-        cjk, words = 0, len(_WORD.findall(text))
+        cjk, words = 0, len(_ASCII_WORD.findall(text))
     else:
         cjk = sum(len(run) for run in _CJK_RUN.findall(text))
         words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
@@ -209,8 +227,6 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
         sentence.self_sq = sum(map(operator.mul, weights, weights))
         sentence.norm = math.sqrt(sentence.self_sq)
         sentence.informative = _is_informative(sentence.text)
-        sentence.dangling = _is_dangling(sentence.text)
-        sentence.question = sentence.text.rstrip(_CLOSING).endswith(("?", "？"))
         for term, weight in sentence.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
