@@ -437,7 +437,9 @@ class Ranking:
 # Declared per database because ranking a row costs each a different thing (bench/results/
 # similar.md, similar-postgres.md):
 # - SQLite's FTS5 ranks from the index itself, BM25 at about 1.5 µs a row: up to 5,000 rows
-#   holding one telling word each (related() CPU p95 7.7 ms at 100k records). FTS5 runs each AND
+#   holding one telling word each (related() CPU p95 7.7 ms at 100k records; measured when the
+#   query ordered by FTS5's rank, which sorts every match: ordering by bm25() itself, as now, took
+#   a third less a query on the corpus's 1,799, so the budget now has room). FTS5 runs each AND
 #   of a pair gate as its own pass over both words' postings, so pairs would read them many times.
 # - PostgreSQL's GIN index holds no frequencies or positions: every row ranked is fetched from the
 #   table and its vector read (about 4.6 µs a row, then ts_rank). At 100k records the one-word

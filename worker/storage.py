@@ -263,10 +263,12 @@ def _readings(record_id: str, similar: Sequence[SimilarRef]) -> list[dict[str, A
 
 
 def _set_similar_many(conn: Connection, lists: dict[str, Sequence[SimilarRef]]) -> None:
-    """Several records' readings replaced by one prepared statement run for each (executemany)."""
+    """Several records' readings replaced by one prepared statement run for each (executemany), in
+    the order of their ids: two stores updating the same records lock their rows in one order, so
+    on PostgreSQL they wait for each other rather than deadlock."""
     if lists:
-        conn.execute(_UPDATE_RECORD, [{"record_id": str(record_id), "similar": _readings(record_id, similar)}
-                                      for record_id, similar in lists.items()])
+        conn.execute(_UPDATE_RECORD, [{"record_id": str(record_id), "similar": _readings(record_id, lists[record_id])}
+                                      for record_id in sorted(lists, key=str)])
 
 
 class Storage:
