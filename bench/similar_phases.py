@@ -78,8 +78,7 @@ def main() -> None:
                     row = conn.execute(S._RECORD_LEAD, {"id": ids[k], "lead": S._LEAD_BYTES}).first()
                 title, body = row.title, S._lead_paragraphs(row.lead)
                 c1 = time.process_time()
-                words = (S.RecordWords.of(title, body) if row.search_body is None else  # as related() does
-                         S.RecordWords(title=(row.search_title or "").split(), lead=row.search_body.split()))
+                words = S.RecordWords.stored(row.search_title, row.search_body) or S.RecordWords.of(title, body)
                 body_tf, title_words = words.counts()
                 terms = S._choose_terms(body_tf, title_words, df, max_terms=index.max_terms, postings_budget=budget,
                                         max_df_share=index.max_df_share)

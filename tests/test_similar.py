@@ -382,6 +382,10 @@ def test_record_words_cut_once_are_the_search_columns_and_the_term_counts():
     assert {"東京", "京都", "計画"} <= set(body_tf)
     # The lead: the first LEAD_WORDS words, useful or not, and what is left of them.
     assert sum(body_tf.values()) <= LEAD_WORDS and body_tf["cells"] > 100
+    # Read back from the columns they were written to, they are the same words; a row written
+    # without them has none.
+    assert RecordWords.stored(**words.columns()) == words
+    assert RecordWords.stored(None, None) is None
 
 
 def test_cosine_to_is_the_cosine_of_the_unit_vectors_to_the_last_bit():

@@ -318,6 +318,14 @@ class RecordWords:
         return cls(title=[t for t in tokens(title) if _useful(t)],
                    lead=[t for t in tokens(lead(body))[:LEAD_WORDS] if _useful(t)])
 
+    @classmethod
+    def stored(cls, search_title: str | None, search_body: str | None) -> RecordWords | None:
+        """The words a record's writer cut, read back from its search columns (``columns``); None
+        for a row written without them."""
+        if search_body is None:
+            return None
+        return cls(title=(search_title or "").split(), lead=search_body.split())
+
     def counts(self) -> tuple[Counter[str], set[str]]:
         """``term_counts``: the lead's words with their counts, and the title's."""
         return Counter(self.lead), set(self.title)
@@ -894,8 +902,7 @@ class SimilarIndex:
         exclude = {row.id} | ({row.duplicate_of} if row.duplicate_of else set())
         # The words its writer cut (as a candidate's are read): cutting the lead again took a
         # millisecond of each query's CPU at 100k records.
-        words = None if row.search_body is None else RecordWords(
-            title=(row.search_title or "").split(), lead=row.search_body.split())
+        words = RecordWords.stored(row.search_title, row.search_body)
         return self.related_to(row.title, _lead_paragraphs(row.lead), k=k, exclude=exclude, record_words=words)
 
     def related_to(self, title: str, body: Sequence[str], *, k: int = 5, exclude: Iterable[str] = (),
