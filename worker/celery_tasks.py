@@ -17,7 +17,7 @@ from typing import Any
 import kombu.exceptions
 from celery import Task, bootsteps
 from celery.exceptions import Reject
-from celery.signals import task_failure, task_postrun, worker_init, worker_process_shutdown
+from celery.signals import celeryd_after_setup, task_failure, task_postrun, worker_init, worker_process_shutdown
 from sqlalchemy.exc import DBAPIError
 
 from tasks.discovery.run import poll_due, run_source
@@ -216,11 +216,11 @@ def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
     return warmed
 
 
-@worker_init.connect
-def _warm(sender: Any = None, **_: Any) -> None:
-    # In the worker's main process, after its -Q is read and before its pool starts: a prefork
-    # pool's processes are forked from it and share what it loaded.
-    warm_stages(PIPELINE, list(sender.app.amqp.queues.consume_from) if sender is not None else [])
+@celeryd_after_setup.connect
+def _warm(instance: Any = None, **_: Any) -> None:
+    # In the worker's main process, once its -Q is read and its logging set up, before its pool
+    # starts: a prefork pool's processes are forked from it and share what it loaded.
+    warm_stages(PIPELINE, list(instance.app.amqp.queues.consume_from) if instance is not None else [])
 
 
 @task_postrun.connect
