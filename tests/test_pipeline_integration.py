@@ -189,6 +189,19 @@ def test_near_copies_arriving_together_end_as_one_record_and_links(pipeline):
     assert sorted(storage.alternate_urls(canonical[0])) == sorted(u for u in urls if outcomes[u] != canonical[0])
 
 
+def _ran(worker: CeleryWorker, stage: str) -> bool:
+    """The worker ran ``stage`` as a task of its own (its own message, off its queue)."""
+    return any(f"gleaner.{stage}[" in line and "succeeded" in line for line in worker.log)
+
+
+def _ingest_one(env: dict[str, str], site: Site, path: str, title: str, seed: str):
+    """One article served at ``path``, queued through the CLI and waited for; its record."""
+    url = site.page(path, news_page(prose(seed, 4), title=title))
+    result = run_cli("enqueue", "--wait", url, env=env)
+    assert result.returncode == 0, result.stderr
+    return Storage(env["GLEANER_DATABASE_URL"]).get_record(_outcomes(result.stdout)[url])
+
+
 def test_a_stage_added_to_the_table_runs_on_a_real_worker(tmp_path):
     """GLEANER_PIPELINE names a table with one more stage (tests/extra_stage.py): the worker gets
     its task and queue from the table, and every URL passes through it on the way to the store.
@@ -201,20 +214,13 @@ def test_a_stage_added_to_the_table_runs_on_a_real_worker(tmp_path):
     worker = CeleryWorker(env, EXTRA.names(), pipeline=EXTRA, name="extra").start()
     site = Site().start()
     try:
-        url = site.page("/signed.html", news_page(prose("extra-stage", 4), title="The signed story"))
-        result = run_cli("enqueue", "--wait", url, env=env)
-        assert result.returncode == 0, result.stderr
-        record = Storage(env["GLEANER_DATABASE_URL"]).get_record(_outcomes(result.stdout)[url])
+        record = _ingest_one(env, site, "/signed.html", "The signed story", "extra-stage")
         assert record.title == "The signed story" and record.summary.endswith(MARK)
-        assert any("gleaner.sign[" in line and "succeeded" in line for line in worker.log)
+        assert _ran(worker, "sign")
     finally:
         site.stop()
         worker.stop()
 
-
-
-def _ran(worker: CeleryWorker, stage: str) -> bool:
-    return any(f"gleaner.{stage}[" in line and "succeeded" in line for line in worker.log)
 
 
 def test_each_worker_runs_the_stages_it_serves_in_one_task_and_sends_on_the_rest(tmp_path):
@@ -231,10 +237,7 @@ def test_each_worker_runs_the_stages_it_serves_in_one_task_and_sends_on_the_rest
                             name="back").start()]
     site = Site().start()
     try:
-        url = site.page("/through.html", news_page(prose("run-through", 4), title="The run-through story"))
-        result = run_cli("enqueue", "--wait", url, env=env)
-        assert result.returncode == 0, result.stderr
-        record = Storage(env["GLEANER_DATABASE_URL"]).get_record(_outcomes(result.stdout)[url])
+        record = _ingest_one(env, site, "/through.html", "The run-through story", "run-through")
         assert record.title == "The run-through story" and record.summary
         front, back = workers
         assert [_ran(front, s) for s in first] == [True, True]
