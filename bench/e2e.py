@@ -182,7 +182,15 @@ def role_of(pid: int) -> str:
 
 
 def snapshot(pids: list[int]) -> dict[int, tuple[str, float]]:
-    return {pid: (role_of(pid), cpu_of(pid)) for pid in pids}
+    """Each process's role and CPU seconds. A prefork worker's pool processes share its command line;
+    they are told apart from its main process (which takes the messages from the broker and hands
+    them to the pool) by their parent."""
+    parent = {child: p for p, children in _children().items() for child in children}
+    roles = {pid: role_of(pid) for pid in pids}
+    pool = {pid for pid in pids if roles[pid].startswith("worker ") and roles.get(parent.get(pid)) == roles[pid]}
+    mains = {parent[pid] for pid in pool}
+    return {pid: (roles[pid] + (" (pool)" if pid in pool else " (main)" if pid in mains else ""), cpu_of(pid))
+            for pid in pids}
 
 
 # --- Gleaner -----------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""The timed loop of bench/e2e_profile.py and bench/stages_ab.py: URLs through the stage table in this
-process (as ``run_inline`` runs it, no Celery), with the CPU time of each step.
+"""The timed loops of bench/e2e_profile.py and bench/stages_ab.py: URLs through the stage table in this
+process, with the CPU time of each step: as ``run_inline`` runs it (``stage_cpu``: the stages and their
+payloads, no bookkeeping), or as a worker's tasks run it (``task_cpu``: the runner's bookkeeping too,
+without Celery).
 
 Gleaner's modules are imported when the loop is called, not when this module is: bench/stages_ab.py
 imports it first and then puts another commit's tree first on ``sys.path``, whose code it times.
@@ -69,4 +71,43 @@ def stage_cpu(rt: Any, urls: list[str], profile: cProfile.Profile | None = None)
             stage = pipeline.next(stage.name) if isinstance(outcome, HandOn) else None
     if profile:
         profile.disable()
+    return cpu, outcomes
+
+
+def task_cpu(rt: Any, urls: list[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """Every URL as the tasks of ``gleaner up``'s two workers run it, without Celery: fetch's task
+    (worker/celery_tasks.py ``run_message``, its message handed on to a list instead of the broker),
+    then the CPU worker's task, which runs parse to store through (``RunThrough``, every CPU stage
+    served). The runner's bookkeeping (delivery counts, the in-flight ledger, payloads, metrics) is
+    in; what Celery adds around a task (receiving, the pool, acknowledging) is not."""
+    from worker.celery_tasks import RunThrough, run_message
+    from worker.pipeline import get_pipeline
+
+    pipeline = get_pipeline()
+    served = frozenset(stage.name for stage in pipeline if not stage.io_bound)
+    ids = rt.storage.create_jobs(urls, "bench")
+    cpu = {"fetch task": 0.0, "CPU stages' task": 0.0}
+
+    class Held:
+        """Where a task's onward messages go instead of the broker."""
+
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        def send(self, messages: Any, sent: float) -> None:
+            self.messages.extend(messages)
+
+    for job_id in ids:
+        t = time.process_time()
+        fetched = Held()
+        run_message(pipeline, pipeline.first, job_id, None, {"category": "bench", "priority": 0}, rt, fetched)
+        cpu["fetch task"] += time.process_time() - t
+        t = time.process_time()
+        for message in fetched.messages:
+            run_message(pipeline, pipeline.stage(message.stage), message.job_id, time.time(), dict(message.fields),
+                        rt, RunThrough(pipeline, rt, Held(), served))
+        cpu["CPU stages' task"] += time.process_time() - t
+    outcomes: dict[str, int] = {}
+    for row in rt.storage.get_jobs(ids).values():
+        outcomes[row["state"]] = outcomes.get(row["state"], 0) + 1
     return cpu, outcomes

@@ -4,12 +4,14 @@ run, and whether they stored the same things.
     .venv/bin/python bench/stages_ab.py main                       # main's code against this tree's, 2 rounds
     .venv/bin/python bench/stages_ab.py main --exact-df --rounds 1 # same outputs? (see --exact-df)
     .venv/bin/python bench/stages_ab.py main --sets scrapinghub
+    .venv/bin/python bench/stages_ab.py main --tasks              # the workers' tasks, bookkeeping and all
 
 The other commit's files are exported (``git archive``) to a temporary directory. Each round runs both
 trees one after the other (the order alternating between rounds), each in a process of its own with
 that tree first on ``sys.path``, fresh Redis database and SQLite file: every page of the corpora
 through the stage table in bench/e2e_profile.py's loop (bench/stage_cpu.py, no Celery), with the CPU time
-(``time.process_time``) of each step. Printed: the median over rounds of each step's milliseconds per
+(``time.process_time``) of each step; with ``--tasks``, as the workers' tasks run them (fetch's task, then
+the CPU worker's, running parse to store through), the runner's bookkeeping in and Celery out. Printed: the median over rounds of each step's milliseconds per
 page, and, for every run, the rows of ``records`` and ``jobs`` that differ from the first run's.
 
 Similar readings depend on the word counts of the stored records, which a worker refreshes on a
@@ -36,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 # modules only when called, so those are the other tree's).
 sys.path.insert(0, str(REPO))
 
-from bench.stage_cpu import stage_cpu  # noqa: E402
+from bench.stage_cpu import stage_cpu, task_cpu  # noqa: E402
 
 # What is compared between runs: what a user reads of a record, and how each job ended.
 _RECORDS = ("SELECT id, canonical_url, url, title, body, summary, word_count, content_hash, duplicate_of, story_id, "
@@ -44,7 +46,7 @@ _RECORDS = ("SELECT id, canonical_url, url, title, body, summary, word_count, co
 _JOBS = "SELECT url, state, record_id, duplicate_of, reason FROM jobs ORDER BY url"
 
 
-def run_tree(tree: str, urls: list[str], env: dict[str, str], exact_df: bool) -> dict:
+def run_tree(tree: str, urls: list[str], env: dict[str, str], exact_df: bool, tasks: bool = False) -> dict:
     """In this process, with ``tree``'s modules: every URL through the stages; CPU per step and the outputs."""
     sys.path.insert(0, tree)
     os.environ.update(env)
@@ -62,7 +64,7 @@ def run_tree(tree: str, urls: list[str], env: dict[str, str], exact_df: bool) ->
 
         SimilarIndex._stale = lambda index, df: True
     rt = build_runtime(get_settings())
-    cpu, _ = stage_cpu(rt, urls)
+    cpu, _ = (task_cpu if tasks else stage_cpu)(rt, urls)
     with rt.storage.engine.connect() as conn:
         records = [[v if isinstance(v, (int, float)) else str(v) for v in row] for row in conn.execute(text(_RECORDS))]
         jobs = [[str(v) for v in row] for row in conn.execute(text(_JOBS))]
@@ -92,12 +94,14 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=None)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--exact-df", action="store_true", help="refresh the word counts at every store (see above)")
+    parser.add_argument("--tasks", action="store_true",
+                        help="time the workers' tasks (the runner's bookkeeping too, no Celery) instead of the stages")
     parser.add_argument("--run", nargs=3, metavar=("TREE", "SPEC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         tree, spec, out = args.run
         spec = json.loads(Path(spec).read_text())
-        Path(out).write_text(json.dumps(run_tree(tree, spec["urls"], spec["env"], spec["exact_df"])))
+        Path(out).write_text(json.dumps(run_tree(tree, spec["urls"], spec["env"], spec["exact_df"], spec["tasks"])))
         return
 
     from bench import corpora, e2e
@@ -124,7 +128,8 @@ def main() -> None:
                        "GLEANER_DATA_DIR": str(work), "GLEANER_ALLOW_PRIVATE_URLS": "127.0.0.1",
                        "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0",
                        "GLEANER_DATABASE_URL": f"sqlite:///{work / 'gleaner.db'}"}
-                (work / "spec.json").write_text(json.dumps({"urls": urls, "env": env, "exact_df": args.exact_df}))
+                (work / "spec.json").write_text(json.dumps({"urls": urls, "env": env, "exact_df": args.exact_df,
+                                                          "tasks": args.tasks}))
                 subprocess.run([sys.executable, __file__, args.before, "--run", trees[name], str(work / "spec.json"),
                                 str(work / "out.json")], cwd=trees[name], check=True)
                 runs[name].append(json.loads((work / "out.json").read_text()))
