@@ -91,6 +91,8 @@ def task_cpu(rt: Any, urls: list[str]) -> tuple[dict[str, float], dict[str, int]
     class Held:
         """Where a task's onward messages go instead of the broker."""
 
+        through: frozenset[str] = frozenset()
+
         def __init__(self) -> None:
             self.messages: list[Any] = []
 

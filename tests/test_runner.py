@@ -472,6 +472,8 @@ def test_dispatcher_puts_the_stage_task_on_its_queue_at_the_jobs_priority(rt):
 class _Broker:
     """A Sender that keeps what would have gone to the broker."""
 
+    through: frozenset[str] = frozenset()
+
     def __init__(self) -> None:
         self.sent: list[Message] = []
 
@@ -501,6 +503,37 @@ def test_a_worker_runs_the_next_stages_it_serves_in_the_same_task_and_sends_the_
     assert rt.storage.get_job(job)["state"] == "done"
     assert rt.redis.hget(keys.inflight(), job) is None
     assert not any(rt.redis.exists(k) for k in payload_keys(job))
+
+
+def test_run_through_starts_the_next_stage_in_the_end_round_trip_and_hands_its_input_over(rt, site, monkeypatch):
+    """Between two stages a task runs through, one round trip: the stage's end (its payload first,
+    then the ledger) with the next stage's start last in it; the next stage takes the payload as
+    it was handed on, not read back from Redis (no read of it in any round trip)."""
+    from worker.celery_tasks import RunThrough, run_message
+
+    url = site.page("/one-trip.html", article_page(
+        "One trip", "The ferry's timetable was painted on the harbour wall and repainted every spring."))
+    job = job_for(rt, url)
+    fetch.apply(args=[job])
+    trips = record_round_trips(rt, monkeypatch)
+    broker = _Broker()
+    run_message(PIPELINE, PIPELINE.stage("parse"), job, None, {"category": "test", "priority": 0}, rt,
+                RunThrough(PIPELINE, rt, broker, frozenset({"parse", "dedupe", "summarize"})))
+    monkeypatch.undo()
+    assert [(m.stage, m.job_id) for m in broker.sent] == [("store", job)]
+    payload_trips = [trip for trip in trips if any(key.startswith(keys.payload(job, "")) for _, key in trip)]
+    # parse's start (reads the page), then one trip per boundary: parse|dedupe, dedupe|summarize, summarize's end.
+    assert len(payload_trips) == 4
+    reads = [(name, key) for trip in payload_trips for name, key in trip if name in ("GET", "HMGET")]
+    assert reads == [("HMGET", keys.payload(job, "fetch"))]  # the drafts are never read back
+    for earlier, later in (("parse", "dedupe"), ("dedupe", "summarize")):
+        [trip] = [t for t in payload_trips if ("SET", keys.payload(job, earlier)) in t]
+        names = [name for name, _ in trip]
+        written, marked = names.index("SET"), names.index("INCRBY")
+        assert trip[marked] == ("INCRBY", keys.deliveries(job, later))
+        assert written < marked and ("DEL", keys.deliveries(job, earlier)) in trip[written:marked]
+    assert rt.redis.hget(keys.inflight(), job).decode().startswith("store|0|")
+    assert DRAFT.decode(rt.redis.get(keys.payload(job, "summarize"))).summary
 
 
 def test_run_through_needs_a_worker_the_setting_and_cpu_stages(rt, monkeypatch):

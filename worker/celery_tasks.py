@@ -81,7 +81,9 @@ def run_message(pipeline: Pipeline, stage: Stage, job_id: str, sent: float | Non
 class RunThrough:
     """The runner's Sender inside a worker: a message for a stage whose queue this worker consumes
     (``served``) is run at once, in this task, as its own task would run it; the others go to the
-    broker (``dispatcher``).
+    broker (``dispatcher``). The runner runs a stage's one onward message itself when its stage is
+    ``through`` (worker/runner.py: its start rides in the end round trip of the stage before); one
+    that reaches ``send`` is run here.
 
     Sending a message to our own queues would cost a publish, a pop, the pool's hand-over to a
     child, a task's set-up and an acknowledgement, per stage and article, to reach a process like
@@ -94,6 +96,7 @@ class RunThrough:
 
     def __init__(self, pipeline: Pipeline, rt: Runtime, dispatcher: runner.Sender, served: frozenset[str]) -> None:
         self.pipeline, self.rt, self.dispatcher, self.served = pipeline, rt, dispatcher, served
+        self.through = served
 
     def send(self, messages: Sequence[Message], sent: float) -> None:
         away = [m for m in messages if m.stage not in self.served]

@@ -19,6 +19,8 @@ from worker.runtime import get_runtime
 
 
 class Dispatcher:
+    through: frozenset[str] = frozenset()  # every message goes to the broker (runner.Sender)
+
     def __init__(self, app: Celery) -> None:
         self.app = app
 

@@ -23,6 +23,12 @@ only do their work, see worker/stage.py):
    nothing to send it is only logged. The broker acknowledges the stage's own message after the
    runner returns (late acks).
 
+A worker runs the next stage at once when it serves that stage's queue (run-through: the Sender's
+``through``, worker/celery_tasks.py). Then the next stage's start rides in this stage's end round
+trip, after everything above, and its input is the payload just written, handed over as it is
+instead of read back and decoded: one round trip a stage boundary instead of two, and the page's
+draft read from Redis once, by the stage a message brought it to.
+
 ``send`` puts jobs into a stage's queue from outside a stage (enqueueing, a due retry, the
 sweeper, a page entering at a later stage with its input). ``run_inline`` runs a job through
 every stage in this thread, without the broker or the bookkeeping: the load benchmark's baseline.
@@ -62,9 +68,16 @@ class Sender(Protocol):
     for the stages a worker serves itself, run at once in its task (worker/celery_tasks.py,
     RunThrough)."""
 
+    # Stages whose messages from a stage this task runs are run on in the same task, by the runner,
+    # each started in the end round trip of the stage before (run-through); empty for the broker.
+    through: frozenset[str]
+
     def send(self, messages: Sequence[Message], sent: float) -> None:
         """Put ``messages`` on their stages' queues; their ledger entries are already written."""
         ...
+
+
+_UNREAD = object()  # a _Started whose input is still the raw reply, to decode
 
 
 @dataclass
@@ -72,6 +85,7 @@ class _Started:
     deliveries: int
     input: Any = None  # the raw reply of the input read
     source: Any = None  # the raw reply of the source read
+    value: Any = _UNREAD  # the input itself, when the stage before in this task handed it over
 
 
 @dataclass
@@ -88,38 +102,66 @@ class _End:
 
 def run_stage(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender, *,
               sent: float | None = None) -> str:
-    """Run ``stage`` on ``job`` with its bookkeeping; return the outcome for the metrics (success,
-    failure or retry). Raises only what is not the page's fault: Redis unreachable."""
+    """Run ``stage`` on ``job`` with its bookkeeping, and on through the next stages in
+    ``sender.through``; return the last stage's outcome for the metrics (success, failure or
+    retry). Raises only what is not the page's fault: Redis unreachable."""
     began = time.perf_counter()
     started = _start(pipeline, stage, job, rt, sent)
-    try:
-        end = _run(pipeline, stage, job, rt, started)
-    except DBAPIError as exc:
-        # The database is down, not the page: the same stage again shortly, without spending one
-        # of the job's attempts. Stages are idempotent, so a half-done store is simply done again.
-        delay = retry_delay(1, None, base=DB_RETRY_BASE, cap=DB_RETRY_MAX)
-        log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage.name, job.id,
-                    type(exc).__name__, delay)
-        end = _End("retry", retry=(job.to(stage.name), delay))
-    _finish(pipeline, stage, job, rt, sender, end, time.perf_counter() - began)
-    return end.outcome
+    while True:
+        try:
+            end = _run(pipeline, stage, job, rt, started)
+        except DBAPIError as exc:
+            # The database is down, not the page: the same stage again shortly, without spending one
+            # of the job's attempts. Stages are idempotent, so a half-done store is simply done again.
+            delay = retry_delay(1, None, base=DB_RETRY_BASE, cap=DB_RETRY_MAX)
+            log.warning("database unavailable in %s for job %s (%s); again in %.1fs", stage.name, job.id,
+                        type(exc).__name__, delay)
+            end = _End("retry", retry=(job.to(stage.name), delay))
+        following = _through(pipeline, end, sender)
+        started = _finish(pipeline, stage, job, rt, sender, end, time.perf_counter() - began, following)
+        if following is None or started is None:
+            return end.outcome
+        began = time.perf_counter()
+        stage, job = following
+
+
+def _through(pipeline: Pipeline, end: _End, sender: Sender) -> tuple[Stage, Job] | None:
+    """The stage and job this task runs next, if its one onward message is for a stage the sender
+    runs through (and that takes its job from the message, as the middle stages do)."""
+    if len(end.onward) != 1 or end.onward[0].stage not in sender.through:
+        return None
+    message = end.onward[0]
+    stage = pipeline.stage(message.stage)
+    job = Job.from_fields(message.job_id, message.fields)
+    return None if stage.reads_row or job is None else (stage, job)
 
 
 def _start(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sent: float | None) -> _Started:
     pipe = rt.redis.pipeline(transaction=False)
+    reads = _start_into(pipe, pipeline, stage, job, rt, sent, read_input=True)
+    return _started(pipe.execute(), reads)
+
+
+def _start_into(pipe: redis.client.Pipeline, pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime,
+                sent: float | None, *, read_input: bool) -> list[str]:
+    """Queue the start round trip's commands onto ``pipe``; the names of the reads among them, last."""
     pipe.incr(keys.deliveries(job.id, stage.name))
     pipe.expire(keys.deliveries(job.id, stage.name), rt.settings.page_ttl)
     inflight.mark_started(pipe, job.id, stage.name, job.priority, sent)
     reads: list[str] = []
-    if stage.input is not None:
+    if read_input and stage.input is not None:
         stage.input.read(pipe, pipeline.input_key(stage.name, job.id))
         reads.append("input")
     if stage.reads_source and job.category_id:
         read_source_into(pipe, job.category_id)
         reads.append("source")
-    results = pipe.execute()
+    return reads
+
+
+def _started(results: list[Any], reads: list[str], value: Any = _UNREAD) -> _Started:
+    """A start's replies (``results``: the start's own, first its delivery count)."""
     read = dict(zip(reads, results[len(results) - len(reads):]))
-    return _Started(deliveries=int(results[0]), input=read.get("input"), source=read.get("source"))
+    return _Started(deliveries=int(results[0]), input=read.get("input"), source=read.get("source"), value=value)
 
 
 def _run(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, started: _Started) -> _End:
@@ -127,7 +169,9 @@ def _run(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, started: _Star
         return _dead(pipeline, stage, job, rt, f"{stage.name} stage started {started.deliveries - 1} times "
                                                "without finishing (a crash or kill each time)")
     try:
-        payload = stage.input.decode(started.input) if stage.input is not None else None
+        payload = None
+        if stage.input is not None:
+            payload = started.value if started.value is not _UNREAD else stage.input.decode(started.input)
         source = source_from(started.source, job.category_id) if stage.reads_source else None
         outcome = stage.run(StageContext(job=job, input=payload, source=source, rt=rt))
         if not isinstance(outcome, (HandOn, Ended)):
@@ -202,8 +246,9 @@ def _read(client: redis.Redis, codec: Any, key: str) -> Any:
 
 
 def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sender | None, end: _End,
-            seconds: float) -> None:
-    """The end round trip, in the order the module's docstring gives and for the reason it gives."""
+            seconds: float, following: tuple[Stage, Job] | None = None) -> _Started | None:
+    """The end round trip, in the order the module's docstring gives and for the reason it gives;
+    with ``following``, the start of the stage this task runs next rides in it, and is returned."""
     now = time.time()
     pipe = rt.redis.pipeline(transaction=False)
     if end.handed_on is not None:
@@ -213,7 +258,8 @@ def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sen
     if end.ended:
         pipe.delete(*pipeline.payload_keys(job.id))
     pipe.delete(keys.deliveries(job.id, stage.name))
-    for message in end.onward:
+    away = end.onward if following is None else []  # following: the one onward message, run here
+    for message in away:
         inflight.mark_sent(pipe, message.job_id, message.stage, message.priority, now)
     if end.retry is not None:
         delayed.add_into(pipe, *end.retry)
@@ -221,15 +267,21 @@ def _finish(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, sender: Sen
         inflight.strike(pipe, job.id)
     rt.tally.add(stage.name, end.outcome, seconds)
     rt.tally.flush_into(pipe)  # a second's worth of every stage's counts, now and then
+    if following is not None:  # last: it starts once everything above is written
+        mine = len(pipe)
+        reads = _start_into(pipe, pipeline, *following, rt, now, read_input=False)
     try:
-        pipe.execute()
+        results = pipe.execute()
     except redis.RedisError as exc:
         if end.onward or end.retry is not None:
             raise
         log.warning("could not record the end of %s for job %s: %s", stage.name, job.id, exc)
-        return
-    if end.onward:
-        sender.send(end.onward, now)
+        return None
+    if away:
+        sender.send(away, now)
+    if following is None:
+        return None
+    return _started(results[mine:], reads, value=end.handed_on.payload)
 
 
 def dead_letter(pipeline: Pipeline, stage: Stage, job: Job, rt: Runtime, reason: str) -> None:
