@@ -92,3 +92,24 @@ def test_site_rules_file(pages: list[Path], tmp_path: Path) -> None:
     bad.write_text(json.dumps({"body": "div["}), encoding="utf-8")
     result = CliRunner().invoke(extract_command, ["--rules", str(bad), str(pages[0])])
     assert result.exit_code == 2 and "invalid CSS selector" in result.output
+
+
+def test_the_cli_loads_the_extractor_only_when_a_command_needs_it():
+    """`gleaner --help` and commands that never extract do not import the extractor (its readers,
+    language model and date parsers); `from tasks.extraction import extract_article` still works."""
+    import subprocess
+    import sys
+
+    check = ("import sys, worker.cli\n"
+             "assert 'tasks.extraction.extract' not in sys.modules, 'imported with the CLI'\n"
+             "from tasks.extraction import extract_article\n"
+             "assert extract_article.__module__ == 'tasks.extraction.extract'\n"
+             "import tasks.extraction\n"
+             "try:\n"
+             "    tasks.extraction.no_such_thing\n"
+             "except AttributeError:\n"
+             "    pass\n"
+             "else:\n"
+             "    raise AssertionError('a missing name was found')\n")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -9,7 +9,18 @@ none does, by the body the page declares in JSON-LD or the element densest in te
 
 from __future__ import annotations
 
-from tasks.extraction.extract import extract_article
+from typing import Any
+
 from tasks.extraction.rules import SiteRules
 
 __all__ = ["SiteRules", "extract_article"]
+
+
+def __getattr__(name: str) -> Any:
+    # The extractor (its readers, language model, date parsers) is imported on first use: the CLI and
+    # the sources file import this package for SiteRules alone, and every `gleaner` command paid for it.
+    if name == "extract_article":
+        from tasks.extraction.extract import extract_article
+
+        return extract_article
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
