@@ -96,6 +96,15 @@ def worker_trouble(worker: CeleryWorker) -> list[str]:
     return [line for line in worker.log if "WARNING" in line or "ERROR" in line or "CRITICAL" in line][-15:]
 
 
+def worker_stacks(worker: CeleryWorker) -> str:
+    """Every thread's stack in the worker's main process, for a failure's message: Celery's worker
+    prints them on SIGUSR1 (its "cry" handler)."""
+    seen = len(worker.log)
+    worker.proc.send_signal(signal.SIGUSR1)
+    time.sleep(2)
+    return "".join(worker.log[seen:])[:60000]
+
+
 def heavy_article(n: int) -> str:
     """Many paragraphs in deep nesting: a parse that is still running when we kill its worker."""
     nesting = "".join(f"<div class='c{i % 9}'><section>" for i in range(300))
@@ -201,7 +210,7 @@ def test_redis_going_down_with_a_thousand_urls_queued_loses_none(stack, tmp_path
     redis.start()
 
     states = wait_all(storage, len(urls), timeout=200)
-    assert states == {"done": len(urls)}, (why_not_done(storage), worker_trouble(worker))
+    assert states == {"done": len(urls)}, (why_not_done(storage), worker_trouble(worker), worker_stacks(worker))
     assert storage.count_records() == len(urls), extra_records(storage, urls)
     # The same worker reconnected: none exited on the outage (Celery 5.7.0 did; worker/consumer.py).
     assert worker.proc.poll() is None
