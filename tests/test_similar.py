@@ -10,6 +10,8 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, event, text
 
 from tests import written_pages
@@ -17,8 +19,10 @@ from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
 from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine, cosine_to,
-                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, tokens,
-                            unit_vector, _gated, _telling, _tsquery_gate)
+                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, token_set,
+                            tokens,
+                            unit_vector, _ascii_words, _gated, _telling,
+                            _tsquery_gate, _ASCII_WORD, _NON_ASCII_WORD)
 from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -366,6 +370,27 @@ def test_tokens_fold_case_and_accents_and_cut_cjk_runs_in_two_character_pieces()
     assert tokens("Café AU-LAIT, naïve_user 2025") == ["cafe", "au", "lait", "naive", "user", "2025"]
     assert tokens("東京都、新しい") == ["東京", "京都", "新し", "しい"]
     assert tokens("iPS細胞の") == ["ips", "細胞", "胞の"]
+
+
+# ASCII with the non-ASCII characters a text may hold and still be cut the ASCII way (curly quotes,
+# dashes, the no-break space, guillemets, middle dot), and some it may not (accents, CJK, a Kelvin sign).
+_ASCII_ISH = st.text(st.one_of(st.characters(max_codepoint=0x7f),
+                               st.sampled_from("\u00a0\u00ab\u00b7\u00bb\u2013\u2019\u201c\u2026\u205f"),
+                               st.sampled_from("\u00e9\u0130\u212a\u6771\u4eac\u00b2")))
+
+
+@given(_ASCII_ISH)
+def test_the_ascii_way_of_cutting_words_is_the_pattern_over_the_lower_cased_text(text_):
+    if text_.isascii() or not _NON_ASCII_WORD.search(text_):
+        assert _ascii_words(text_) == _ASCII_WORD.findall(text_.lower())
+    assert token_set(text_) == set(tokens(text_))
+
+
+def test_token_set_is_the_set_of_the_tokens_in_every_script():
+    for text_ in ("Café AU-LAIT, naïve_user 2025 café", "東京都、新しい東京", "İstanbul iPS細胞の ips",
+                  "“Quoted” — ASCII\u00a0words, words"):
+        assert token_set(text_) == set(tokens(text_))
+    assert token_set("The the THE “the”") == {"the"}
 
 
 def test_record_words_cut_once_are_the_search_columns_and_the_term_counts():
