@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -158,6 +158,31 @@ def test_fewer_than_k_when_fewer_match(store):
     assert [r.id for r in store.index.related(b, k=1)] == [uuid.UUID(a)]
     assert store.index.related(str(uuid.uuid4())) == []  # no such record
     assert store.index.related(a, k=0) == []
+
+
+def test_scored_rows_carry_each_candidates_readings_story_and_date(store):
+    # The store stage reads these of the records a new one relates to from the search itself (no
+    # second statement), typed as the records table gives them: readings as stored, dates aware.
+    when = datetime(2025, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=9)))
+    other = store.put("Chess champion retains title", ["The champion drew the final game to keep the crown."])
+    first = _draft("https://news.test/volcano", "Volcano erupts near fishing village",
+                   ["Ash from the volcano covered boats in the harbour."], digest="volcano")
+    first.article.published_at = when
+    a, _ = store.storage.upsert_record(first, similar=[SimilarRef(id=other, title="Chess", score=0.3)],
+                                       story_id="story-1")
+    undated = store.put("Volcano ash closes airport", ["Flights were cancelled as volcano ash drifted south."])
+    copy = store.put("Volcano erupts near fishing village", ["Ash from the volcano covered boats in the harbour."],
+                     digest="volcano", url="https://mirror.test/volcano")  # a duplicate: never a candidate
+    store.index.refresh_sample()
+    title, body = "Volcano ash over the fishing harbour", ["The volcano's ash covered the harbour and its boats."]
+    pairs = store.index.scored_rows(title, body)
+    assert [ref for ref, _row in pairs] == store.index.scored(title, body)
+    rows = {str(ref.id): row for ref, row in pairs}
+    assert set(rows) == {a, undated} and copy not in rows
+    assert rows[a].similar == [{"id": other, "title": "Chess", "score": 0.3}]
+    assert rows[a].story_id == "story-1" and rows[a].published_at == when
+    assert rows[a].published_at.utcoffset() == timedelta(0)  # given back in UTC, as the table does
+    assert rows[undated].similar == [] and rows[undated].story_id == undated and rows[undated].published_at is None
 
 
 def test_index_follows_updates_deletes_and_duplicate_marks(store):

@@ -49,16 +49,18 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import JSON, text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
+from worker.sqltypes import UTCDateTime
 
-__all__ = ["RANKING", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
+__all__ = ["RANKING", "CandidateRow", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
            "query_terms", "rebuild_index", "relevance_cut", "search_columns", "token_set", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
@@ -363,6 +365,15 @@ def term_counts(title: str, body: Sequence[str]) -> tuple[Counter[str], set[str]
     return RecordWords.of(title, body).counts()
 
 
+class CandidateRow(Protocol):
+    """A candidate's row from the search, as ``SimilarIndex.scored_rows`` gives it: besides its words,
+    what the store stage needs of the records a new one relates to (worker/storage.py ``Neighbour``)."""
+
+    similar: list[dict[str, Any]] | None  # its readings, as the records.similar column holds them
+    story_id: str | None
+    published_at: datetime | None
+
+
 # 1 + ln tf for the counts a lead of LEAD_WORDS words can hold: a list index, not a call per word.
 _TF_WEIGHT = [0.0] + [1.0 + math.log(tf) for tf in range(1, LEAD_WORDS + 1)]
 
@@ -527,7 +538,7 @@ def _tsquery_gate(gate: Gate) -> str:
 def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
     """``term_counts`` of a search result: from its stored words (``search_columns``), or from
     its text for a row written without them."""
-    _id, title, search_title, search_body, body = row
+    _id, title, search_title, search_body, body = row[:5]
     if search_body is not None:
         return Counter(search_body.split()), set((search_title or "").split())
     return term_counts(title, _lead_paragraphs(body))
@@ -647,20 +658,25 @@ def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
 # match and computes BM25 twice a row (for the order and for the column), where ORDER BY bm25()
 # LIMIT computes it once and keeps only the best :n. Ties come in docid order either way. On the
 # 1,799 real pages of bench/stages_ab.py the query took a third less CPU for the same rows.
+# Besides what is scored, each candidate's readings, story and publication date (``CandidateRow``):
+# the store stage reads them here rather than in a second statement. (SIMILAR is a keyword in
+# PostgreSQL: the column's name is quoted.)
 _SQLITE_SEARCH = text(
     "SELECT d.record_id, r.title, r.search_title, r.search_body, "
-    "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END FROM ("
+    "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END AS lead, "
+    "r.\"similar\", r.story_id, r.published_at FROM ("
     "  SELECT rowid AS docid, bm25(similar_fts, :title_weight, 1.0) AS score FROM similar_fts"
     "  WHERE similar_fts MATCH :q ORDER BY score LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
-    "WHERE r.duplicate_of IS NULL ORDER BY hit.score")
+    "WHERE r.duplicate_of IS NULL ORDER BY hit.score").columns(similar=JSON, published_at=UTCDateTime)
 
 _PG_SEARCH = text(
     "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
-    "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
-    "to_tsquery('simple', :g) AS g "
+    "THEN substr(CAST(body AS text), 1, :lead) END AS lead, \"similar\", story_id, published_at "
+    "FROM records, to_tsquery('simple', :q) AS q, to_tsquery('simple', :g) AS g "
     "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
-    "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n")
+    "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"
+).columns(similar=JSON, published_at=UTCDateTime)
 
 # A record's title and the start of its body (all that is compared, see LEAD_WORDS), and its words
 # as its writer cut them (``search_columns``), when it did.
@@ -944,6 +960,11 @@ class SimilarIndex:
         """Up to ``candidates`` records sharing the text's distinctive words, scored and sorted
         best first, with no floor: the full-text index finds them, ``cosine`` ranks them.
         ``record_words``: the text's ``RecordWords``, if the caller has cut them already."""
+        return [ref for ref, _row in self.scored_rows(title, body, exclude=exclude, record_words=record_words)]
+
+    def scored_rows(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = (),
+                    record_words: RecordWords | None = None) -> list[tuple[SimilarRef, CandidateRow]]:
+        """``scored``, each candidate with its row (``CandidateRow``)."""
         df = self._doc_freq()
         budget = max(self.postings_budget, self.postings_share * df.n_docs)
         body_tf, title_words = (record_words or RecordWords.of(title, body)).counts()
@@ -958,14 +979,14 @@ class SimilarIndex:
             rows = self._search_sqlite(_gated(terms, gate), limit)
         else:
             rows = self._search_postgresql(terms, gate, limit, excluded)
-        found = [(r[0], r[1], *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        found = [(r, *_candidate_counts(r)) for r in rows if r[0] not in excluded]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
-        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
+        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _r, c, t in found)))
         idf = dict(zip(words, df.idf(words).tolist()))
         mine = unit_vector(body_tf, title_words, idf)
-        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine_to(mine, counts, tw, idf), 4))
-                for rid, rtitle, counts, tw in found]
-        refs.sort(key=lambda ref: -ref.score)
+        refs = [(SimilarRef(id=r[0], title=r[1], score=round(cosine_to(mine, counts, tw, idf), 4)), r)
+                for r, counts, tw in found]
+        refs.sort(key=lambda pair: -pair[0].score)
         return refs
 
     def _gate(self, terms: Sequence[str], df: DocFreq, telling: set[str]) -> Gate | None:
