@@ -18,10 +18,11 @@ from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine, cosine_to,
+from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine,
+                            cosine_by_norm, cosine_to,
                             enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, token_set,
                             tokens,
-                            unit_vector, _ascii_words, _gated, _telling,
+                            unit_vector, _ascii_words, _gated, _telling, _weights,
                             _tsquery_gate, _ASCII_WORD, _NON_ASCII_WORD)
 from worker.storage import Storage, make_engine, records
 
@@ -452,6 +453,58 @@ def test_cosine_to_is_the_cosine_of_the_unit_vectors_to_the_last_bit():
         expected = cosine(mine, unit_vector(Counter(other_tf), other_title, idf))
         assert cosine_to(mine, Counter(other_tf), other_title, idf) == expected
         assert n_other == 0 or 0.0 < expected < 1.0
+
+
+def test_cosine_by_norm_is_cosine_to_to_the_last_bit_with_only_the_shared_words_idf():
+    rng = np.random.default_rng(11)
+    vocabulary = [f"w{i}" for i in range(400)]
+    for n_mine, n_other in ((30, 200), (200, 30), (50, 50), (5, 0), (40, 1)):
+        mine_tf = Counter({w: int(c) for w, c in zip(rng.choice(vocabulary, n_mine, replace=False),
+                                                     rng.integers(1, 9, n_mine))})
+        other_tf = Counter({w: int(c) for w, c in zip(rng.choice(vocabulary, n_other, replace=False),
+                                                      rng.integers(1, 300, n_other))})
+        # Title words in the body and out of it (a title-only word has no count).
+        other_title = set(rng.choice(vocabulary, 8, replace=False).tolist()) | set(list(other_tf)[:2])
+        idf = {w: float(x) for w, x in zip(vocabulary, rng.uniform(0.1, 9.0, len(vocabulary)))}
+        mine = unit_vector(mine_tf, set(vocabulary[:3]), idf)
+        raw, norm = _weights(other_tf, other_title, idf)
+        shared_idf = {w: idf[w] for w in mine}  # the words of the record: all a known norm needs
+        assert cosine_by_norm(mine, other_tf, other_title, shared_idf, norm, len(raw)) == \
+            cosine_to(mine, other_tf, other_title, idf)
+
+
+def test_a_words_idf_is_the_same_number_whatever_the_words_asked_with_it():
+    # What keeping a candidate's norm across queries rests on: its words' idf, asked with other words
+    # in another query, come out the same to the last bit (numpy's log is computed element by element).
+    words = [f"w{i}" for i in range(300)]
+    rng = np.random.default_rng(5)
+    df = DocFreq.from_texts(5000, [("t", [" ".join(rng.choice(words, 20).tolist())]) for _ in range(900)])
+    together = df.idf(words + ["unseen"]).tolist()
+    for start, size in ((0, 1), (3, 7), (17, 64), (250, 50)):
+        assert df.idf(words[start:start + size]).tolist() == together[start:start + size]
+    assert df.idf(["unseen"]).tolist() == together[-1:]
+
+
+def test_a_candidates_norm_is_reused_under_the_same_frequencies_and_not_after_it_changes(sqlite_store):
+    store = sqlite_store
+    a = store.put("Volcano erupts near fishing village", ["Ash from the volcano covered boats in the harbour."])
+    store.put("Volcano ash closes airport", ["Flights were cancelled as volcano ash drifted south."])
+    store.index.refresh_sample()
+    title, body = "Volcano ash over the fishing harbour", ["The volcano's ash covered the harbour and its boats."]
+    first = store.index.scored(title, body)
+    df, norms = store.index._norms
+    assert df is store.index._df and len(norms) == 2  # both candidates' norms kept
+    assert store.index.scored(title, body) == first  # computed from the kept norms: the same scores
+    # A changed record has other words: its own key, so a norm never outlives the words it is of.
+    store.storage.upsert_record(_draft("https://news.test/1", "Volcano erupts near fishing village",
+                                       ["Ash and lava from the volcano covered boats in the harbour."]))
+    assert {k[0] for k in store.index._norms[1]} == {k[0] for k in norms}
+    again = store.index.scored(title, body)
+    assert len(store.index._norms[1]) == 3 and [r.id for r in again] == [r.id for r in first]
+    store.index.refresh_sample()  # new frequencies: nothing kept from the old ones
+    store.index.scored(title, body)
+    assert store.index._norms[0] is store.index._df and len(store.index._norms[1]) == 2
+    assert str(a) in {k[0] for k in store.index._norms[1]}
 
 
 def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():

@@ -399,9 +399,30 @@ def cosine_to(mine: dict[str, float], body_tf: Counter[str], title_words: set[st
     only the shared words' weights divided by the norm: a candidate shares a few dozen of its
     words with the record, and the other hundred or so need no unit weight."""
     raw, norm = _weights(body_tf, title_words, idf)
+    return _dot(mine, raw, norm)
+
+
+def _dot(mine: dict[str, float], raw: dict[str, float], norm: float) -> float:
     if len(mine) > len(raw):  # as ``cosine`` does: the sum runs over the shorter vector, in its order
         return sum(x / norm * mine[w] for w, x in raw.items() if w in mine)
     return sum(x * (raw[w] / norm) for w, x in mine.items() if w in raw)
+
+
+def cosine_by_norm(mine: dict[str, float], body_tf: Counter[str], title_words: set[str], idf: dict[str, float],
+                   norm: float, size: int) -> float:
+    """``cosine_to``, the same number, for a candidate whose ``_weights`` norm and number of words
+    (``size``) under these frequencies are known: only the words it shares with ``mine`` are
+    weighted (so ``idf`` needs only those), summed in the order ``cosine_to`` sums them."""
+
+    def weight(w: str) -> float:  # _weights' value for one word, by the same operations
+        tf = body_tf.get(w)
+        x = 0.0 if tf is None else (_TF_WEIGHT[tf] if 0 <= tf <= LEAD_WORDS else 1.0 + math.log(tf)) * idf[w]
+        return x + TITLE_BOOST * idf[w] if w in title_words else x
+
+    if len(mine) > size:
+        shared = [w for w in body_tf if w in mine] + [w for w in title_words if w not in body_tf and w in mine]
+        return sum(weight(w) / norm * mine[w] for w in shared)
+    return sum(x * (weight(w) / norm) for w, x in mine.items() if w in body_tf or w in title_words)
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:
@@ -542,6 +563,20 @@ def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
     if search_body is not None:
         return Counter(search_body.split()), set((search_title or "").split())
     return term_counts(title, _lead_paragraphs(body))
+
+
+# Candidates' norms a process keeps under one set of frequencies (``SimilarIndex._norms_under``):
+# about 200 bytes each.
+_NORMS_HELD = 4096
+
+
+def _words_key(row: Any) -> tuple[str, int, int] | None:
+    """A search result's record id and the hashes of its search columns: the same key, the same
+    words (a changed record has other columns, and a 2^-128 chance of the same two hashes); None
+    for a row without them, whose words are cut from its text."""
+    if row[3] is None:
+        return None
+    return row[0], hash(row[2]), hash(row[3])
 
 
 def _lead_paragraphs(value: Any) -> list[str]:
@@ -831,7 +866,8 @@ def rebuild_index(conn: Connection) -> None:
 class SimilarIndex:
     """Related records by full-text ranking over ``records`` (see the module docstring).
 
-    One per process is enough (it caches the document-frequency sample); thread-safe.
+    One per process is enough (it caches the document-frequency sample, and the norms of the
+    candidates scored under it); thread-safe.
     """
 
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
@@ -872,6 +908,7 @@ class SimilarIndex:
         self.floor = floor  # the lowest score listed; with share 0, the only cut (relevance_cut)
         self.share = share
         self._df: DocFreq | None = None
+        self._norms: tuple[DocFreq | None, dict[tuple[str, int, int], tuple[float, int]]] = (None, {})
         self._lock = threading.Lock()
         self._refreshing = False
 
@@ -980,14 +1017,38 @@ class SimilarIndex:
         else:
             rows = self._search_postgresql(terms, gate, limit, excluded)
         found = [(r, *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        # A candidate's norm depends only on its words and the frequencies: known for those already
+        # scored under these (the same records come up again and again), whose other words then
+        # need neither a weight nor an idf.
+        norms = self._norms_under(df)
+        keys = [_words_key(r) for r, _c, _t in found]
+        known = [None if key is None else norms.get(key) for key in keys]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
-        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _r, c, t in found)))
+        words = list(set().union(body_tf.keys(), title_words,
+                                 *(c.keys() | t for (_r, c, t), n in zip(found, known) if n is None)))
         idf = dict(zip(words, df.idf(words).tolist()))
         mine = unit_vector(body_tf, title_words, idf)
-        refs = [(SimilarRef(id=r[0], title=r[1], score=round(cosine_to(mine, counts, tw, idf), 4)), r)
-                for r, counts, tw in found]
+        refs = []
+        for (r, counts, tw), key, n in zip(found, keys, known):
+            if n is None:
+                raw, norm = _weights(counts, tw, idf)
+                score = _dot(mine, raw, norm)
+                if key is not None:
+                    norms[key] = (norm, len(raw))
+            else:
+                score = cosine_by_norm(mine, counts, tw, idf, *n)
+            refs.append((SimilarRef(id=r[0], title=r[1], score=round(score, 4)), r))
         refs.sort(key=lambda pair: -pair[0].score)
         return refs
+
+    def _norms_under(self, df: DocFreq) -> dict[tuple[str, int, int], tuple[float, int]]:
+        """The candidates' norms and sizes known under ``df`` (by ``_words_key``); empty for new
+        frequencies, and emptied at ``_NORMS_HELD`` entries."""
+        held_df, norms = self._norms
+        if held_df is not df or len(norms) >= _NORMS_HELD:
+            norms = {}
+            self._norms = (df, norms)
+        return norms
 
     def _gate(self, terms: Sequence[str], df: DocFreq, telling: set[str]) -> Gate | None:
         """The query's gate: None (no gate) when the whole query fits ``rank_budget``; with
