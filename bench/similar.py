@@ -80,7 +80,7 @@ from worker.similar import (  # noqa: E402
     LEAD_WORDS, RELATED_FLOOR, RELATED_SHARE, RELATED_SURE, SimilarIndex, _body_list, enter_lists, search_columns,
     tokens)
 from worker.stories import STORY_DAYS, STORY_FLOOR, Candidate, story_of  # noqa: E402
-from worker.storage import Storage  # noqa: E402
+from worker.storage import Neighbour, Storage  # noqa: E402
 
 SETS = {"scrapinghub": "sh", "fundus-eval": "fe", "wcxb-articles": "wx"}
 BATCH = 50_000
@@ -506,7 +506,7 @@ def stories(index: SimilarIndex, ids: dict[str, str], story: dict, docs: list[di
 
 def update_cost(storage: Storage, index: SimilarIndex, docs: list[dict], *, checkpoint_apart: bool = False) -> dict:
     """Store a later version of labelled records as new records, as the store stage does, and time
-    what item 3 adds to a store (reading the related records' lists, ``enter_lists``, writing) and
+    what item 3 adds to a store (the related records' lists, read with the search: ``enter_lists``, writing) and
     the whole store (the upsert too). With ``checkpoint_apart`` (SQLite), the connections do not
     checkpoint the WAL when they commit (``wal_autocheckpoint=0``): a passive checkpoint runs after
     each store, outside the timed part, and is timed on its own."""
@@ -521,10 +521,11 @@ def update_cost(storage: Storage, index: SimilarIndex, docs: list[dict], *, chec
                       article=Article(title=d["title"], body=body), canonical_url=f"https://bench.test/later/{d['key']}",
                       content_hash=uuid.uuid4().hex, summary="", word_count=1)
         t0 = time.perf_counter()
-        scored = [r for r in index.scored(d["title"], body) if r.score >= index.floor]
+        found = [(r, row) for r, row in index.scored_rows(d["title"], body) if r.score >= index.floor]
+        scored = [r for r, _row in found]
         rid, _ = storage.upsert_record(draft, similar=index.listed(scored))
         t = time.perf_counter()
-        near = storage.neighbours([str(r.id) for r in scored])
+        near = {str(r.id): Neighbour.of(row) for r, row in found}  # read by the search, as the store stage does
         changes = enter_lists(rid, d["title"], scored, {i: n.similar for i, n in near.items()}, floor=index.floor,
                               share=index.share)
         storage.set_similar_many(changes)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from worker.models import Draft, SimilarRef
 from worker.similar import RecordWords, SimilarIndex, enter_lists
 from worker.stage import Ended, StageContext
-from worker.storage import Storage
+from worker.storage import Neighbour, Storage
 from worker.stories import Candidate, story_of
 
 SIMILAR_ITEMS = 5  # the record's "Similar Readings (5 items)"
@@ -34,11 +34,13 @@ def store_draft(draft: Draft, storage: Storage, similar: SimilarIndex, job_id: s
     enters: Callable[[str], dict[str, list[SimilarRef]]] | None = None
     if draft.duplicate_of is None:
         exclude = {str(draft.record_id)} if draft.record_id else set()
-        scored = [r for r in similar.scored(draft.article.title, draft.article.body, exclude=exclude,
-                                            record_words=words)
-                  if r.score >= similar.floor]
+        found = [(r, row) for r, row in similar.scored_rows(draft.article.title, draft.article.body,
+                                                            exclude=exclude, record_words=words)
+                 if r.score >= similar.floor]
+        scored = [r for r, _row in found]
         related = similar.listed(scored, k=SIMILAR_ITEMS)
-        near = storage.neighbours([str(r.id) for r in scored])
+        # The candidates' readings, stories and dates came with them from the search.
+        near = {str(r.id): Neighbour.of(row) for r, row in found}
         story_id = story_of([Candidate(id=str(r.id), score=r.score, story_id=near[str(r.id)].story_id,
                                        published_at=near[str(r.id)].published_at)
                              for r in scored if str(r.id) in near], draft.article.published_at)

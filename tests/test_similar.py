@@ -6,19 +6,24 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, event, text
 
 from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
 from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
-from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine, cosine_to,
-                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, tokens,
-                            unit_vector, _gated, _telling, _tsquery_gate)
+from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine,
+                            cosine_by_norm, cosine_to,
+                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, token_set,
+                            tokens,
+                            unit_vector, _ascii_words, _gated, _telling, _weights,
+                            _tsquery_gate, _ASCII_WORD, _NON_ASCII_WORD)
 from worker.storage import Storage, make_engine, records
 
 # Five stories the example article should bring up (the seed's "Similar Readings" headlines,
@@ -154,6 +159,31 @@ def test_fewer_than_k_when_fewer_match(store):
     assert [r.id for r in store.index.related(b, k=1)] == [uuid.UUID(a)]
     assert store.index.related(str(uuid.uuid4())) == []  # no such record
     assert store.index.related(a, k=0) == []
+
+
+def test_scored_rows_carry_each_candidates_readings_story_and_date(store):
+    # The store stage reads these of the records a new one relates to from the search itself (no
+    # second statement), typed as the records table gives them: readings as stored, dates aware.
+    when = datetime(2025, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=9)))
+    other = store.put("Chess champion retains title", ["The champion drew the final game to keep the crown."])
+    first = _draft("https://news.test/volcano", "Volcano erupts near fishing village",
+                   ["Ash from the volcano covered boats in the harbour."], digest="volcano")
+    first.article.published_at = when
+    a, _ = store.storage.upsert_record(first, similar=[SimilarRef(id=other, title="Chess", score=0.3)],
+                                       story_id="story-1")
+    undated = store.put("Volcano ash closes airport", ["Flights were cancelled as volcano ash drifted south."])
+    copy = store.put("Volcano erupts near fishing village", ["Ash from the volcano covered boats in the harbour."],
+                     digest="volcano", url="https://mirror.test/volcano")  # a duplicate: never a candidate
+    store.index.refresh_sample()
+    title, body = "Volcano ash over the fishing harbour", ["The volcano's ash covered the harbour and its boats."]
+    pairs = store.index.scored_rows(title, body)
+    assert [ref for ref, _row in pairs] == store.index.scored(title, body)
+    rows = {str(ref.id): row for ref, row in pairs}
+    assert set(rows) == {a, undated} and copy not in rows
+    assert rows[a].similar == [{"id": other, "title": "Chess", "score": 0.3}]
+    assert rows[a].story_id == "story-1" and rows[a].published_at == when
+    assert rows[a].published_at.utcoffset() == timedelta(0)  # given back in UTC, as the table does
+    assert rows[undated].similar == [] and rows[undated].story_id == undated and rows[undated].published_at is None
 
 
 def test_index_follows_updates_deletes_and_duplicate_marks(store):
@@ -368,6 +398,27 @@ def test_tokens_fold_case_and_accents_and_cut_cjk_runs_in_two_character_pieces()
     assert tokens("iPS細胞の") == ["ips", "細胞", "胞の"]
 
 
+# ASCII with the non-ASCII characters a text may hold and still be cut the ASCII way (curly quotes,
+# dashes, the no-break space, guillemets, middle dot), and some it may not (accents, CJK, a Kelvin sign).
+_ASCII_ISH = st.text(st.one_of(st.characters(max_codepoint=0x7f),
+                               st.sampled_from("\u00a0\u00ab\u00b7\u00bb\u2013\u2019\u201c\u2026\u205f"),
+                               st.sampled_from("\u00e9\u0130\u212a\u6771\u4eac\u00b2")))
+
+
+@given(_ASCII_ISH)
+def test_the_ascii_way_of_cutting_words_is_the_pattern_over_the_lower_cased_text(text_):
+    if text_.isascii() or not _NON_ASCII_WORD.search(text_):
+        assert _ascii_words(text_) == _ASCII_WORD.findall(text_.lower())
+    assert token_set(text_) == set(tokens(text_))
+
+
+def test_token_set_is_the_set_of_the_tokens_in_every_script():
+    for text_ in ("Café AU-LAIT, naïve_user 2025 café", "東京都、新しい東京", "İstanbul iPS細胞の ips",
+                  "“Quoted” — ASCII\u00a0words, words"):
+        assert token_set(text_) == set(tokens(text_))
+    assert token_set("The the THE “the”") == {"the"}
+
+
 def test_record_words_cut_once_are_the_search_columns_and_the_term_counts():
     title = "Keio team treats spinal cord injuries with iPS cells"
     body = ["The team at Keio said the cells, grown from iPS cells, were given to 4 patients in 2025.",
@@ -402,6 +453,58 @@ def test_cosine_to_is_the_cosine_of_the_unit_vectors_to_the_last_bit():
         expected = cosine(mine, unit_vector(Counter(other_tf), other_title, idf))
         assert cosine_to(mine, Counter(other_tf), other_title, idf) == expected
         assert n_other == 0 or 0.0 < expected < 1.0
+
+
+def test_cosine_by_norm_is_cosine_to_to_the_last_bit_with_only_the_shared_words_idf():
+    rng = np.random.default_rng(11)
+    vocabulary = [f"w{i}" for i in range(400)]
+    for n_mine, n_other in ((30, 200), (200, 30), (50, 50), (5, 0), (40, 1)):
+        mine_tf = Counter({w: int(c) for w, c in zip(rng.choice(vocabulary, n_mine, replace=False),
+                                                     rng.integers(1, 9, n_mine))})
+        other_tf = Counter({w: int(c) for w, c in zip(rng.choice(vocabulary, n_other, replace=False),
+                                                      rng.integers(1, 300, n_other))})
+        # Title words in the body and out of it (a title-only word has no count).
+        other_title = set(rng.choice(vocabulary, 8, replace=False).tolist()) | set(list(other_tf)[:2])
+        idf = {w: float(x) for w, x in zip(vocabulary, rng.uniform(0.1, 9.0, len(vocabulary)))}
+        mine = unit_vector(mine_tf, set(vocabulary[:3]), idf)
+        raw, norm = _weights(other_tf, other_title, idf)
+        shared_idf = {w: idf[w] for w in mine}  # the words of the record: all a known norm needs
+        assert cosine_by_norm(mine, other_tf, other_title, shared_idf, norm, len(raw)) == \
+            cosine_to(mine, other_tf, other_title, idf)
+
+
+def test_a_words_idf_is_the_same_number_whatever_the_words_asked_with_it():
+    # What keeping a candidate's norm across queries rests on: its words' idf, asked with other words
+    # in another query, come out the same to the last bit (numpy's log is computed element by element).
+    words = [f"w{i}" for i in range(300)]
+    rng = np.random.default_rng(5)
+    df = DocFreq.from_texts(5000, [("t", [" ".join(rng.choice(words, 20).tolist())]) for _ in range(900)])
+    together = df.idf(words + ["unseen"]).tolist()
+    for start, size in ((0, 1), (3, 7), (17, 64), (250, 50)):
+        assert df.idf(words[start:start + size]).tolist() == together[start:start + size]
+    assert df.idf(["unseen"]).tolist() == together[-1:]
+
+
+def test_a_candidates_norm_is_reused_under_the_same_frequencies_and_not_after_it_changes(sqlite_store):
+    store = sqlite_store
+    a = store.put("Volcano erupts near fishing village", ["Ash from the volcano covered boats in the harbour."])
+    store.put("Volcano ash closes airport", ["Flights were cancelled as volcano ash drifted south."])
+    store.index.refresh_sample()
+    title, body = "Volcano ash over the fishing harbour", ["The volcano's ash covered the harbour and its boats."]
+    first = store.index.scored(title, body)
+    df, norms = store.index._norms
+    assert df is store.index._df and len(norms) == 2  # both candidates' norms kept
+    assert store.index.scored(title, body) == first  # computed from the kept norms: the same scores
+    # A changed record has other words: its own key, so a norm never outlives the words it is of.
+    store.storage.upsert_record(_draft("https://news.test/1", "Volcano erupts near fishing village",
+                                       ["Ash and lava from the volcano covered boats in the harbour."]))
+    assert {k[0] for k in store.index._norms[1]} == {k[0] for k in norms}
+    again = store.index.scored(title, body)
+    assert len(store.index._norms[1]) == 3 and [r.id for r in again] == [r.id for r in first]
+    store.index.refresh_sample()  # new frequencies: nothing kept from the old ones
+    store.index.scored(title, body)
+    assert store.index._norms[0] is store.index._df and len(store.index._norms[1]) == 2
+    assert str(a) in {k[0] for k in store.index._norms[1]}
 
 
 def test_query_terms_prefer_rare_and_title_words_and_respect_the_budget():

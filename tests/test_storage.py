@@ -139,32 +139,6 @@ def test_similar_readings_are_stored_with_the_record_never_itself_and_counted(st
     assert [str(s.id) for s in storage.get_record(c).similar] == [b]
     copy, canonical = storage.upsert_record(draft("https://a.test/r4", ["one"], digest="r1"), similar=refs)
     assert canonical == a and storage.get_record(copy).similar == []  # a duplicate lists none
-    near = storage.neighbours([a, c, copy, "nope"])
-    assert set(near) == {a, c}  # canonical records only
-    assert [str(r.id) for r in near[c].similar] == [b] and near[a].similar == []
-
-
-def test_neighbours_are_read_by_id_whatever_the_number_asked(storage):
-    # The store stage asks for up to a dozen candidates' lists. Read by id: with the canonical-only
-    # condition in SQL, SQLite planned 8 ids or more as a walk of the duplicate_of index over every
-    # canonical record (1.3 s a store at 1M). And none is asked for when there is no candidate.
-    from sqlalchemy import event
-
-    ids = [storage.upsert_record(draft(f"https://a.test/n{i}", [f"text {i}"], digest=f"n{i}"))[0] for i in range(12)]
-    copy, _ = storage.upsert_record(draft("https://a.test/n-copy", ["text 0"], digest="n0"))
-    seen: list[str] = []
-
-    @event.listens_for(storage.engine, "before_cursor_execute")
-    def note(_conn, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    assert storage.neighbours([]) == {} and storage.story_sizes([]) == {} and seen == []
-    assert set(storage.neighbours(ids + [copy, "nope"])) == set(ids)  # canonical records only
-    event.remove(storage.engine, "before_cursor_execute", note)
-    if storage.engine.dialect.name == "sqlite":
-        with storage.engine.connect() as conn:
-            plan = " ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + seen[0], tuple(ids + [copy, "nope"])))
-        assert "duplicate_of" not in plan and "sqlite_autoindex_records" in plan, plan
 
 
 def test_a_page_of_newest_records_reads_the_time_index_not_a_sort_of_the_table(storage):

@@ -49,17 +49,19 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import JSON, text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.duplicates.textnorm import CJK_CHARS
 from worker.models import SimilarRef
+from worker.sqltypes import UTCDateTime
 
-__all__ = ["RANKING", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
-           "query_terms", "rebuild_index", "relevance_cut", "search_columns", "tokens", "tune_index"]
+__all__ = ["RANKING", "CandidateRow", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
+           "query_terms", "rebuild_index", "relevance_cut", "search_columns", "token_set", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -90,6 +92,10 @@ _HAS_CJK = re.compile(f"[{CJK_CHARS}]")
 # dot and the general punctuation block (curly quotes, dashes, ellipses), none of which is one.
 _NON_ASCII_WORD = re.compile("[^\x00-\x7f\u00a0\u00ab\u00b7\u00bb\u2000-\u206f]")
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
+# Such a text's UTF-8 bytes with ASCII letters lower-cased and every byte that is not a letter or
+# digit a space (the non-ASCII characters it may hold are separators): ``_ASCII_WORD.findall`` of
+# its lower-cased text by ``split``, in half the time (a whole body's words are cut at every store).
+_ASCII_FOLD = bytes(c | 0x20 if chr(c).isalpha() else c if chr(c).isdigit() else 0x20 for c in range(128)) + b" " * 128
 # Where unicode61's lower-casing differs from Python's str.lower.
 _FOLD = str.maketrans({"\u03c2": "\u03c3", "\u017f": "s", "\u00b5": "\u03bc"})
 
@@ -133,6 +139,12 @@ def _bigrams(run: str) -> list[str]:
     return [run] if len(run) < 2 else [run[i:i + 2] for i in range(len(run) - 1)]
 
 
+def _ascii_words(text_: str) -> list[str]:
+    """``_ASCII_WORD.findall(text_.lower())`` of a text whose only non-ASCII characters are
+    separators (see ``_NON_ASCII_WORD``)."""
+    return text_.encode().translate(_ASCII_FOLD).decode("ascii").split()
+
+
 def tokens(text_: str) -> list[str]:
     """The words of a text as the index holds them: those unicode61 (``remove_diacritics 2``)
     finds, lower-cased, accents dropped from Latin letters, except that a run of Chinese or
@@ -140,7 +152,7 @@ def tokens(text_: str) -> list[str]:
     index scripts without spaces: a word of two or more characters is found through its pieces,
     with no dictionary). The index is given these words (``search_columns``)."""
     if text_.isascii() or not _NON_ASCII_WORD.search(text_):
-        return _ASCII_WORD.findall(text_.lower())  # English with curly quotes and dashes comes this way
+        return _ascii_words(text_)  # English with curly quotes and dashes comes this way
     # "İ".lower() is "i" and a combining dot, which would cut the word in two; unicode61 gives "i".
     words = _TOKEN.findall(text_.replace("\u0130", "I").lower())
     out: list[str] = []
@@ -149,6 +161,19 @@ def tokens(text_: str) -> list[str]:
             out.append(word)
         else:
             out.extend(_fold_word(word))
+    return out
+
+
+def token_set(text_: str) -> set[str]:
+    """``set(tokens(text_))``, each distinct word folded once: what document frequencies count. A
+    word's pieces do not depend on its neighbours, so the set of the pieces is the union of each
+    distinct word's (a whole body holds about five words for each distinct one)."""
+    if text_.isascii() or not _NON_ASCII_WORD.search(text_):
+        return set(_ascii_words(text_))
+    words = set(_TOKEN.findall(text_.replace("\u0130", "I").lower()))
+    out = {word for word in words if word.isascii()}
+    for word in words - out:
+        out.update(_fold_word(word))
     return out
 
 
@@ -224,7 +249,7 @@ class DocFreq:
         size = 0
         for title, body in texts:
             size += 1
-            words = set(tokens("\n".join([title, *body])))
+            words = token_set("\n".join([title, *body]))
             words -= STOPWORDS
             seen.extend(map(hash, words))
         hashes, counts = np.unique(np.frombuffer(seen, dtype=np.int64), return_counts=True)
@@ -340,6 +365,15 @@ def term_counts(title: str, body: Sequence[str]) -> tuple[Counter[str], set[str]
     return RecordWords.of(title, body).counts()
 
 
+class CandidateRow(Protocol):
+    """A candidate's row from the search, as ``SimilarIndex.scored_rows`` gives it: besides its words,
+    what the store stage needs of the records a new one relates to (worker/storage.py ``Neighbour``)."""
+
+    similar: list[dict[str, Any]] | None  # its readings, as the records.similar column holds them
+    story_id: str | None
+    published_at: datetime | None
+
+
 # 1 + ln tf for the counts a lead of LEAD_WORDS words can hold: a list index, not a call per word.
 _TF_WEIGHT = [0.0] + [1.0 + math.log(tf) for tf in range(1, LEAD_WORDS + 1)]
 
@@ -365,9 +399,30 @@ def cosine_to(mine: dict[str, float], body_tf: Counter[str], title_words: set[st
     only the shared words' weights divided by the norm: a candidate shares a few dozen of its
     words with the record, and the other hundred or so need no unit weight."""
     raw, norm = _weights(body_tf, title_words, idf)
+    return _dot(mine, raw, norm)
+
+
+def _dot(mine: dict[str, float], raw: dict[str, float], norm: float) -> float:
     if len(mine) > len(raw):  # as ``cosine`` does: the sum runs over the shorter vector, in its order
         return sum(x / norm * mine[w] for w, x in raw.items() if w in mine)
     return sum(x * (raw[w] / norm) for w, x in mine.items() if w in raw)
+
+
+def cosine_by_norm(mine: dict[str, float], body_tf: Counter[str], title_words: set[str], idf: dict[str, float],
+                   norm: float, size: int) -> float:
+    """``cosine_to``, the same number, for a candidate whose ``_weights`` norm and number of words
+    (``size``) under these frequencies are known: only the words it shares with ``mine`` are
+    weighted (so ``idf`` needs only those), summed in the order ``cosine_to`` sums them."""
+
+    def weight(w: str) -> float:  # _weights' value for one word, by the same operations
+        tf = body_tf.get(w)
+        x = 0.0 if tf is None else (_TF_WEIGHT[tf] if 0 <= tf <= LEAD_WORDS else 1.0 + math.log(tf)) * idf[w]
+        return x + TITLE_BOOST * idf[w] if w in title_words else x
+
+    if len(mine) > size:
+        shared = [w for w in body_tf if w in mine] + [w for w in title_words if w not in body_tf and w in mine]
+        return sum(weight(w) / norm * mine[w] for w in shared)
+    return sum(x * (weight(w) / norm) for w, x in mine.items() if w in body_tf or w in title_words)
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:
@@ -504,10 +559,24 @@ def _tsquery_gate(gate: Gate) -> str:
 def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
     """``term_counts`` of a search result: from its stored words (``search_columns``), or from
     its text for a row written without them."""
-    _id, title, search_title, search_body, body = row
+    _id, title, search_title, search_body, body = row[:5]
     if search_body is not None:
         return Counter(search_body.split()), set((search_title or "").split())
     return term_counts(title, _lead_paragraphs(body))
+
+
+# Candidates' norms a process keeps under one set of frequencies (``SimilarIndex._norms_under``):
+# about 370 bytes each with the key, 1.5 MB when full.
+_NORMS_HELD = 4096
+
+
+def _words_key(row: Any) -> tuple[str, int, int] | None:
+    """A search result's record id and the hashes of its search columns: the same key, the same
+    words (a changed record has other columns, and a 2^-128 chance of the same two hashes); None
+    for a row without them, whose words are cut from its text."""
+    if row[3] is None:
+        return None
+    return row[0], hash(row[2]), hash(row[3])
 
 
 def _lead_paragraphs(value: Any) -> list[str]:
@@ -624,20 +693,25 @@ def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
 # match and computes BM25 twice a row (for the order and for the column), where ORDER BY bm25()
 # LIMIT computes it once and keeps only the best :n. Ties come in docid order either way. On the
 # 1,799 real pages of bench/stages_ab.py the query took a third less CPU for the same rows.
+# Besides what is scored, each candidate's readings, story and publication date (``CandidateRow``):
+# the store stage reads them here rather than in a second statement. (SIMILAR is a keyword in
+# PostgreSQL: the column's name is quoted.)
 _SQLITE_SEARCH = text(
     "SELECT d.record_id, r.title, r.search_title, r.search_body, "
-    "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END FROM ("
+    "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END AS lead, "
+    "r.\"similar\", r.story_id, r.published_at FROM ("
     "  SELECT rowid AS docid, bm25(similar_fts, :title_weight, 1.0) AS score FROM similar_fts"
     "  WHERE similar_fts MATCH :q ORDER BY score LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
-    "WHERE r.duplicate_of IS NULL ORDER BY hit.score")
+    "WHERE r.duplicate_of IS NULL ORDER BY hit.score").columns(similar=JSON, published_at=UTCDateTime)
 
 _PG_SEARCH = text(
     "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
-    "THEN substr(CAST(body AS text), 1, :lead) END FROM records, to_tsquery('simple', :q) AS q, "
-    "to_tsquery('simple', :g) AS g "
+    "THEN substr(CAST(body AS text), 1, :lead) END AS lead, \"similar\", story_id, published_at "
+    "FROM records, to_tsquery('simple', :q) AS q, to_tsquery('simple', :g) AS g "
     "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
-    "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n")
+    "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"
+).columns(similar=JSON, published_at=UTCDateTime)
 
 # A record's title and the start of its body (all that is compared, see LEAD_WORDS), and its words
 # as its writer cut them (``search_columns``), when it did.
@@ -792,7 +866,8 @@ def rebuild_index(conn: Connection) -> None:
 class SimilarIndex:
     """Related records by full-text ranking over ``records`` (see the module docstring).
 
-    One per process is enough (it caches the document-frequency sample); thread-safe.
+    One per process is enough (it caches the document-frequency sample, and the norms of the
+    candidates scored under it); thread-safe.
     """
 
     def __init__(self, engine: Engine, *, title_weight: float = 3.0, max_terms: int = 24,
@@ -833,6 +908,7 @@ class SimilarIndex:
         self.floor = floor  # the lowest score listed; with share 0, the only cut (relevance_cut)
         self.share = share
         self._df: DocFreq | None = None
+        self._norms: tuple[DocFreq | None, dict[tuple[str, int, int], tuple[float, int]]] = (None, {})
         self._lock = threading.Lock()
         self._refreshing = False
 
@@ -921,6 +997,11 @@ class SimilarIndex:
         """Up to ``candidates`` records sharing the text's distinctive words, scored and sorted
         best first, with no floor: the full-text index finds them, ``cosine`` ranks them.
         ``record_words``: the text's ``RecordWords``, if the caller has cut them already."""
+        return [ref for ref, _row in self.scored_rows(title, body, exclude=exclude, record_words=record_words)]
+
+    def scored_rows(self, title: str, body: Sequence[str], *, exclude: Iterable[str] = (),
+                    record_words: RecordWords | None = None) -> list[tuple[SimilarRef, CandidateRow]]:
+        """``scored``, each candidate with its row (``CandidateRow``)."""
         df = self._doc_freq()
         budget = max(self.postings_budget, self.postings_share * df.n_docs)
         body_tf, title_words = (record_words or RecordWords.of(title, body)).counts()
@@ -935,15 +1016,39 @@ class SimilarIndex:
             rows = self._search_sqlite(_gated(terms, gate), limit)
         else:
             rows = self._search_postgresql(terms, gate, limit, excluded)
-        found = [(r[0], r[1], *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        found = [(r, *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        # A candidate's norm depends only on its words and the frequencies: known for those already
+        # scored under these (the same records come up again and again), whose other words then
+        # need neither a weight nor an idf.
+        norms = self._norms_under(df)
+        keys = [_words_key(r) for r, _c, _t in found]
+        known = [None if key is None else norms.get(key) for key in keys]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
-        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for _i, _t, c, t in found)))
+        words = list(set().union(body_tf.keys(), title_words,
+                                 *(c.keys() | t for (_r, c, t), n in zip(found, known) if n is None)))
         idf = dict(zip(words, df.idf(words).tolist()))
         mine = unit_vector(body_tf, title_words, idf)
-        refs = [SimilarRef(id=rid, title=rtitle, score=round(cosine_to(mine, counts, tw, idf), 4))
-                for rid, rtitle, counts, tw in found]
-        refs.sort(key=lambda ref: -ref.score)
+        refs = []
+        for (r, counts, tw), key, n in zip(found, keys, known):
+            if n is None:
+                raw, norm = _weights(counts, tw, idf)
+                score = _dot(mine, raw, norm)
+                if key is not None:
+                    norms[key] = (norm, len(raw))
+            else:
+                score = cosine_by_norm(mine, counts, tw, idf, *n)
+            refs.append((SimilarRef(id=r[0], title=r[1], score=round(score, 4)), r))
+        refs.sort(key=lambda pair: -pair[0].score)
         return refs
+
+    def _norms_under(self, df: DocFreq) -> dict[tuple[str, int, int], tuple[float, int]]:
+        """The candidates' norms and sizes known under ``df`` (by ``_words_key``); empty for new
+        frequencies, and emptied at ``_NORMS_HELD`` entries."""
+        held_df, norms = self._norms
+        if held_df is not df or len(norms) >= _NORMS_HELD:
+            norms = {}
+            self._norms = (df, norms)
+        return norms
 
     def _gate(self, terms: Sequence[str], df: DocFreq, telling: set[str]) -> Gate | None:
         """The query's gate: None (no gate) when the whole query fits ``rank_budget``; with

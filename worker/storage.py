@@ -10,21 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
     bindparam,
     create_engine,
     event,
@@ -38,33 +36,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from worker.models import ArchivedAt, ArchivedRecord, Draft, Record, Revision, SimilarRef, utcnow
-from worker.similar import RecordWords
+from worker.similar import CandidateRow, RecordWords
+from worker.sqltypes import UTCDateTime
 from worker.stories import other_outlets
 
 TERMINAL_STATES = ("done", "duplicate", "failed")
-
-
-class UTCDateTime(TypeDecorator):
-    """Stores aware datetimes as UTC and gives them back aware (SQLite keeps no zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-
 
 metadata = MetaData()
 
@@ -112,7 +88,7 @@ Index(
 # A record's duplicates (its alternate URLs), found by duplicate_of = id. Partial, holding only the
 # duplicates: SQLite has no statistics and would otherwise take an index on duplicate_of for
 # "duplicate_of IS NULL" as if it were selective, and walk every canonical record in it (seen in
-# the records browser and, before neighbours() stopped asking, in the store stage).
+# the records browser and, when it read its candidates by id and canonical, in the store stage).
 Index("ix_records_duplicate_of", records.c.duplicate_of, sqlite_where=records.c.duplicate_of.is_not(None),
       postgresql_where=records.c.duplicate_of.is_not(None))
 # The records browser and the API page through records newest first: read in this index's order
@@ -215,18 +191,22 @@ _CANONICAL_BY_HASH = select(records.c.id).where(
     records.c.canonical_url != bindparam("canonical_url"))
 _INSERT_RECORD = insert(records)  # the columns set are the parameters' keys
 _UPDATE_RECORD = update(records).where(records.c.id == bindparam("record_id"))
-# By id alone; ``Storage.neighbours`` leaves duplicates out. With "AND duplicate_of IS NULL" here, SQLite
-# planned 8 ids or more (no statistics: it guesses 10 rows for either index) as a walk of the
-# duplicate_of index over every canonical record: 143 ms a store at 100k records, 1.3 s at 1M.
-_NEIGHBOURS = select(records.c.id, records.c.similar, records.c.story_id, records.c.published_at,
-                     records.c.duplicate_of).where(records.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
 class Neighbour:
+    """What the store stage needs of a record a new one is related to: its readings, story and
+    publication date."""
+
     similar: list[SimilarRef]
     story_id: str | None
     published_at: datetime | None
+
+    @classmethod
+    def of(cls, row: CandidateRow) -> Neighbour:
+        """A candidate's, from its row in the similar-readings search (read in the same statement)."""
+        return cls(similar=[SimilarRef(**s) for s in (row.similar or [])], story_id=row.story_id,
+                   published_at=row.published_at)
 
 
 _INSERT_REVISION = insert(record_revisions)
@@ -460,16 +440,6 @@ class Storage:
                 .values(read_count=records.c.read_count + 1, last_read_at=utcnow())
             )
         return self.get_record(record_id)
-
-    def neighbours(self, record_ids: Sequence[str]) -> dict[str, Neighbour]:
-        """What the store stage needs of the records a new one is related to: their readings,
-        story and publication date (canonical records only)."""
-        if not record_ids:
-            return {}  # a new record with no related one: nothing to ask
-        with self.engine.connect() as conn:
-            rows = conn.execute(_NEIGHBOURS, {"ids": [str(r) for r in record_ids]})
-            return {row.id: Neighbour(similar=[SimilarRef(**s) for s in (row.similar or [])], story_id=row.story_id,
-                                      published_at=row.published_at) for row in rows if row.duplicate_of is None}
 
     def set_similar_many(self, lists: dict[str, Sequence[SimilarRef]]) -> None:
         """Replace several records' readings in one transaction."""
