@@ -8,6 +8,7 @@ wherever they stand in a longer stream, so one compression serves both frames.
 Levels 1-3 compress with ISA-L (``isal``), 4-9 with zlib (ISA-L's levels stop at 3). On the 1,799
 real pages of the shared corpora ISA-L's level 1 takes 0.26 ms of CPU a page for 22.5% of the page's
 size, zlib's 1.0 ms for 23.0%; levels 2 and 3 are alike (0.27 / 0.59 ms against 1.07 / 1.27).
+The frames' checksums (the same values as zlib's) are ISA-L's too: a fifth of zlib's CPU.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def deflate(data: bytes, level: int) -> Deflated:
 
 def zlib_stream(deflated: Deflated) -> bytes:
     """The blocks as a zlib stream: what ``zlib.decompress`` reads back as ``deflated.data``."""
-    return _ZLIB_HEADER + deflated.blocks + _LAST_EMPTY_BLOCK + zlib.adler32(deflated.data).to_bytes(4, "big")
+    return _ZLIB_HEADER + deflated.blocks + _LAST_EMPTY_BLOCK + isal_zlib.adler32(deflated.data).to_bytes(4, "big")
 
 
 def gzip_member(pieces: Iterable[bytes | Deflated], level: int) -> bytes:
@@ -59,7 +60,7 @@ def gzip_member(pieces: Iterable[bytes | Deflated], level: int) -> bytes:
     packer = None  # compressing the plain bytes since the last Deflated piece
     for piece in pieces:
         plain = piece.data if isinstance(piece, Deflated) else piece
-        crc, size = zlib.crc32(plain, crc), size + len(plain)
+        crc, size = isal_zlib.crc32(plain, crc), size + len(plain)
         if isinstance(piece, Deflated):
             if packer is not None:
                 out.append(packer.flush(zlib.Z_SYNC_FLUSH))
