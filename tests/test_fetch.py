@@ -283,6 +283,9 @@ def test_an_unasked_304_is_not_a_page(site, client):
     ("file:///etc/passwd", "refused scheme 'file'"),
     ("http:///nohost", "no host"),
     ("http://a b.com/", "whitespace"),
+    ("http://a.com/x\u00a0y", "whitespace"),  # Unicode whitespace too (a no-break space)
+    ("http://a.com/x\ty", "whitespace"),
+    ("http://a.com/x\x1by", "control characters"),
     ("http://example.com:99999/", "malformed URL"),
 ])
 def test_bad_urls_are_refused_without_a_request(url, reason):

@@ -8,6 +8,7 @@ host passes the address guard again when its connection opens (tasks.fetching.ne
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -25,6 +26,9 @@ from worker.settings import Settings
 MAX_URL_LENGTH = 2048
 CHUNK_BYTES = 65536
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)  # 300 and 305 are not followed; 304 is an answer
+# A str pattern's \s is str.isspace's set (Unicode whitespace); every URL a fetch sees is checked
+# three times, and one regex search costs a tenth of a loop over its characters in Python.
+_BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def check_url(url: str) -> str:
         raise InvalidURLError("malformed URL: empty")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURLError(f"malformed URL: longer than {MAX_URL_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 32 for c in url):
+    if _BLANK_OR_CONTROL.search(url):
         raise InvalidURLError(f"malformed URL {url!r}: contains whitespace or control characters")
     try:
         parts = urlsplit(url)
