@@ -200,13 +200,31 @@ def test_empty_elements_nothing_reads_are_cut_before_parsing_and_the_rest_kept()
         '<head><meta name="viewport" content="width=device-width"><meta property="og:title" content="T">'
         '<meta property="og:article&#x3A;published_time" content="2024-01-02">'
         '<link rel="stylesheet" href="a.css"><LINK REL="canonical" href="/story">'
-        '<META NAME="Author" CONTENT="Zoë Example"><meta name="description" content="Zoë\'s story"></head>'
+        '<META NAME="Author" CONTENT="Zoë Example"><meta name="description" content="Zoë\'s story">'
+        '<meta property="og:ſite_name" content="Zoë"></head>'
         '<body><p>One<img src="x.jpg" alt="a > b">two <input type="text" value=\'>\'> three</p></body>'
     )
     assert without_empty(markup) == (
         '<head><meta property="og:title" content="T">'
         '<meta property="og:article&#x3A;published_time" content="2024-01-02">'  # an entity may spell a key read
         '<LINK REL="canonical" href="/story">'
-        '<META NAME="Author" CONTENT="Zoë Example"></head>'  # keys in any case, text in any script
+        '<META NAME="Author" CONTENT="Zoë Example">'  # keys in any case, text in any script
+        '<meta property="og:ſite_name" content="Zoë"></head>'  # case folded as the regex engine does ("ſ" is "s")
         '<body><p>Onetwo  three</p></body>'  # a ">" inside a quoted value ends no tag
     )
+
+
+def test_raw_text_chrome_comments_and_instructions_are_cut_in_any_case_and_the_rest_kept() -> None:
+    from tasks.extraction.prepare import prepare
+
+    markup = (
+        '<?xml version="1.0"?><HTML><head><SCRIPT type="application/ld+json">{"headline": "H"}</SCRIPT>'
+        '<Style>p {}</Style></head><body><NAV><a href="/">Home</a><nav>Inner</nav></NAV><!-- note -->'
+        '<section><select><option>One</option></select><p>Kept <svg><text>drawn</text></svg>text</p>'
+        '<aside>Aside</aside><scripted>kept too</scripted><iframes>and this</iframes></section>'
+        '<Footer>Foot</Footer></body></HTML>'
+    )
+    cut, documents = prepare(markup)
+    assert cut == ('<HTML><head>  </head><body> <section> <p>Kept  text</p> <scripted>kept too</scripted>'
+                   '<iframes>and this</iframes></section> </body></HTML>')
+    assert documents == [{"headline": "H"}]

@@ -38,16 +38,24 @@ _SWALLOWED_CHARS = 2000
 FURNITURE_TAGS = frozenset("nav footer aside form header".split())
 _NOT_TEXT = (Comment, Doctype, Declaration, ProcessingInstruction, CData)
 
-# class/id hints of page furniture: distinctive words anywhere, short ones as whole words. Matched
-# against the lower-cased class and id (twice as fast as a case-insensitive pattern).
-_FURNITURE_HINT = re.compile(
+# class/id hints of page furniture: distinctive words anywhere, short ones as whole words (at the
+# start or after a separator). Matched against the lower-cased class and id (twice as fast as a
+# case-insensitive pattern), in three patterns rather than one: a pattern whose every alternative
+# opens with a letter lets the regex engine skip to the positions where one of them may start, and
+# the whole words are looked for at the start, then only after a separator. The leftmost of their
+# matches is the hint (_furniture_match); two of them never match at one position.
+_FURNITURE_ANYWHERE = re.compile(
     r"comment(?!ary)|related|share|sharing|social|newsletter|subscri|sponsor|advert|sidebar|breadcrumb|"
     r"navigation|footer|cookie|consent|gdpr|outbrain|taboola|promo|recommend|popular|trending|byline|caption|disclaimer|"
-    r"signup|screen-?reader|sr-only|(?:^|\s)d-none(?:$|\s)|toolbar|pagination|masthead|widget|"
-    r"(?:^|[\s_-])(?:ads?|ad-\w+|hidden|nav|menu|tags|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])|"
-    # "tag" alone or last: "tag-politics" is the label WordPress puts on the article itself.
-    r"(?:^|[\s_-])tag(?:$|[\s_])"
+    r"signup|screen-?reader|sr-only|toolbar|pagination|masthead|widget"
 )
+_WHOLE_WORDS = (
+    r"(?:ads?|ad-\w+|hidden|nav|menu|tags|author|meta|date|modal|popup|credits?|more|print|email)(?:$|[\s_-])|"
+    # "tag" alone or last: "tag-politics" is the label WordPress puts on the article itself.
+    r"tag(?:$|[\s_])"
+)
+_FURNITURE_FIRST_WORD = re.compile(r"d-none(?:$|\s)|" + _WHOLE_WORDS)
+_FURNITURE_NEXT_WORD = re.compile(r"[\s_-](?:(?<=\s)d-none(?:$|\s)|" + _WHOLE_WORDS + ")")
 # The same short words as the last word of a camelCase name ("InlineImage-imageEmbedCredit",
 # "articleMeta"), as CSS modules and component libraries write them.
 _CAMEL_HINT = re.compile(r"(?<=[a-z])(?:Ads?|Hidden|Nav|Menu|Tags?|Author|Meta|Date|Modal|Popup|Credits?|More|Print|Email)"
@@ -101,6 +109,15 @@ def _swallowed(tag: Tag) -> bool:
     return False
 
 
+def _furniture_match(lowered: str) -> re.Match[str] | None:
+    """The leftmost furniture hint in a lower-cased class and id."""
+    anywhere = _FURNITURE_ANYWHERE.search(lowered)
+    word = _FURNITURE_FIRST_WORD.match(lowered) or _FURNITURE_NEXT_WORD.search(lowered)
+    if word is None or (anywhere is not None and anywhere.start() < word.start()):
+        return anywhere
+    return word
+
+
 def _look(name: str, cls: object, ident: object, prop: object) -> tuple[str, bool]:
     """(furniture word, declares itself the article) for an element of this name and attributes.
 
@@ -115,7 +132,7 @@ def _look(name: str, cls: object, ident: object, prop: object) -> tuple[str, boo
         hint = f"{hint} {ident}"
     lowered = hint.lower()
     if hint and name not in ("html", "body", "article", "main"):
-        match = _FURNITURE_HINT.search(lowered) or (None if hint == lowered else _CAMEL_HINT.search(hint))
+        match = _furniture_match(lowered) or (None if hint == lowered else _CAMEL_HINT.search(hint))
         if match:
             return _NOT_LETTERS.sub("", match.group()).lower(), False
     if name in ("article", "main") or prop in ("articleBody", "text", "reviewBody"):
@@ -126,6 +143,11 @@ def _look(name: str, cls: object, ident: object, prop: object) -> tuple[str, boo
 # How an element without attributes looks: furniture by its name, or the article by its name.
 _NO_LOOK = ("", False)
 _PLAIN_LOOKS = {**{name: (name, False) for name in FURNITURE_TAGS}, "article": ("", True), "main": ("", True)}
+
+# Markers on read_blocks' stack for leaving an element (ints: no tuple built per element).
+_LEAVE, _LEAVE_BLOCK, _LEAVE_LINK = 0, 1, 2
+# The attributes that may hide an element (is_hidden): most elements have none of them.
+_HIDING_KEYS = frozenset(("hidden", "aria-hidden", "style"))
 
 # Elements the metadata reader wants; handed over as the walk meets them.
 COLLECT_TAGS = frozenset(("meta", "link", "title", "time"))
@@ -150,27 +172,30 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
     # A page repeats a few dozen class names over hundreds of elements: each is looked at once.
     looks: dict[tuple[str, object, object, object], tuple[str, bool]] = {}
 
-    def flush() -> None:
+    def flush() -> None:  # called only with parts to read: link_chars is 0 whenever parts is empty
         nonlocal link_chars
-        if parts:
-            text = " ".join("".join(parts).split())
-            if text:
-                owner = owners[-1] if owners else ""
-                blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
-                                    tuple(hints), tuple(semantic)))
-            parts.clear()
+        text = " ".join("".join(parts).split())
+        if text:
+            owner = owners[-1] if owners else ""
+            blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
+                                tuple(hints), tuple(semantic)))
+        parts.clear()
         link_chars = 0
 
-    # An explicit stack instead of recursion: pages nest thousands of elements deep.
+    # An explicit stack instead of recursion: pages nest thousands of elements deep. An element
+    # with children is left at a marker pushed before them: _LEAVE, _LEAVE_BLOCK or _LEAVE_LINK.
     stack: list[object] = [root]
+    pop, push = stack.pop, stack.append
     while stack:
-        node = stack.pop()
+        node = pop()
         kind = type(node)
-        if kind is tuple:  # leaving an element
-            name, is_block = node  # type: ignore[misc]
-            if is_block:  # the element's own last line belongs to it: flush before leaving
-                flush()
+        if kind is int:  # leaving an element
+            if node == _LEAVE_BLOCK:  # the element's own last line belongs to it: flush before leaving
+                if parts:
+                    flush()
                 owners.pop()
+            elif node == _LEAVE_LINK:
+                link_depth -= 1
             depth = len(path) - 1
             path.pop()
             if furniture and furniture[-1] == depth:
@@ -178,8 +203,6 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
                 hints.pop()
             if semantic and semantic[-1] == depth:
                 semantic.pop()
-            if name == "a":
-                link_depth -= 1
             continue
         if kind is NavigableString or (kind is not Tag and issubclass(kind, NavigableString)):
             # Plain strings first (nearly all); comments, doctypes... are not text.
@@ -196,16 +219,25 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
         if name in SKIP_TAGS:
             if name not in _SMALL_TAGS or not _swallowed(tag):
                 continue
-        elif attrs and not hidden and is_hidden(attrs):
+        elif attrs and not hidden and not _HIDING_KEYS.isdisjoint(attrs) and is_hidden(attrs):
             continue
         is_block = name in BLOCK_TAGS
         if is_block:
-            flush()
-            owners.append(name)
-        elif name == "a":
-            link_depth += 1
+            if parts:
+                flush()
         elif name in _SPACED_TAGS:
             parts.append(" ")
+        children = tag.contents
+        if not children:
+            continue  # an empty element holds no line: where it sits in the tree matters to none
+        if is_block:
+            owners.append(name)
+            push(_LEAVE_BLOCK)
+        elif name == "a":
+            link_depth += 1
+            push(_LEAVE_LINK)
+        else:
+            push(_LEAVE)
         depth = len(path)
         path.append(id(tag))
         if attrs:
@@ -221,7 +253,7 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
             hints.append(hint)
         elif is_semantic:
             semantic.append(depth)
-        stack.append((name, is_block))
-        stack.extend(reversed(tag.contents))
-    flush()
+        stack.extend(reversed(children))
+    if parts:
+        flush()
     return blocks

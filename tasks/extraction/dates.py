@@ -53,6 +53,8 @@ _URL = re.compile(r"(?<!\d)((?:19|20)\d{2})[/_-]?(0[1-9]|1[0-2])[/_-]?(0[1-9]|[1
 # /2019/nov/18/ in a URL path
 _URL_MONTH = re.compile(r"/((?:19|20)\d{2})/([a-z]{3,9})/(\d{1,2})(?:/|$)", re.I)
 _EPOCH = re.compile(r"^\d{10}(?:\d{3})?$")
+# Every pattern here needs a digit: text without one (most lines of a page) is no date, unsearched.
+_DIGIT = re.compile(r"\d")
 
 EARLIEST = datetime(1995, 1, 1, tzinfo=timezone.utc)  # before the web's first news sites: an ID, a price, a birth date
 # The widest UTC offset (UTC+14): a time written without a zone, read as UTC, may be this far ahead
@@ -109,7 +111,7 @@ def parse_date(text: str | None, latest: datetime | None = None) -> datetime | N
     if not text:
         return None
     text = text.strip()[:200]
-    if not text:
+    if not text or _DIGIT.search(text) is None:
         return None
     if _EPOCH.match(text):
         value = datetime.fromtimestamp(int(text[:10]), timezone.utc)
@@ -199,7 +201,7 @@ _DATELINE_MAX_WORDS = 5  # words left once the date is taken out: "Updated", wee
 
 def is_dateline(text: str) -> bool:
     """Whether a short line is a date stamp ("Updated Nov. 20, 2019 10:43 am ET"), not prose."""
-    if len(text) > _DATELINE_MAX_CHARS:
+    if len(text) > _DATELINE_MAX_CHARS or _DIGIT.search(text) is None:
         return False
     for pattern in (_MDY, _DMY, _ISO, _NUMERIC):
         match = pattern.search(text)
@@ -214,6 +216,8 @@ _CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?\b", re.I)
 
 def without_dates(text: str) -> str:
     """The text with dates and clock times cut out ("By Ann Example, Nov. 18, 2019 4:10pm" -> "By Ann Example,  ")."""
+    if _DIGIT.search(text) is None:
+        return text
     for pattern in (_MDY, _DMY, _ISO, _NUMERIC, _CLOCK):
         text = pattern.sub(" ", text)
     return text

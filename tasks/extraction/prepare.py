@@ -20,22 +20,30 @@ _RAW_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object
              "select", "textarea")
 # Page chrome by definition of the element; these may nest, so their closing tags are counted.
 _CHROME_TAGS = ("nav", "aside", "footer")
+# After a "<", one look at the next character (a first letter of these tags, "!" or "?"; the regex
+# engine folds its case as it folds the names') turns most tags away before the names are tried one
+# by one: half the time of the scan.
 _OPEN = re.compile(
-    r"<(?:(%s)(?=[\s/>])([^>]{0,1000})|(%s)(?=[\s/>]))|<!--|<\?" % ("|".join(_RAW_TAGS), "|".join(_CHROME_TAGS)), re.I
+    r"<(?=[%s!?])(?:(%s)(?=[\s/>])([^>]{0,1000})|(%s)(?=[\s/>])|!--|\?)"
+    % ("".join(sorted({tag[0] for tag in _RAW_TAGS + _CHROME_TAGS})), "|".join(_RAW_TAGS), "|".join(_CHROME_TAGS)),
+    re.I,
 )
 _CLOSE = {tag: re.compile(r"</%s\s*>" % tag, re.I) for tag in _RAW_TAGS}
 _OPEN_OR_CLOSE = {tag: re.compile(r"<(/?)%s(?=[\s/>])[^>]{0,1000}>" % tag, re.I) for tag in _CHROME_TAGS}
 # Void elements that hold no text and that nothing reads, <link> (only LINK_RELS are read) and
 # <meta> (only META_KEYS are).
-# A value quoted after "=" may hold ">"; possessive (*+), the attributes are read once, left to
-# right, as the parser reads them.
+# A value quoted after "=" may hold ">"; possessive (++, *+), the attributes are read once, left to
+# right, as the parser reads them, a run of plain characters at a time. The first letter is looked
+# at first, as in _OPEN.
+_VOID_TAGS = ("img", "input", "col", "source", "wbr", "track", "param", "embed", "area", "link", "meta")
 _VOID = re.compile(
-    r"""<(?:img|input|col|source|wbr|track|param|embed|area|link|meta)(?=[\s/>])(?:[^>=]|=\s*(?:"[^"]*"|'[^']*')?)*+>""",
+    r"""<(?=[%s])(?:%s)(?=[\s/>])(?:[^>=]++|=\s*(?:"[^"]*"|'[^']*')?)*+>"""
+    % ("".join(sorted({tag[0] for tag in _VOID_TAGS})), "|".join(_VOID_TAGS)),
     re.I,
 )
-# Kept when a key read shows anywhere in the tag (a key in a value keeps one more: harmless).
-_KEPT = re.compile(r"<link\b.*(?:%s)|<meta\b.*(?:%s)" % ("|".join(LINK_RELS), "|".join(map(re.escape, META_KEYS))),
-                   re.I | re.S)
+# A <link> or <meta> is kept when a key read shows anywhere in the tag after its name (a key in a
+# value keeps one more: harmless).
+_KEPT_KEYS = {"<link": LINK_RELS, "<meta": META_KEYS}
 _IS_JSON_LD = re.compile(r"""type\s*=\s*["']?application/ld\+json""", re.I)
 _CDATA = re.compile(r"^\s*(?://\s*)?<!\[CDATA\[|(?://\s*)?\]\]>\s*$")
 
@@ -98,10 +106,12 @@ def without_empty(markup: str) -> str:
     return _VOID.sub(_kept_void, markup)
 
 
-# _KEPT's keys as one search per kind of tag, over an ASCII tag lower-cased: a tenth of the time of
-# _KEPT's ".*" backtracking through a long tag (and the same answer for ASCII text).
-_KEPT_KEYS = {"<link": re.compile("|".join(re.escape(key.lower()) for key in LINK_RELS)),
-              "<meta": re.compile("|".join(re.escape(key.lower()) for key in META_KEYS))}
+# The keys as one search per kind of tag. Over an ASCII tag lower-cased: plain searches. A tag with
+# other characters is read case-insensitively, as the regex engine folds case (which beyond ASCII is
+# not str.lower's: it reads "ſ" as an "s").
+_ASCII_KEYS = {name: re.compile("|".join(re.escape(key.lower()) for key in keys)) for name, keys in _KEPT_KEYS.items()}
+_FOLDED_KEYS = [(re.compile(re.escape(name) + r"\b", re.I), re.compile("|".join(map(re.escape, keys)), re.I))
+                for name, keys in _KEPT_KEYS.items()]
 
 
 def _kept_void(match: re.Match[str]) -> str:
@@ -110,11 +120,14 @@ def _kept_void(match: re.Match[str]) -> str:
     # An entity may spell a key ("og:article&#x3A;published_time"): such tags are kept unread.
     if "&" in tag:
         return tag
+    # The keys are searched after "<link" or "<meta" (_VOID saw a space, "/" or ">" follow).
     if not tag.isascii():
-        return tag if _KEPT.match(tag) else ""
+        for name, keys in _FOLDED_KEYS:
+            if name.match(tag):
+                return tag if keys.search(tag, 5) else ""
+        return ""
     lowered = tag.lower()
-    # After "<link" or "<meta" (_VOID saw a space, "/" or ">" follow), as _KEPT reads it.
-    keys = _KEPT_KEYS.get(lowered[:5])
+    keys = _ASCII_KEYS.get(lowered[:5])
     return tag if keys is not None and keys.search(lowered, 5) else ""
 
 
