@@ -27,6 +27,7 @@ spaces) and ends in ``…`` — the one case where the summary is not whole sent
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 import re
@@ -62,7 +63,7 @@ _ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 _TF_WEIGHT = [0.0] + [1 + math.log(c) for c in range(1, 64)]
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CLOSING = "\"'”’»)]」』）"
-_FINAL_MARK = re.compile(rf"[.!?…。！？｡][{re.escape(_CLOSING)}]*$")
+_FINAL_MARKS = ".!?…。！？｡"
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as into about over after
     before than then that this these those it its it's is are was were be been being has
@@ -83,6 +84,7 @@ _DANGLING_OPENERS = frozenset(
 class _Sentence:
     index: int
     text: str
+    lowered: str  # ``text`` casefolded: its repeat key and its terms both start from it
     terms: dict[str, float] = field(default_factory=dict)
     informative: bool = True
     score: float = 0.0
@@ -169,17 +171,22 @@ def _unique_sentences(paragraphs: list[str]) -> list[_Sentence]:
     out: list[_Sentence] = []
     for paragraph in paragraphs:
         for text in split_sentences(paragraph):
-            key = " ".join(text.casefold().split())
+            lowered = text.casefold()
+            key = " ".join(lowered.split())
             if key in seen:
                 continue
             seen.add(key)
-            out.append(_Sentence(index=len(out), text=text))
+            out.append(_Sentence(index=len(out), text=text, lowered=lowered))
     return out
 
 
 def _terms(text: str) -> list[str]:
     """Content terms: lowercased words without stopwords, and CJK character bigrams."""
-    lowered = text.casefold()
+    return _terms_and_words(text.casefold())[0]
+
+
+def _terms_and_words(lowered: str) -> tuple[list[str], list[str]]:
+    """``_terms`` of a casefolded text, and the words they come from."""
     terms: list[str] = []
     if lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
         words = _ASCII_WORD.findall(lowered)
@@ -191,20 +198,28 @@ def _terms(text: str) -> list[str]:
     # A crude plural fold: "patients" meets "patient".
     terms.extend([word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
                   for word in words if word not in _STOPWORDS])
-    return terms
+    return terms, words
 
 
-def _is_informative(text: str) -> bool:
+def _is_informative(text: str, ascii_words: int | None = None) -> bool:
+    """``ascii_words``: how many words ``_ASCII_WORD`` finds in ``text``, if the caller counted them."""
     # Headings, captions, credits and text cut by a stray paragraph break carry no
     # full stop; a line ending in ":" introduces something else. Neither stands alone.
-    if not _FINAL_MARK.search(text):
+    if not _ends_with_final_mark(text):
         return False
     if text.isascii():
-        cjk, words = 0, len(_ASCII_WORD.findall(text))
+        cjk, words = 0, len(_ASCII_WORD.findall(text)) if ascii_words is None else ascii_words
     else:
         cjk = sum(len(run) for run in _CJK_RUN.findall(text))
         words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
     return cjk >= MIN_CJK_CHARS or words >= MIN_WORDS
+
+
+def _ends_with_final_mark(text: str) -> bool:
+    """A full stop (or ! ? …) followed by nothing but closing quotes and brackets (and one line break)."""
+    # Read from the end: a pattern anchored there is tried from every position of the sentence.
+    core = (text[:-1] if text.endswith("\n") else text).rstrip(_CLOSING)
+    return bool(core) and core[-1] in _FINAL_MARKS
 
 
 def _is_dangling(text: str) -> bool:
@@ -213,20 +228,28 @@ def _is_dangling(text: str) -> bool:
 
 
 def _score(sentences: list[_Sentence], title: str | None) -> None:
-    counts = [Counter(_terms(s.text)) for s in sentences]
+    all_terms: list[list[str]] = []
+    distinct: list[dict[str, None]] = []  # each sentence's terms once, in first-seen order
+    for sentence in sentences:
+        terms, words = _terms_and_words(sentence.lowered)
+        all_terms.append(terms)
+        distinct.append(dict.fromkeys(terms))
+        # ASCII text casefolded holds as many ASCII words as before (the pattern takes either case).
+        sentence.informative = _is_informative(sentence.text, len(words) if sentence.text.isascii() else None)
     n = len(sentences)
-    df: Counter[str] = Counter()
-    for tf in counts:
-        df.update(tf.keys())  # each sentence counts a term once
+    df = Counter(itertools.chain.from_iterable(distinct))  # each sentence counts a term once
     idf = {term: math.log((n + 1) / (d + 0.5)) for term, d in df.items()}
     centroid: dict[str, float] = {}
-    for sentence, tf in zip(sentences, counts):
-        sentence.terms = {t: (_TF_WEIGHT[c] if c < len(_TF_WEIGHT) else 1 + math.log(c)) * idf[t]
-                          for t, c in tf.items()}
+    for sentence, terms, once in zip(sentences, all_terms, distinct):
+        if len(once) == len(terms):
+            # Most sentences use each term once: its weight is (1 + ln 1) * idf = idf, exactly.
+            sentence.terms = dict(zip(once, map(idf.__getitem__, once)))
+        else:
+            sentence.terms = {t: (_TF_WEIGHT[c] if c < len(_TF_WEIGHT) else 1 + math.log(c)) * idf[t]
+                              for t, c in Counter(terms).items()}
         weights = list(sentence.terms.values())
         sentence.self_sq = sum(map(operator.mul, weights, weights))
         sentence.norm = math.sqrt(sentence.self_sq)
-        sentence.informative = _is_informative(sentence.text)
         for term, weight in sentence.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
@@ -260,6 +283,8 @@ def _cosine(a: dict[str, float], b: dict[str, float], norm_a: float | None = Non
     if not a or not b:
         return 0.0
     x, y = (a, b) if len(a) <= len(b) else (b, a)  # the sum runs over the shorter one
+    if x.keys().isdisjoint(y):  # most pairs of sentences share no term: a set test, not a sum
+        return 0.0
     dot = sum(w * y[t] for t, w in x.items() if t in y)
     if dot <= 0.0:
         return 0.0
