@@ -156,6 +156,8 @@ def _next_pick(
     best_value = -math.inf
     for candidate in pool:
         value = candidate.score - REDUNDANCY_WEIGHT * overlap[candidate.index]
+        if value <= best_value:  # the penalties only lower it: no need to read the sentence for them
+            continue
         if candidate.dangling and candidate.index - 1 not in taken:
             value -= DANGLING_PENALTY
         if candidate.question:
