@@ -193,10 +193,11 @@ def _terms_and_words(lowered: str) -> tuple[list[str], list[str]]:
     if lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
         words = _ASCII_WORD.findall(lowered)
     else:
-        for run in _CJK_RUN.findall(lowered):
+        runs = _CJK_RUN.findall(lowered)
+        for run in runs:
             # No spaces to split on: overlapping character pairs stand in for words.
             terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-        words = _WORD.findall(_CJK_RUN.sub(" ", lowered))
+        words = _WORD.findall(_CJK_RUN.sub(" ", lowered) if runs else lowered)
     # A crude plural fold: "patients" meets "patient".
     terms.extend([word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
                   for word in words if word not in _STOPWORDS])
@@ -212,8 +213,9 @@ def _is_informative(text: str, ascii_words: int | None = None) -> bool:
     if text.isascii():
         cjk, words = 0, len(_ASCII_WORD.findall(text)) if ascii_words is None else ascii_words
     else:
-        cjk = sum(len(run) for run in _CJK_RUN.findall(text))
-        words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
+        runs = _CJK_RUN.findall(text)
+        cjk = sum(map(len, runs))
+        words = len(_WORD.findall(_CJK_RUN.sub(" ", text) if runs else text))
     return cjk >= MIN_CJK_CHARS or words >= MIN_WORDS
 
 
