@@ -111,9 +111,7 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
     sentences = _unique_sentences(paragraphs)
     if not sentences:
         return ""
-    _score(sentences, title)
-
-    informative = [s for s in sentences if s.informative] or sentences
+    informative = _score(sentences, title)
     chosen: list[_Sentence] = []
     lead = informative[0]
     if len(lead.text) <= budget:
@@ -231,7 +229,12 @@ def _is_dangling(text: str) -> bool:
     return bool(first) and first.group().casefold() in _DANGLING_OPENERS
 
 
-def _score(sentences: list[_Sentence], title: str | None) -> None:
+def _score(sentences: list[_Sentence], title: str | None) -> list[_Sentence]:
+    """The sentences a summary may use, in order: the informative ones (all, if none is), scored.
+
+    Every sentence gets its term weights and ``informative`` (all count in the centroid); norms and
+    scores are only worked out for those returned, as no other is ever read.
+    """
     all_terms: list[list[str]] = []
     distinct: list[dict[str, None]] = []  # each sentence's terms once, in first-seen order
     for sentence in sentences:
@@ -251,16 +254,17 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
         else:
             sentence.terms = {t: (_TF_WEIGHT[c] if c < len(_TF_WEIGHT) else 1 + math.log(c)) * idf[t]
                               for t, c in Counter(terms).items()}
-        weights = list(sentence.terms.values())
-        sentence.self_sq = sum(map(operator.mul, weights, weights))
-        sentence.norm = math.sqrt(sentence.self_sq)
         for term, weight in sentence.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
     title_norm = _norm(title_terms)  # once, not once per sentence
     weights = list(centroid.values())
     centroid_sq = sum(map(operator.mul, weights, weights))
-    for sentence in sentences:
+    usable = [s for s in sentences if s.informative] or sentences
+    for sentence in usable:
+        weights = list(sentence.terms.values())
+        sentence.self_sq = sum(map(operator.mul, weights, weights))
+        sentence.norm = math.sqrt(sentence.self_sq)
         # Cosine with the centroid of the *other* sentences (C - s), or long sentences would
         # mostly match themselves; expanded so it costs O(terms of s), not O(terms of C).
         dot = sum(map(operator.mul, sentence.terms.values(), map(centroid.__getitem__, sentence.terms)))
@@ -271,6 +275,7 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
         lead = 1.0 / math.sqrt(1 + sentence.index)
         title_sim = _cosine(sentence.terms, title_terms, sentence.norm, title_norm) if title_terms else 0.0
         sentence.score = centrality + TITLE_WEIGHT * title_sim + LEAD_WEIGHT * lead
+    return usable
 
 
 def _similarity(a: _Sentence, b: _Sentence) -> float:
