@@ -3,6 +3,7 @@ and one canonical when near-copies race in from several processes at once."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import random
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from tasks.duplicates.lsh import IndexLayoutError, LSHIndex, choose_bands
+from tasks.duplicates import minhash
 from tasks.duplicates.minhash import MinHasher, estimate_similarity, jaccard
 from tasks.duplicates.textnorm import content_hash
 from tests.servers import REPO
@@ -93,6 +95,23 @@ def test_signature_is_the_same_in_another_process(hasher: MinHasher) -> None:
         env={"PYTHONHASHSEED": "12345", "PATH": ""},
     ).stdout.strip()
     assert out == hasher.signature(article(5)).tobytes().hex()
+
+
+def test_token_hashes_are_each_words_blake2b_however_the_cache_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Signatures stored in an index must stay comparable across versions: a word's hash is its
+    # 8-byte BLAKE2b read little-endian, whether the word is new, repeated or known from before.
+    monkeypatch.setattr(minhash, "TOKEN_CACHE_SIZE", 3)
+    hasher = MinHasher()
+
+    def expected(words: list[str]) -> list[int]:
+        return [int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") for w in words]
+
+    pages = [["the", "ferry", "the", "übergang", "ferry"], ["ferry", "harbour", "storm", "the", "quay", "quay"],
+             ["storm", "東", "京"], []]
+    for words in pages + pages:  # the second time round, after the cache was renewed
+        hashes = hasher.token_hashes(words)
+        assert hashes.dtype == np.uint64 and hashes.tolist() == expected(words)
+    assert hasher.token_hashes(["ferry"]).tolist() == [0x6e53a75f838d7d10]  # pinned: what indexes built before hold
 
 
 def test_choose_bands_finds_near_threshold_docs() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from functools import cache
 from pathlib import Path
 
@@ -9,8 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tasks.summaries.extractive import (
+    _CLOSING, ELLIPSIS, _ends_with_final_mark, _is_informative, _next_pick, _score, _Sentence, _terms, _terms_and_words,
+    summarize_extractive,
+)
 from tasks.summaries.sentences import split_sentences
-from tasks.summaries.extractive import ELLIPSIS, _is_informative, _terms, summarize_extractive
 
 EXAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "seed" / "example-record.txt"
 
@@ -220,3 +225,53 @@ def test_ascii_sentences_are_read_as_any_text_is(text: str) -> None:
     # non-ASCII word sends the same text the long way, which must find the same words.
     assert _terms(text + " über") == [*_terms(text), "über"]
     assert _is_informative(text) == _is_informative("\u00a0" + text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab'Zs9 .,-!?\n\"")), max_size=60))
+def test_an_ascii_word_count_handed_in_is_the_one_counted(text: str) -> None:
+    # The scorer hands _is_informative the words it found in the casefolded sentence.
+    words = _terms_and_words(text.casefold())[1]
+    assert _is_informative(text, len(words)) == _is_informative(text)
+
+
+# What _ends_with_final_mark reads from the end: the pattern it replaced, anchored with "$".
+_FINAL_MARK = re.compile(rf"[.!?…。！？｡][{re.escape(_CLOSING)}]*$")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(".!?…。！？｡\"'”’»)]」』）\n a:")), max_size=8))
+def test_a_final_mark_is_found_as_the_anchored_pattern_finds_it(text: str) -> None:
+    assert _ends_with_final_mark(text) == bool(_FINAL_MARK.search(text))
+
+
+def test_term_weights_are_log_tf_times_idf_whether_or_not_terms_repeat() -> None:
+    sentences = [_Sentence(index=i, text=t, lowered=t.casefold()) for i, t in enumerate([
+        "Ferry crossings stopped.", "Ferry ferry crossings resumed.", "Traders moved stalls indoors."])]
+    _score(sentences, None)
+    idf = {t: math.log(4 / (d + 0.5)) for t, d in {"ferry": 2, "crossing": 2, "stopped": 1, "resumed": 1}.items()}
+    assert sentences[0].terms == {"ferry": idf["ferry"], "crossing": idf["crossing"], "stopped": idf["stopped"]}
+    assert sentences[1].terms == {"ferry": (1 + math.log(2)) * idf["ferry"], "crossing": idf["crossing"],
+                                  "resumed": idf["resumed"]}
+    assert [s.informative for s in sentences] == [False, False, False]  # three words each: under MIN_WORDS
+
+
+def test_the_pick_weighs_leaning_openers_and_questions() -> None:
+    def sentence(index: int, text: str, score: float) -> _Sentence:
+        s = _Sentence(index=index, text=text, lowered=text.casefold())
+        s.score = score
+        return s
+
+    lead = sentence(0, "Storm warnings closed the harbour.", 2.0)
+    leaning = sentence(2, "But the ferry kept its timetable.", 1.0)
+    asking = sentence(3, "Will the ferry sail tomorrow?", 0.98)
+    plain = sentence(4, "Traders moved their stalls indoors.", 0.9)
+    overlap = {s.index: 0.0 for s in (leaning, asking, plain)}
+    # "But ..." without the sentence before it loses 0.2, the question 0.1: the plain one wins.
+    assert _next_pick([leaning, asking, plain], [lead], overlap, 300) is plain
+    assert _next_pick([asking, leaning], [lead], overlap, 300) is asking
+    # With its predecessor taken, "But ..." reads fine and its score wins.
+    before = sentence(1, "The port stayed open to freight.", 0.5)
+    assert _next_pick([plain, asking, leaning], [lead, before], overlap, 300) is leaning
+    # Nothing that does not fit is picked.
+    assert _next_pick([leaning, asking, plain], [lead], overlap, len(lead.text) + 5) is None

@@ -29,6 +29,7 @@ TOKEN_CACHE_SIZE = 20_000  # words remembered per process (about 2 MB): the comm
 CHUNK = 512  # shingles per block of the (shingles x permutations) product; bounds scratch memory
 
 _U64 = np.uint64
+_TOKEN_HASH = np.dtype("<u8")
 _MASK64 = (1 << 64) - 1
 
 
@@ -42,9 +43,10 @@ def mix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> _U64(31))
 
 
-def _token_hash(token: str) -> int:
-    # Stable across processes (Python's own str hash is salted per process).
-    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+def _token_hash(token: str) -> bytes:
+    # Stable across processes (Python's own str hash is salted per process). Read as a
+    # little-endian uint64 (``_TOKEN_HASH``): joined digests become the array without an int each.
+    return hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
 
 
 class MinHasher:
@@ -65,7 +67,7 @@ class MinHasher:
         self._b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64) << _U64(1)
         # Word position weights: a shingle's hash depends on its words' order.
         self._pos = (rng.integers(0, 2**63, size=shingle, dtype=np.uint64) << _U64(1)) | _U64(1)
-        self._cache: dict[str, int] = {}
+        self._cache: dict[str, bytes] = {}
         # Scratch for the product, one per thread: allocating it per call costs more than the math.
         self._scratch = threading.local()
 
@@ -76,13 +78,12 @@ class MinHasher:
     def token_hashes(self, words: Sequence[str]) -> np.ndarray:
         cache = self._cache
         if len(cache) > TOKEN_CACHE_SIZE:
-            cache.clear()
-        out = list(map(cache.get, words))
-        if None in out:
-            for i, word in enumerate(words):
-                if out[i] is None:
-                    out[i] = cache[word] = _token_hash(word)
-        return np.fromiter(out, dtype=np.uint64, count=len(out))
+            # A new dict, not a cleared one: a thread still reading the old one finds its words there.
+            cache = self._cache = {}
+        # Each word not yet known hashed once, however often the page repeats it.
+        for word in set(words).difference(cache):
+            cache[word] = _token_hash(word)
+        return np.frombuffer(b"".join(map(cache.__getitem__, words)), dtype=_TOKEN_HASH).astype(_U64)
 
     def shingle_hashes(self, token_hashes: np.ndarray) -> np.ndarray:
         """64-bit hashes of each run of ``shingle`` consecutive words (the whole text if shorter)."""

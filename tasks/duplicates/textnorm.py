@@ -85,7 +85,9 @@ def paragraph_key(paragraph: str) -> str:
 
 def body_words(paragraphs: Sequence[str]) -> list[str]:
     """``tokens`` of the paragraphs joined by line breaks (a break never joins or splits words)."""
-    return [word for paragraph in paragraphs for word in paragraph_key(paragraph).split(" ") if word]
+    # Keys are words joined by single spaces: joined again and split once, not a list per paragraph.
+    joined = " ".join(filter(None, map(paragraph_key, paragraphs)))
+    return joined.split(" ") if joined else []
 
 
 def content_hash(paragraphs: Iterable[str]) -> str:

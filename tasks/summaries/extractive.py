@@ -27,6 +27,7 @@ spaces) and ends in ``…`` — the one case where the summary is not whole sent
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 import re
@@ -62,7 +63,7 @@ _ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 _TF_WEIGHT = [0.0] + [1 + math.log(c) for c in range(1, 64)]
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CLOSING = "\"'”’»)]」』）"
-_FINAL_MARK = re.compile(rf"[.!?…。！？｡][{re.escape(_CLOSING)}]*$")
+_FINAL_MARKS = ".!?…。！？｡"
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as into about over after
     before than then that this these those it its it's is are was were be been being has
@@ -83,6 +84,7 @@ _DANGLING_OPENERS = frozenset(
 class _Sentence:
     index: int
     text: str
+    lowered: str  # ``text`` casefolded: its repeat key and its terms both start from it
     terms: dict[str, float] = field(default_factory=dict)
     informative: bool = True
     score: float = 0.0
@@ -109,9 +111,7 @@ def summarize_extractive(paragraphs: list[str], budget: int = 300, title: str | 
     sentences = _unique_sentences(paragraphs)
     if not sentences:
         return ""
-    _score(sentences, title)
-
-    informative = [s for s in sentences if s.informative] or sentences
+    informative = _score(sentences, title)
     chosen: list[_Sentence] = []
     lead = informative[0]
     if len(lead.text) <= budget:
@@ -154,6 +154,8 @@ def _next_pick(
     best_value = -math.inf
     for candidate in pool:
         value = candidate.score - REDUNDANCY_WEIGHT * overlap[candidate.index]
+        if value <= best_value:  # the penalties only lower it: no need to read the sentence for them
+            continue
         if candidate.dangling and candidate.index - 1 not in taken:
             value -= DANGLING_PENALTY
         if candidate.question:
@@ -169,42 +171,57 @@ def _unique_sentences(paragraphs: list[str]) -> list[_Sentence]:
     out: list[_Sentence] = []
     for paragraph in paragraphs:
         for text in split_sentences(paragraph):
-            key = " ".join(text.casefold().split())
+            lowered = text.casefold()
+            key = " ".join(lowered.split())
             if key in seen:
                 continue
             seen.add(key)
-            out.append(_Sentence(index=len(out), text=text))
+            out.append(_Sentence(index=len(out), text=text, lowered=lowered))
     return out
 
 
 def _terms(text: str) -> list[str]:
     """Content terms: lowercased words without stopwords, and CJK character bigrams."""
-    lowered = text.casefold()
+    return _terms_and_words(text.casefold())[0]
+
+
+def _terms_and_words(lowered: str) -> tuple[list[str], list[str]]:
+    """``_terms`` of a casefolded text, and the words they come from."""
     terms: list[str] = []
     if lowered.isascii():  # ASCII holds no CJK: two regex passes saved on most text
         words = _ASCII_WORD.findall(lowered)
     else:
-        for run in _CJK_RUN.findall(lowered):
+        runs = _CJK_RUN.findall(lowered)
+        for run in runs:
             # No spaces to split on: overlapping character pairs stand in for words.
             terms.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
-        words = _WORD.findall(_CJK_RUN.sub(" ", lowered))
+        words = _WORD.findall(_CJK_RUN.sub(" ", lowered) if runs else lowered)
     # A crude plural fold: "patients" meets "patient".
     terms.extend([word[:-1] if len(word) > 3 and word[-1] == "s" and word[-2] != "s" else word
                   for word in words if word not in _STOPWORDS])
-    return terms
+    return terms, words
 
 
-def _is_informative(text: str) -> bool:
+def _is_informative(text: str, ascii_words: int | None = None) -> bool:
+    """``ascii_words``: how many words ``_ASCII_WORD`` finds in ``text``, if the caller counted them."""
     # Headings, captions, credits and text cut by a stray paragraph break carry no
     # full stop; a line ending in ":" introduces something else. Neither stands alone.
-    if not _FINAL_MARK.search(text):
+    if not _ends_with_final_mark(text):
         return False
     if text.isascii():
-        cjk, words = 0, len(_ASCII_WORD.findall(text))
+        cjk, words = 0, len(_ASCII_WORD.findall(text)) if ascii_words is None else ascii_words
     else:
-        cjk = sum(len(run) for run in _CJK_RUN.findall(text))
-        words = len(_WORD.findall(_CJK_RUN.sub(" ", text)))
+        runs = _CJK_RUN.findall(text)
+        cjk = sum(map(len, runs))
+        words = len(_WORD.findall(_CJK_RUN.sub(" ", text) if runs else text))
     return cjk >= MIN_CJK_CHARS or words >= MIN_WORDS
+
+
+def _ends_with_final_mark(text: str) -> bool:
+    """A full stop (or ! ? …) followed by nothing but closing quotes and brackets (and one line break)."""
+    # Read from the end: a pattern anchored there is tried from every position of the sentence.
+    core = (text[:-1] if text.endswith("\n") else text).rstrip(_CLOSING)
+    return bool(core) and core[-1] in _FINAL_MARKS
 
 
 def _is_dangling(text: str) -> bool:
@@ -212,28 +229,42 @@ def _is_dangling(text: str) -> bool:
     return bool(first) and first.group().casefold() in _DANGLING_OPENERS
 
 
-def _score(sentences: list[_Sentence], title: str | None) -> None:
-    counts = [Counter(_terms(s.text)) for s in sentences]
+def _score(sentences: list[_Sentence], title: str | None) -> list[_Sentence]:
+    """The sentences a summary may use, in order: the informative ones (all, if none is), scored.
+
+    Every sentence gets its term weights and ``informative`` (all count in the centroid); norms and
+    scores are only worked out for those returned, as no other is ever read.
+    """
+    all_terms: list[list[str]] = []
+    distinct: list[dict[str, None]] = []  # each sentence's terms once, in first-seen order
+    for sentence in sentences:
+        terms, words = _terms_and_words(sentence.lowered)
+        all_terms.append(terms)
+        distinct.append(dict.fromkeys(terms))
+        # ASCII text casefolded holds as many ASCII words as before (the pattern takes either case).
+        sentence.informative = _is_informative(sentence.text, len(words) if sentence.text.isascii() else None)
     n = len(sentences)
-    df: Counter[str] = Counter()
-    for tf in counts:
-        df.update(tf.keys())  # each sentence counts a term once
+    df = Counter(itertools.chain.from_iterable(distinct))  # each sentence counts a term once
     idf = {term: math.log((n + 1) / (d + 0.5)) for term, d in df.items()}
     centroid: dict[str, float] = {}
-    for sentence, tf in zip(sentences, counts):
-        sentence.terms = {t: (_TF_WEIGHT[c] if c < len(_TF_WEIGHT) else 1 + math.log(c)) * idf[t]
-                          for t, c in tf.items()}
-        weights = list(sentence.terms.values())
-        sentence.self_sq = sum(map(operator.mul, weights, weights))
-        sentence.norm = math.sqrt(sentence.self_sq)
-        sentence.informative = _is_informative(sentence.text)
+    for sentence, terms, once in zip(sentences, all_terms, distinct):
+        if len(once) == len(terms):
+            # Most sentences use each term once: its weight is (1 + ln 1) * idf = idf, exactly.
+            sentence.terms = dict(zip(once, map(idf.__getitem__, once)))
+        else:
+            sentence.terms = {t: (_TF_WEIGHT[c] if c < len(_TF_WEIGHT) else 1 + math.log(c)) * idf[t]
+                              for t, c in Counter(terms).items()}
         for term, weight in sentence.terms.items():
             centroid[term] = centroid.get(term, 0.0) + weight
     title_terms = {t: idf.get(t, 1.0) for t in _terms(title)} if title else {}
     title_norm = _norm(title_terms)  # once, not once per sentence
     weights = list(centroid.values())
     centroid_sq = sum(map(operator.mul, weights, weights))
-    for sentence in sentences:
+    usable = [s for s in sentences if s.informative] or sentences
+    for sentence in usable:
+        weights = list(sentence.terms.values())
+        sentence.self_sq = sum(map(operator.mul, weights, weights))
+        sentence.norm = math.sqrt(sentence.self_sq)
         # Cosine with the centroid of the *other* sentences (C - s), or long sentences would
         # mostly match themselves; expanded so it costs O(terms of s), not O(terms of C).
         dot = sum(map(operator.mul, sentence.terms.values(), map(centroid.__getitem__, sentence.terms)))
@@ -244,6 +275,7 @@ def _score(sentences: list[_Sentence], title: str | None) -> None:
         lead = 1.0 / math.sqrt(1 + sentence.index)
         title_sim = _cosine(sentence.terms, title_terms, sentence.norm, title_norm) if title_terms else 0.0
         sentence.score = centrality + TITLE_WEIGHT * title_sim + LEAD_WEIGHT * lead
+    return usable
 
 
 def _similarity(a: _Sentence, b: _Sentence) -> float:
@@ -260,6 +292,8 @@ def _cosine(a: dict[str, float], b: dict[str, float], norm_a: float | None = Non
     if not a or not b:
         return 0.0
     x, y = (a, b) if len(a) <= len(b) else (b, a)  # the sum runs over the shorter one
+    if x.keys().isdisjoint(y):  # most pairs of sentences share no term: a set test, not a sum
+        return 0.0
     dot = sum(w * y[t] for t, w in x.items() if t in y)
     if dot <= 0.0:
         return 0.0
