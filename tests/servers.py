@@ -132,8 +132,10 @@ class CeleryWorker:
         self.log: list[str] = []
 
     def start(self, timeout: float = 60.0) -> CeleryWorker:
+        # errors="replace": a byte that is not UTF-8 must not end the pump below, or the worker's
+        # pipe fills and its next log line blocks it for good.
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                     stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
         threading.Thread(target=self._pump, daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
