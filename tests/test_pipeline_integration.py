@@ -242,6 +242,10 @@ def test_each_worker_runs_the_stages_it_serves_in_one_task_and_sends_on_the_rest
         front, back = workers
         assert [_ran(front, s) for s in first] == [True, True]
         assert [_ran(back, s) for s in ("dedupe", "summarize", "store")] == [True, False, False]
+        # Each froze what it loaded at start-up out of the garbage collector's passes (worker/memory.py).
+        for worker in workers:
+            froze = [line for line in worker.log if "start-up objects out of the garbage collector" in line]
+            assert len(froze) == 1 and int(froze[0].split("froze ")[1].split()[0]) > 10_000, froze
     finally:
         site.stop()
         for worker in workers:

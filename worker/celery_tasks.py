@@ -28,7 +28,7 @@ from worker.delayed import ReleaseLoop
 from worker.dispatch import Dispatcher, send
 from worker.feed import Feeder
 from worker.job import Job, Message
-from worker.memory import limit_malloc_arenas
+from worker.memory import freeze_start_up_objects, limit_malloc_arenas
 from worker.pipeline import Pipeline, Stage, get_pipeline
 from worker.queues import Priority, task_name
 from worker.runtime import Runtime, get_runtime
@@ -222,8 +222,10 @@ def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
 @celeryd_after_setup.connect
 def _warm(instance: Any = None, **_: Any) -> None:
     # In the worker's main process, once its -Q is read and its logging set up, before its pool
-    # starts: a prefork pool's processes are forked from it and share what it loaded.
+    # starts: a prefork pool's processes are forked from it and share what it loaded, frozen out
+    # of the garbage collector's passes (worker/memory.py).
     warm_stages(PIPELINE, list(instance.app.amqp.queues.consume_from) if instance is not None else [])
+    log.info("froze %d start-up objects out of the garbage collector's passes", freeze_start_up_objects())
 
 
 @task_postrun.connect

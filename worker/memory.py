@@ -12,12 +12,22 @@ its heap, so the pages freed below a live block stay resident. On real pages a p
 resident memory grew 10-13% over 10,000 URLs (bench/results/memory.md) while its live objects
 stayed flat; ``malloc_trim`` hands the free pages back (about 1 ms a call on a 400 MB heap), and
 ``HeapTrimmer`` calls it at most once a second, after a task.
+
+What a worker loads before its first task (Celery, SQLAlchemy, lxml, the language model, the
+date parser: about 140,000 objects the cyclic collector tracks) lives as long as the process, yet
+every full collection walks all of it again (about 0.1 s of CPU each time). ``freeze_start_up_objects``
+moves them out of the collector's reach once, after the warm-ups and before a prefork pool forks,
+so the children inherit them frozen too: in one process over half the corpus pages, the full
+collections' share went from 0.23 to 0.07 ms a page (``gc.callbacks`` timing, the objects the
+collector tracks 188,000 -> 49,000), and the collector no longer writes into the pages the
+children share with their parent.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import threading
@@ -43,6 +53,14 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     except (OSError, AttributeError):  # not glibc (musl, macOS): their allocators differ
         log.debug("mallopt unavailable; malloc arenas left as they are")
         return False
+
+
+def freeze_start_up_objects() -> int:
+    """Collect once, then leave every object alive now out of all later collections (``gc.freeze``);
+    how many that is. Call it when start-up is over: what is frozen is never collected."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
