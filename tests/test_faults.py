@@ -62,8 +62,9 @@ def stack(tmp_path):
     site = Site().start()
     workers: list[CeleryWorker] = []
     yield env, redis, site, workers, Storage(env["GLEANER_DATABASE_URL"])
-    for w in workers:
+    for n, w in enumerate(workers):
         w.stop()
+        (tmp_path / f"worker-{n}.log").write_text("".join(w.log))  # kept by pytest for a failure's post-mortem
     site.stop()
     redis.stop()
 
@@ -98,11 +99,13 @@ def worker_trouble(worker: CeleryWorker) -> list[str]:
 
 def worker_stacks(worker: CeleryWorker) -> str:
     """Every thread's stack in the worker's main process, for a failure's message: Celery's worker
-    prints them on SIGUSR1 (its "cry" handler)."""
+    prints them on SIGUSR1 (its "cry" handler). A worker that has exited says so, with its last lines."""
+    if worker.proc.poll() is not None:
+        return f"the worker exited with status {worker.proc.returncode}; its last lines:\n" + "".join(worker.log[-60:])
     seen = len(worker.log)
     worker.proc.send_signal(signal.SIGUSR1)
     time.sleep(2)
-    return "".join(worker.log[seen:])[:60000]
+    return "".join(worker.log[seen:])[:60000] or "no stacks printed; its last lines:\n" + "".join(worker.log[-60:])
 
 
 def heavy_article(n: int) -> str:
