@@ -20,7 +20,7 @@ from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
 from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine,
                             cosine_by_norm, cosine_to,
-                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, token_set,
+                            enter_lists, listed, query_terms, readings, relevance_cut, search_columns, term_counts, token_set,
                             tokens,
                             unit_vector, _ascii_words, _gated, _telling, _weights,
                             _tsquery_gate, _ASCII_WORD, _NON_ASCII_WORD)
@@ -180,10 +180,10 @@ def test_scored_rows_carry_each_candidates_readings_story_and_date(store):
     assert [ref for ref, _row in pairs] == store.index.scored(title, body)
     rows = {str(ref.id): row for ref, row in pairs}
     assert set(rows) == {a, undated} and copy not in rows
-    assert rows[a].similar == [{"id": other, "title": "Chess", "score": 0.3}]
+    assert readings(rows[a].similar) == [{"id": other, "title": "Chess", "score": 0.3}]
     assert rows[a].story_id == "story-1" and rows[a].published_at == when
     assert rows[a].published_at.utcoffset() == timedelta(0)  # given back in UTC, as the table does
-    assert rows[undated].similar == [] and rows[undated].story_id == undated and rows[undated].published_at is None
+    assert readings(rows[undated].similar) == [] and rows[undated].story_id == undated and rows[undated].published_at is None
 
 
 def test_index_follows_updates_deletes_and_duplicate_marks(store):

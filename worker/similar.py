@@ -53,7 +53,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import JSON, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.duplicates.textnorm import CJK_CHARS
@@ -61,7 +61,7 @@ from worker.models import SimilarRef
 from worker.sqltypes import UTCDateTime
 
 __all__ = ["RANKING", "CandidateRow", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
-           "query_terms", "rebuild_index", "relevance_cut", "search_columns", "token_set", "tokens", "tune_index"]
+           "query_terms", "readings", "rebuild_index", "relevance_cut", "search_columns", "token_set", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -369,9 +369,19 @@ class CandidateRow(Protocol):
     """A candidate's row from the search, as ``SimilarIndex.scored_rows`` gives it: besides its words,
     what the store stage needs of the records a new one relates to (worker/storage.py ``Neighbour``)."""
 
-    similar: list[dict[str, Any]] | None  # its readings, as the records.similar column holds them
+    # Its readings as the driver gives the records.similar column (JSON text on SQLite, the list on
+    # PostgreSQL): ``readings`` decodes them. The search leaves them undecoded: most candidates
+    # score under the floor, and their readings are never read.
+    similar: str | list[dict[str, Any]] | None
     story_id: str | None
     published_at: datetime | None
+
+
+def readings(value: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A candidate's readings (``CandidateRow.similar``), as the records.similar column holds them."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value or []
 
 
 # 1 + ln tf for the counts a lead of LEAD_WORDS words can hold: a list index, not a call per word.
@@ -694,8 +704,8 @@ def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
 # LIMIT computes it once and keeps only the best :n. Ties come in docid order either way. On the
 # 1,799 real pages of bench/stages_ab.py the query took a third less CPU for the same rows.
 # Besides what is scored, each candidate's readings, story and publication date (``CandidateRow``):
-# the store stage reads them here rather than in a second statement. (SIMILAR is a keyword in
-# PostgreSQL: the column's name is quoted.)
+# the store stage reads them here rather than in a second statement, the readings left as the
+# driver gives them (``readings``). (SIMILAR is a keyword in PostgreSQL: the column's name is quoted.)
 _SQLITE_SEARCH = text(
     "SELECT d.record_id, r.title, r.search_title, r.search_body, "
     "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END AS lead, "
@@ -703,7 +713,7 @@ _SQLITE_SEARCH = text(
     "  SELECT rowid AS docid, bm25(similar_fts, :title_weight, 1.0) AS score FROM similar_fts"
     "  WHERE similar_fts MATCH :q ORDER BY score LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
-    "WHERE r.duplicate_of IS NULL ORDER BY hit.score").columns(similar=JSON, published_at=UTCDateTime)
+    "WHERE r.duplicate_of IS NULL ORDER BY hit.score").columns(published_at=UTCDateTime)
 
 _PG_SEARCH = text(
     "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
@@ -711,7 +721,7 @@ _PG_SEARCH = text(
     "FROM records, to_tsquery('simple', :q) AS q, to_tsquery('simple', :g) AS g "
     "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
     "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"
-).columns(similar=JSON, published_at=UTCDateTime)
+).columns(published_at=UTCDateTime)
 
 # A record's title and the start of its body (all that is compared, see LEAD_WORDS), and its words
 # as its writer cut them (``search_columns``), when it did.
