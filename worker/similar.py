@@ -422,7 +422,8 @@ def cosine_by_norm(mine: dict[str, float], body_tf: Counter[str], title_words: s
                    norm: float, size: int) -> float:
     """``cosine_to``, the same number, for a candidate whose ``_weights`` norm and number of words
     (``size``) under these frequencies are known: only the words it shares with ``mine`` are
-    weighted (so ``idf`` needs only those), summed in the order ``cosine_to`` sums them."""
+    weighted (so ``idf`` needs only those, and ``body_tf`` may hold only those), summed in the
+    order ``cosine_to`` sums them."""
 
     def weight(w: str) -> float:  # _weights' value for one word, by the same operations
         tf = body_tf.get(w)
@@ -573,6 +574,14 @@ def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
     if search_body is not None:
         return Counter(search_body.split()), set((search_title or "").split())
     return term_counts(title, _lead_paragraphs(body))
+
+
+def _shared_counts(row: Any, mine: dict[str, float]) -> tuple[Counter[str], set[str]]:
+    """``_candidate_counts`` of a search result with its stored words, as ``cosine_by_norm`` reads
+    them: of its lead's words only those in ``mine``, counted in the same order (a candidate shares
+    a few dozen of its words with the record), and all of its title's."""
+    _id, _title, search_title, search_body = row[:4]
+    return Counter(filter(mine.__contains__, search_body.split())), set((search_title or "").split())
 
 
 # Candidates' norms a process keeps under one set of frequencies (``SimilarIndex._norms_under``):
@@ -1026,27 +1035,27 @@ class SimilarIndex:
             rows = self._search_sqlite(_gated(terms, gate), limit)
         else:
             rows = self._search_postgresql(terms, gate, limit, excluded)
-        found = [(r, *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        found = [r for r in rows if r[0] not in excluded]
         # A candidate's norm depends only on its words and the frequencies: known for those already
         # scored under these (the same records come up again and again), whose other words then
-        # need neither a weight nor an idf.
+        # need neither a weight nor an idf, nor counting.
         norms = self._norms_under(df)
-        keys = [_words_key(r) for r, _c, _t in found]
+        keys = [_words_key(r) for r in found]
         known = [None if key is None else norms.get(key) for key in keys]
+        counted = [_candidate_counts(r) if n is None else None for r, n in zip(found, known)]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
-        words = list(set().union(body_tf.keys(), title_words,
-                                 *(c.keys() | t for (_r, c, t), n in zip(found, known) if n is None)))
+        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for c, t in filter(None, counted))))
         idf = dict(zip(words, df.idf(words).tolist()))
         mine = unit_vector(body_tf, title_words, idf)
         refs = []
-        for (r, counts, tw), key, n in zip(found, keys, known):
-            if n is None:
-                raw, norm = _weights(counts, tw, idf)
+        for r, key, n, counts in zip(found, keys, known, counted):
+            if counts is not None:
+                raw, norm = _weights(*counts, idf)
                 score = _dot(mine, raw, norm)
                 if key is not None:
                     norms[key] = (norm, len(raw))
             else:
-                score = cosine_by_norm(mine, counts, tw, idf, *n)
+                score = cosine_by_norm(mine, *_shared_counts(r, mine), idf, *n)
             refs.append((SimilarRef(id=r[0], title=r[1], score=round(score, 4)), r))
         refs.sort(key=lambda pair: -pair[0].score)
         return refs
