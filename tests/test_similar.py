@@ -20,9 +20,9 @@ from worker.models import Article, Draft, SimilarRef
 from worker.render import render_text
 from worker.similar import (AUTOMERGE, LEAD_WORDS, DocFreq, Gate, RecordWords, SimilarIndex, cosine,
                             cosine_by_norm, cosine_to,
-                            enter_lists, listed, query_terms, relevance_cut, search_columns, term_counts, token_set,
+                            enter_lists, listed, query_terms, readings, relevance_cut, search_columns, term_counts, token_set,
                             tokens,
-                            unit_vector, _ascii_words, _gated, _telling, _weights,
+                            unit_vector, _ascii_words, _candidate_counts, _gated, _shared_counts, _telling, _weights,
                             _tsquery_gate, _ASCII_WORD, _NON_ASCII_WORD)
 from worker.storage import Storage, make_engine, records
 
@@ -180,10 +180,10 @@ def test_scored_rows_carry_each_candidates_readings_story_and_date(store):
     assert [ref for ref, _row in pairs] == store.index.scored(title, body)
     rows = {str(ref.id): row for ref, row in pairs}
     assert set(rows) == {a, undated} and copy not in rows
-    assert rows[a].similar == [{"id": other, "title": "Chess", "score": 0.3}]
+    assert readings(rows[a].similar) == [{"id": other, "title": "Chess", "score": 0.3}]
     assert rows[a].story_id == "story-1" and rows[a].published_at == when
     assert rows[a].published_at.utcoffset() == timedelta(0)  # given back in UTC, as the table does
-    assert rows[undated].similar == [] and rows[undated].story_id == undated and rows[undated].published_at is None
+    assert readings(rows[undated].similar) == [] and rows[undated].story_id == undated and rows[undated].published_at is None
 
 
 def test_index_follows_updates_deletes_and_duplicate_marks(store):
@@ -471,6 +471,20 @@ def test_cosine_by_norm_is_cosine_to_to_the_last_bit_with_only_the_shared_words_
         shared_idf = {w: idf[w] for w in mine}  # the words of the record: all a known norm needs
         assert cosine_by_norm(mine, other_tf, other_title, shared_idf, norm, len(raw)) == \
             cosine_to(mine, other_tf, other_title, idf)
+        # Nor does it need the counts of the other's words that are not the record's (_shared_counts).
+        shared_tf = Counter({w: c for w, c in other_tf.items() if w in mine})
+        assert cosine_by_norm(mine, shared_tf, other_title, shared_idf, norm, len(raw)) == \
+            cosine_to(mine, other_tf, other_title, idf)
+
+
+def test_shared_counts_are_the_candidates_counts_of_the_records_words_in_their_order():
+    row = ("id", "Title", "ferry harbour", "storm ferry storm closed harbour ferry island", None)
+    counts, title = _candidate_counts(row)
+    mine = {"ferry": 0.5, "island": 0.3, "storm": 0.2, "absent": 0.1}
+    shared, shared_title = _shared_counts(row, mine)
+    assert list(shared.items()) == [(w, c) for w, c in counts.items() if w in mine] == \
+        [("storm", 2), ("ferry", 2), ("island", 1)]
+    assert shared_title == title == {"ferry", "harbour"}
 
 
 def test_a_words_idf_is_the_same_number_whatever_the_words_asked_with_it():

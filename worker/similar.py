@@ -53,7 +53,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import JSON, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.duplicates.textnorm import CJK_CHARS
@@ -61,7 +61,7 @@ from worker.models import SimilarRef
 from worker.sqltypes import UTCDateTime
 
 __all__ = ["RANKING", "CandidateRow", "Gate", "RecordWords", "Ranking", "SimilarIndex", "create_schema", "enter_lists", "listed",
-           "query_terms", "rebuild_index", "relevance_cut", "search_columns", "token_set", "tokens", "tune_index"]
+           "query_terms", "readings", "rebuild_index", "relevance_cut", "search_columns", "token_set", "tokens", "tune_index"]
 
 log = logging.getLogger("gleaner.similar")
 
@@ -369,9 +369,19 @@ class CandidateRow(Protocol):
     """A candidate's row from the search, as ``SimilarIndex.scored_rows`` gives it: besides its words,
     what the store stage needs of the records a new one relates to (worker/storage.py ``Neighbour``)."""
 
-    similar: list[dict[str, Any]] | None  # its readings, as the records.similar column holds them
+    # Its readings as the driver gives the records.similar column (JSON text on SQLite, the list on
+    # PostgreSQL): ``readings`` decodes them. The search leaves them undecoded: most candidates
+    # score under the floor, and their readings are never read.
+    similar: str | list[dict[str, Any]] | None
     story_id: str | None
     published_at: datetime | None
+
+
+def readings(value: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A candidate's readings (``CandidateRow.similar``), as the records.similar column holds them."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value or []
 
 
 # 1 + ln tf for the counts a lead of LEAD_WORDS words can hold: a list index, not a call per word.
@@ -412,7 +422,8 @@ def cosine_by_norm(mine: dict[str, float], body_tf: Counter[str], title_words: s
                    norm: float, size: int) -> float:
     """``cosine_to``, the same number, for a candidate whose ``_weights`` norm and number of words
     (``size``) under these frequencies are known: only the words it shares with ``mine`` are
-    weighted (so ``idf`` needs only those), summed in the order ``cosine_to`` sums them."""
+    weighted (so ``idf`` needs only those, and ``body_tf`` may hold only those), summed in the
+    order ``cosine_to`` sums them."""
 
     def weight(w: str) -> float:  # _weights' value for one word, by the same operations
         tf = body_tf.get(w)
@@ -565,6 +576,14 @@ def _candidate_counts(row: Any) -> tuple[Counter[str], set[str]]:
     return term_counts(title, _lead_paragraphs(body))
 
 
+def _shared_counts(row: Any, mine: dict[str, float]) -> tuple[Counter[str], set[str]]:
+    """``_candidate_counts`` of a search result with its stored words, as ``cosine_by_norm`` reads
+    them: of its lead's words only those in ``mine``, counted in the same order (a candidate shares
+    a few dozen of its words with the record), and all of its title's."""
+    _id, _title, search_title, search_body = row[:4]
+    return Counter(filter(mine.__contains__, search_body.split())), set((search_title or "").split())
+
+
 # Candidates' norms a process keeps under one set of frequencies (``SimilarIndex._norms_under``):
 # about 370 bytes each with the key, 1.5 MB when full.
 _NORMS_HELD = 4096
@@ -694,8 +713,8 @@ def search_columns(title: str, body: Sequence[str]) -> dict[str, str | None]:
 # LIMIT computes it once and keeps only the best :n. Ties come in docid order either way. On the
 # 1,799 real pages of bench/stages_ab.py the query took a third less CPU for the same rows.
 # Besides what is scored, each candidate's readings, story and publication date (``CandidateRow``):
-# the store stage reads them here rather than in a second statement. (SIMILAR is a keyword in
-# PostgreSQL: the column's name is quoted.)
+# the store stage reads them here rather than in a second statement, the readings left as the
+# driver gives them (``readings``). (SIMILAR is a keyword in PostgreSQL: the column's name is quoted.)
 _SQLITE_SEARCH = text(
     "SELECT d.record_id, r.title, r.search_title, r.search_body, "
     "CASE WHEN r.search_body IS NULL THEN substr(r.body, 1, :lead) END AS lead, "
@@ -703,7 +722,7 @@ _SQLITE_SEARCH = text(
     "  SELECT rowid AS docid, bm25(similar_fts, :title_weight, 1.0) AS score FROM similar_fts"
     "  WHERE similar_fts MATCH :q ORDER BY score LIMIT :n) AS hit "
     "JOIN similar_docs d ON d.docid = hit.docid JOIN records r ON r.id = d.record_id "
-    "WHERE r.duplicate_of IS NULL ORDER BY hit.score").columns(similar=JSON, published_at=UTCDateTime)
+    "WHERE r.duplicate_of IS NULL ORDER BY hit.score").columns(published_at=UTCDateTime)
 
 _PG_SEARCH = text(
     "SELECT id, title, search_title, search_body, CASE WHEN search_body IS NULL "
@@ -711,7 +730,7 @@ _PG_SEARCH = text(
     "FROM records, to_tsquery('simple', :q) AS q, to_tsquery('simple', :g) AS g "
     "WHERE duplicate_of IS NULL AND search_vector @@ g AND NOT (id = ANY(:ex)) "
     "ORDER BY ts_rank(CAST(:w AS float4[]), search_vector, q, 1) DESC, id LIMIT :n"
-).columns(similar=JSON, published_at=UTCDateTime)
+).columns(published_at=UTCDateTime)
 
 # A record's title and the start of its body (all that is compared, see LEAD_WORDS), and its words
 # as its writer cut them (``search_columns``), when it did.
@@ -1016,27 +1035,27 @@ class SimilarIndex:
             rows = self._search_sqlite(_gated(terms, gate), limit)
         else:
             rows = self._search_postgresql(terms, gate, limit, excluded)
-        found = [(r, *_candidate_counts(r)) for r in rows if r[0] not in excluded]
+        found = [r for r in rows if r[0] not in excluded]
         # A candidate's norm depends only on its words and the frequencies: known for those already
         # scored under these (the same records come up again and again), whose other words then
-        # need neither a weight nor an idf.
+        # need neither a weight nor an idf, nor counting.
         norms = self._norms_under(df)
-        keys = [_words_key(r) for r, _c, _t in found]
+        keys = [_words_key(r) for r in found]
         known = [None if key is None else norms.get(key) for key in keys]
+        counted = [_candidate_counts(r) if n is None else None for r, n in zip(found, known)]
         # One lookup for every word involved: a numpy call per record would cost more than the math.
-        words = list(set().union(body_tf.keys(), title_words,
-                                 *(c.keys() | t for (_r, c, t), n in zip(found, known) if n is None)))
+        words = list(set().union(body_tf.keys(), title_words, *(c.keys() | t for c, t in filter(None, counted))))
         idf = dict(zip(words, df.idf(words).tolist()))
         mine = unit_vector(body_tf, title_words, idf)
         refs = []
-        for (r, counts, tw), key, n in zip(found, keys, known):
-            if n is None:
-                raw, norm = _weights(counts, tw, idf)
+        for r, key, n, counts in zip(found, keys, known, counted):
+            if counts is not None:
+                raw, norm = _weights(*counts, idf)
                 score = _dot(mine, raw, norm)
                 if key is not None:
                     norms[key] = (norm, len(raw))
             else:
-                score = cosine_by_norm(mine, counts, tw, idf, *n)
+                score = cosine_by_norm(mine, *_shared_counts(r, mine), idf, *n)
             refs.append((SimilarRef(id=r[0], title=r[1], score=round(score, 4)), r))
         refs.sort(key=lambda pair: -pair[0].score)
         return refs

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from worker.models import ArchivedAt, ArchivedRecord, Draft, Record, Revision, SimilarRef, utcnow
-from worker.similar import CandidateRow, RecordWords
+from worker.similar import CandidateRow, RecordWords, readings
 from worker.sqltypes import UTCDateTime
 from worker.stories import other_outlets
 
@@ -205,7 +205,7 @@ class Neighbour:
     @classmethod
     def of(cls, row: CandidateRow) -> Neighbour:
         """A candidate's, from its row in the similar-readings search (read in the same statement)."""
-        return cls(similar=[SimilarRef(**s) for s in (row.similar or [])], story_id=row.story_id,
+        return cls(similar=[SimilarRef(**s) for s in readings(row.similar)], story_id=row.story_id,
                    published_at=row.published_at)
 
 
