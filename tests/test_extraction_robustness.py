@@ -214,6 +214,16 @@ def test_empty_elements_nothing_reads_are_cut_before_parsing_and_the_rest_kept()
     )
 
 
+@given(st.lists(st.text("abc:_-.", min_size=1, max_size=4), min_size=1, max_size=8), st.text("abc:_-.x", max_size=12))
+def test_any_of_finds_a_word_where_one_occurs(words: list[str], text: str) -> None:
+    import re
+
+    from tasks.extraction.prepare import any_of
+
+    # The <meta> and <link> keys are looked for by this pattern, a trie of the words.
+    assert (re.search(any_of(words), text) is not None) == any(word in text for word in words)
+
+
 def test_raw_text_chrome_comments_and_instructions_are_cut_in_any_case_and_the_rest_kept() -> None:
     from tasks.extraction.prepare import prepare
 

@@ -164,6 +164,11 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
     parts: list[str] = []
     link_chars = 0
     path: list[int] = []
+    # The elements on the path, and how many of them (from the root down) have been looked at: an
+    # element's look (_look) matters only to the lines read while it is open, so it is taken when
+    # the first of them is, and never for the many inline elements (links, spans) inside a line.
+    open_tags: list[Tag] = []
+    looked = 0
     furniture: list[int] = []
     hints: list[str] = []
     semantic: list[int] = []
@@ -173,9 +178,26 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
     looks: dict[tuple[str, object, object, object], tuple[str, bool]] = {}
 
     def flush() -> None:  # called only with parts to read: link_chars is 0 whenever parts is empty
-        nonlocal link_chars
+        nonlocal link_chars, looked
         text = " ".join("".join(parts).split())
         if text:
+            for depth in range(looked, len(open_tags)):
+                tag = open_tags[depth]
+                attrs = tag.attrs
+                if attrs:
+                    key = (tag.name, attrs.get("class"), attrs.get("id"), attrs.get("itemprop"))
+                    look = looks.get(key)
+                    if look is None:
+                        look = looks[key] = _look(*key)
+                else:
+                    look = _PLAIN_LOOKS.get(tag.name, _NO_LOOK)
+                hint, is_semantic = look
+                if hint:
+                    furniture.append(depth)
+                    hints.append(hint)
+                elif is_semantic:
+                    semantic.append(depth)
+            looked = len(open_tags)
             owner = owners[-1] if owners else ""
             blocks.append(Block(text, owner, min(link_chars, len(text)), tuple(path), tuple(furniture),
                                 tuple(hints), tuple(semantic)))
@@ -196,13 +218,16 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
                 owners.pop()
             elif node == _LEAVE_LINK:
                 link_depth -= 1
-            depth = len(path) - 1
             path.pop()
-            if furniture and furniture[-1] == depth:
-                furniture.pop()
-                hints.pop()
-            if semantic and semantic[-1] == depth:
-                semantic.pop()
+            open_tags.pop()
+            depth = len(path)
+            if looked > depth:
+                looked = depth
+                if furniture and furniture[-1] == depth:
+                    furniture.pop()
+                    hints.pop()
+                if semantic and semantic[-1] == depth:
+                    semantic.pop()
             continue
         if kind is NavigableString or (kind is not Tag and issubclass(kind, NavigableString)):
             # Plain strings first (nearly all); comments, doctypes... are not text.
@@ -238,21 +263,8 @@ def read_blocks(root: Tag, collect: list[Tag] | None = None, *, hidden: bool = F
             push(_LEAVE_LINK)
         else:
             push(_LEAVE)
-        depth = len(path)
         path.append(id(tag))
-        if attrs:
-            key = (name, attrs.get("class"), attrs.get("id"), attrs.get("itemprop"))
-            look = looks.get(key)
-            if look is None:
-                look = looks[key] = _look(*key)
-        else:
-            look = _PLAIN_LOOKS.get(name, _NO_LOOK)
-        hint, is_semantic = look
-        if hint:
-            furniture.append(depth)
-            hints.append(hint)
-        elif is_semantic:
-            semantic.append(depth)
+        open_tags.append(tag)
         stack.extend(reversed(children))
     if parts:
         flush()
