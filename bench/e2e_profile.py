@@ -77,7 +77,8 @@ def main() -> None:
         env = {"GLEANER_REDIS_URL": redis.url, "GLEANER_DATA_DIR": str(root), "GLEANER_ALLOW_PRIVATE_URLS": "127.0.0.1",
                "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0",
                "GLEANER_DATABASE_URL": f"sqlite:///{root / 'timed.db'}"}
-        # A first pass warms the imports and lazy models (language detection, ...), as a worker's first pages do.
+        # The stages' warm-ups run in the loop before its clock (bench/stage_cpu.py ``warm``), as in a worker
+        # before its first message; a first pass also warms the imports and caches a worker's first pages fill.
         run_pages(urls[:20], env | {"GLEANER_DATABASE_URL": f"sqlite:///{root / 'warm.db'}",
                                     "GLEANER_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2"})
         redis_cpu = e2e.cpu_of(redis.proc.pid)
