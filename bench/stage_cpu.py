@@ -16,7 +16,9 @@ from typing import Any
 
 def warm(pipeline: Any) -> None:
     """What a worker loads before its first page (each stage's warm-up: the language model, the date
-    parser), loaded here before the clock runs, as a worker does before it takes a message."""
+    parser), loaded here before the clock runs, as a worker does before it takes a message. What
+    worker/celery_tasks.py ``warm_stages`` does, written out so that bench/stages_ab.py can also time
+    a tree from before warm-ups (its stages have no ``warm``)."""
     for stage in pipeline:
         if getattr(stage, "warm", None) is not None:
             stage.warm()

@@ -21,12 +21,19 @@ _RAW_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object
              "select", "textarea")
 # Page chrome by definition of the element; these may nest, so their closing tags are counted.
 _CHROME_TAGS = ("nav", "aside", "footer")
+
+
+def _first_letters(tags: Iterable[str]) -> str:
+    """The letters the tags begin with, for a character class that turns other tags away at once."""
+    return "".join(sorted({tag[0] for tag in tags}))
+
+
 # After a "<", one look at the next character (a first letter of these tags, "!" or "?"; the regex
 # engine folds its case as it folds the names') turns most tags away before the names are tried one
 # by one: half the time of the scan.
 _OPEN = re.compile(
     r"<(?=[%s!?])(?:(%s)(?=[\s/>])([^>]{0,1000})|(%s)(?=[\s/>])|!--|\?)"
-    % ("".join(sorted({tag[0] for tag in _RAW_TAGS + _CHROME_TAGS})), "|".join(_RAW_TAGS), "|".join(_CHROME_TAGS)),
+    % (_first_letters(_RAW_TAGS + _CHROME_TAGS), "|".join(_RAW_TAGS), "|".join(_CHROME_TAGS)),
     re.I,
 )
 _CLOSE = {tag: re.compile(r"</%s\s*>" % tag, re.I) for tag in _RAW_TAGS}
@@ -39,7 +46,7 @@ _OPEN_OR_CLOSE = {tag: re.compile(r"<(/?)%s(?=[\s/>])[^>]{0,1000}>" % tag, re.I)
 _VOID_TAGS = ("img", "input", "col", "source", "wbr", "track", "param", "embed", "area", "link", "meta")
 _VOID = re.compile(
     r"""<(?=[%s])(?:%s)(?=[\s/>])(?:[^>=]++|=\s*(?:"[^"]*"|'[^']*')?)*+>"""
-    % ("".join(sorted({tag[0] for tag in _VOID_TAGS})), "|".join(_VOID_TAGS)),
+    % (_first_letters(_VOID_TAGS), "|".join(_VOID_TAGS)),
     re.I,
 )
 # A <link> or <meta> is kept when a key read shows anywhere in the tag after its name (a key in a
