@@ -25,7 +25,8 @@ _WARM_PAGE = ("<html><head><title>Warm</title></head><body><article><div class=\
 def warm() -> None:
     """Load what extraction otherwise loads on the first page that needs it: the language model
     (py3langid, about 0.3 s) and the date parser behind htmldate's search (dateparser: its import,
-    time zone patterns and locale data, about 1.5 s). A prefork worker runs this once, before it
+    time zone patterns and locale data, about 1.5 s), and checks the direct tree builder once
+    (tasks/extraction/direct_tree.py). A prefork worker runs this once, before it
     forks its processes, instead of each process paying it in the middle of a page."""
     extract_article(_WARM_PAGE.encode(), "https://warm.invalid/a")
     search_page(_WARM_PAGE, None, None)  # the same call as a page with no date of its own

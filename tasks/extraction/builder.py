@@ -30,6 +30,8 @@ class LineEdgeBuilder(LXMLTreeBuilder):
 
     lxml reports the document as events; a whitespace-only run of text is held until the next
     event says whether it sits at such an edge (then it is dropped) or not (then it is passed on).
+    What is passed on goes through ``_open``, ``_close`` and ``_text``: here lxml's builder, which
+    hands each to BeautifulSoup; ``tasks/extraction/direct_tree.py`` builds the tree's objects itself.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -39,9 +41,18 @@ class LineEdgeBuilder(LXMLTreeBuilder):
         self._held: list[str] = []  # whitespace waiting for the next event
         self._after_edge = False  # nothing but whitespace since the last edge
 
+    def _open(self, tag: str, attrib: Any) -> None:
+        super().start(tag, attrib)
+
+    def _close(self, tag: str) -> None:
+        super().end(tag)
+
+    def _text(self, content: str) -> None:
+        super().data(content)
+
     def _release(self) -> None:
         if self._held:
-            super().data("".join(self._held))
+            self._text("".join(self._held))
             self._held.clear()
 
     def start(self, tag: Any, attrib: Any, nsmap: Any = {}) -> None:  # noqa: B006 (lxml's signature)
@@ -58,7 +69,7 @@ class LineEdgeBuilder(LXMLTreeBuilder):
             self._release()
         self._kinds.append(kind)
         self._after_edge = kind == _EDGE
-        super().start(tag, attrib, nsmap)
+        self._open(tag, attrib)  # lxml's HTML parser maps no namespaces: nsmap is always empty
 
     def end(self, tag: Any) -> None:
         kind = self._kinds.pop() if self._kinds else _OTHER
@@ -69,18 +80,18 @@ class LineEdgeBuilder(LXMLTreeBuilder):
             if kind == _KEPT:
                 self._kept_depth -= 1
         self._after_edge = kind == _EDGE
-        super().end(tag)
+        self._close(tag)
 
     def data(self, content: Any) -> None:
         if self._kept_depth:
-            super().data(content)
+            self._text(content)
         elif content.isspace():
             if not self._after_edge:
                 self._held.append(content)
         else:
             self._release()
             self._after_edge = False
-            super().data(content)
+            self._text(content)
 
     def comment(self, text: Any) -> None:
         self._release()

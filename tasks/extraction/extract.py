@@ -16,10 +16,10 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHT
 from tasks.extraction import rules as site_rules
 from tasks.extraction.authors import page_authors
 from tasks.extraction.blocks import Block, read_blocks
-from tasks.extraction.builder import LineEdgeBuilder
 from tasks.extraction.body import article_blocks
 from tasks.extraction.dates import is_dateline
 from tasks.extraction.decode import decode_html
+from tasks.extraction.direct_tree import build, tree_builder
 from tasks.extraction.fallback import no_text_reason, second_strategy
 from tasks.extraction.language import choose_language
 from tasks.extraction.metadata import PageMeta
@@ -54,15 +54,10 @@ def _check_markup(markup: str) -> None:
 
 
 def parse(markup: str) -> BeautifulSoup:
-    # multi_valued_attributes=None keeps class as one string: cheaper to build and to match.
-    # attribute_dict_class=dict: the lxml builder's default (XMLAttributeDict) turns None and numbers
-    # into strings in a Python __setitem__, run three times per attribute while the tree is built (a
-    # tenth of the build); lxml hands every value over as a string already. bs4's AttributeDict is a
-    # dict "with no special logic", but a subclass: slower to make (three a tag), and tracked by the
-    # garbage collector, which a plain dict of strings is not (a fifth fewer objects for its pass).
-    # LineEdgeBuilder: lxml's, without the whitespace strings no reader sees (builder.py).
-    return BeautifulSoup(without_empty(markup), builder=LineEdgeBuilder, multi_valued_attributes=None,
-                         attribute_dict_class=dict)
+    # Attributes as plain strings in plain dicts (direct_tree.build says why); lxml's builder without
+    # the whitespace strings no reader sees (builder.py), making the tree's objects itself where
+    # BeautifulSoup's release allows it (direct_tree.py).
+    return build(without_empty(markup), tree_builder())
 
 
 @contextmanager
