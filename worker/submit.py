@@ -45,16 +45,20 @@ def submit(storage: Storage, urls: Sequence[str], category_id: str,
            send: SendFn = dispatch.send) -> list[str]:
     """Record a job per URL, then queue the valid ones; a malformed URL is dead-lettered at once.
 
-    The job row is written before the message is sent, so a URL whose message never reached the
-    broker is still visible as queued rather than lost. ``progress`` gets the number handled.
+    A round trip's worth of URLs at a time: their job rows are written, then their messages sent,
+    so that workers start on the first URLs of a long list while the rest are still being
+    recorded. The job row is written before its message is sent, so a URL whose message never
+    reached the broker is still visible as queued rather than lost. ``progress`` gets the number
+    handled.
     """
-    job_ids = storage.create_jobs(list(urls), category_id, int(priority))
     first = get_pipeline().first.name
-    pairs = list(zip(job_ids, urls))
-    for start in range(0, len(pairs), runner.SEND_BATCH):  # a round trip's worth at a time, for progress
-        batch = pairs[start : start + runner.SEND_BATCH]
+    job_ids: list[str] = []
+    for start in range(0, len(urls), runner.SEND_BATCH):
+        batch = list(urls[start : start + runner.SEND_BATCH])
+        ids = storage.create_jobs(batch, category_id, int(priority))
+        job_ids.extend(ids)
         messages = []
-        for job_id, url in batch:
+        for job_id, url in zip(ids, batch):
             try:
                 check_url(url)
             except InvalidURLError as exc:
