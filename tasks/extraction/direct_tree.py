@@ -1,6 +1,7 @@
 """The one place Gleaner reaches past BeautifulSoup's public API: the parse tree's objects made here.
 
-Building the tree is half of parsing a page (``bench/results/tree_build.md``). For each element
+Building the tree through BeautifulSoup's own path was half of parsing a page
+(``bench/results/tree_build.md``, ``bench/results/e2e-profile.md``). For each element
 lxml reports, BeautifulSoup's lxml builder copies the attributes twice while it looks for XML
 namespaces (an HTML parser has none), ``Tag.__init__`` sets about twenty fields through branches
 for cases a parse never meets, and each string is linked into the tree twice, then checked by a
