@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import statistics
 import sys
@@ -83,12 +84,12 @@ def main() -> None:
               file=sys.stderr)
     per_page = {k: [r[k] * 1000 / len(markups) for r in rows] for k in rows[0]}
     ratios = [r[names[1]] / r[names[0]] for r in rows]
-    load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         "# Building a page's tree: BeautifulSoup's path against the direct builder",
         "",
         f"Command: `.venv/bin/python bench/tree_build.py{' --rounds ' + str(args.rounds) if args.rounds != 5 else ''}`  ",
-        f"Machine: {__import__('os').cpu_count()} cores, Python {platform.python_version()}; load average at the end {load}.",
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average at the end {load}.",
         "",
         f"{len(markups)} pages of {', '.join(sets)}, cut down as the extractor cuts them; the two builders made the same "
         "tree, object for object, on every page (`tree_signature`).",
