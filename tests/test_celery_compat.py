@@ -92,3 +92,35 @@ def test_a_lost_connection_settles_every_task_in_hand_running_or_waiting_in_the_
     finally:
         state.task_ready(running)
         state.task_ready(waiting)
+
+
+class _Hub:
+    """The event loop's queue of callbacks, as Celery's consumer hands it an ack."""
+
+    def __init__(self):
+        self.ready = []
+
+    def call_soon(self, callback):
+        self.ready.append(callback)
+        return callback
+
+
+def _consumer(connection):
+    consumer = celery_compat.Consumer.__new__(celery_compat.Consumer)  # no worker around it
+    consumer.hub, consumer.connection = _Hub(), connection
+    return consumer
+
+
+def test_an_ack_scheduled_before_the_broker_connection_dropped_is_dropped():
+    acks = []
+    consumer = _consumer(connection="the connection the message came by")
+    consumer.call_soon_ack(acks.append, "late")
+    consumer.call_soon_ack(acks.append, "on time")
+    consumer.hub.ready.pop()()  # runs while its connection is up: acked
+    consumer.connection = None  # dropped; Celery is reconnecting
+    consumer.hub.ready.pop()()  # would go to the dead channel (and stop the worker): dropped
+    assert acks == ["on time"]
+    consumer.connection = "a new connection"
+    consumer.call_soon_ack(acks.append, "after the reconnect")
+    consumer.hub.ready.pop()()
+    assert acks == ["on time", "after the reconnect"]

@@ -14,7 +14,7 @@ round trip. Interleaved load runs of the code with and without them: bench/resul
 
 ``Consumer``: Celery's consumer, kept alive across a broker restart. When the connection
 drops, every message in hand belongs to a channel that is gone, and Celery 5.7.0 trips over
-that twice, each time exiting with "Unrecoverable error" where it should reconnect:
+that three times, each time exiting with "Unrecoverable error" where it should reconnect:
 
 - it ``collect()``s the lost connection (which drops its transport) and then ``close()``s it;
   closing closes the default channel again, and the Redis channel tries to hand back its
@@ -25,13 +25,17 @@ that twice, each time exiting with "Unrecoverable error" where it should reconne
   running: a prefork worker has also passed tasks to its pool that no child has started yet
   (Celery's ``reserved_requests``, which also holds the running ``active_requests``). Such a
   task starts after the drop, finds Redis gone and rejects its message (worker/celery_tasks.py);
-  a worker host of tests/test_multihost.py exited so when Redis on the data host crashed.
+  a worker host of tests/test_multihost.py exited so when Redis on the data host crashed;
+- an ack or reject Celery has already scheduled (``call_soon_ack``: a task that finished just
+  before the drop) runs later in the event loop, on the old channel: the same ``AttributeError``,
+  raised from the loop, and the worker exits (seen under tests/test_faults.py's Redis crash).
 
 Neither hand-back is needed: those messages sit in Redis's unacked hash and come back through
 the visibility-timeout restore (and a message Redis itself lost is sent again by the in-flight
 ledger's sweeper, worker/inflight.py). So on a drop every task in hand is marked as settled
 (``Request.acknowledged``: its ack would go to a channel that is gone) and the close may fail
-quietly. The tasks themselves run to the end, as Celery's own
+quietly, and an ack or reject scheduled on a connection that has since been replaced is dropped
+when its turn comes. The tasks themselves run to the end, as Celery's own
 ``worker_cancel_long_running_tasks_on_connection_loss`` (off; worker/celeryconfig.py) leaves them.
 """
 
@@ -54,6 +58,20 @@ DEFAULT_CONSUMER = "celery.worker.consumer:Consumer"
 
 
 class Consumer(CeleryConsumer):
+    def call_soon_ack(self, p: Any, *args: Any, **kwargs: Any) -> Any:
+        # Celery schedules every message's ack or reject through here, to run in the event loop.
+        connection = self.connection
+
+        def settle(*a: Any, **kw: Any) -> Any:
+            if self.connection is not connection:
+                # The message came by a connection that is gone: its channel can take no ack, and
+                # the message returns through the visibility-timeout restore.
+                log.info("an ack or reject for the lost broker connection dropped")
+                return None
+            return p(*a, **kw)
+
+        return super().call_soon_ack(settle, *args, **kwargs)
+
     def on_connection_error_after_connected(self, exc: Exception) -> Any:
         settled = 0
         # Running, or waiting in the pool (reserved_requests holds both; active_requests is added
@@ -81,7 +99,8 @@ class Consumer(CeleryConsumer):
 
 # What each change relies on beyond the public API: (owner, attribute) pairs.
 NEEDS: dict[str, list[tuple[Any, str]]] = {
-    "consumer": [(CeleryConsumer, "on_connection_error_after_connected"), (Request, "acknowledged"),
+    "consumer": [(CeleryConsumer, "on_connection_error_after_connected"), (CeleryConsumer, "call_soon_ack"),
+                 (Request, "acknowledged"),
                  (worker_state, "active_requests"), (worker_state, "reserved_requests")],
 }
 
