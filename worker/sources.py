@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from tasks.fetching.download import check_url
 from tasks.extraction.rules import SiteRules, check_selector
+from tasks.urlnorm import check_url
 from worker.errors import InvalidURLError
 
 __all__ = ["Listing", "Politeness", "Source", "SourcesFileError", "check_folder", "format_interval", "load_sources",

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import redis
 
 from worker.job import Job
-from worker.runtime import Runtime
-from worker.sources import Source
+
+if TYPE_CHECKING:  # what a stage is given, not what reading the contract needs
+    from worker.runtime import Runtime
+    from worker.sources import Source
 
 In = TypeVar("In")
 Out = TypeVar("Out")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tasks.fetching.download import check_url
+from tasks.urlnorm import check_url
 from worker import dispatch, runner
 from worker.errors import InvalidURLError
 from worker.job import Job, Message

@@ -1,10 +1,17 @@
-"""Per-source extraction rules: CSS selectors declared as data, one object per site."""
+"""Per-source extraction rules: CSS selectors declared as data, one object per site.
+
+The sources file is read by every ``gleaner`` command and by the worker's submit path, which
+never select anything: the selector engine is imported by the first selector checked.
+"""
 
 from __future__ import annotations
 
-from bs4 import Tag
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from soupsieve import SelectorSyntaxError, compile as compile_css
+
+if TYPE_CHECKING:
+    from bs4 import Tag
 
 
 class SiteRules(BaseModel):
@@ -41,11 +48,12 @@ def check_selector(selector: str) -> None:
     """Raise ValueError for an empty or invalid CSS selector, at load time rather than per page."""
     if not selector.strip():
         raise ValueError("empty CSS selector")
+    from soupsieve import SelectorSyntaxError, compile as compile_css
+
     try:
         compile_css(selector)
     except SelectorSyntaxError as exc:
         raise ValueError(f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}") from None
-
 
 
 def apply_drop(rules: SiteRules, soup: Tag) -> None:

@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 
-from tasks.fetching.download import Download, FetchLimits, ResponseCheck, check_url, download, parse_retry_after
+from tasks.fetching.download import Download, FetchLimits, ResponseCheck, download, parse_retry_after
 from tasks.fetching.hostlimit import HostLimiter, HostPolicy, host_key
 from tasks.fetching.netguard import AddressGuard, GuardedTransport
 from tasks.fetching.robots import RobotsCache, origin_of
 from tasks.fetching.validators import Validators, ValidatorStore
+from tasks.urlnorm import check_url
 from worker.errors import HostBusyError, HTTPStatusError, IngestError, RobotsDisallowedError, ServerError
 from worker.settings import Settings
 from worker.sources import Politeness
