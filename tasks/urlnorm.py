@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from worker.errors import InvalidURLError
 
-__all__ = ["MAX_URL_LENGTH", "TRACKING_PARAMS", "canonicalize_url", "check_url", "pick_canonical", "same_site", "url_aliases"]
+__all__ = ["MAX_URL_LENGTH", "TRACKING_PARAMS", "canonicalize_url", "check_url", "pick_canonical", "same_site",
+           "url_aliases"]
 
 MAX_URL_LENGTH = 2048
 # A str pattern's \s is str.isspace's set (Unicode whitespace); every URL a fetch sees is checked
