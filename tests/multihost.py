@@ -59,6 +59,7 @@ TEST_SETTINGS = {
     # One site serves every URL; per-host politeness would make a 500-URL run take minutes.
     "GLEANER_HOST_RATE": "0", "GLEANER_HOST_CONCURRENCY": "0",
     "GLEANER_SOURCES_TICK": "2",
+    "GLEANER_LOG_TASKS": "true",  # the tests read Celery's per-task lines (task_events)
 }
 
 

@@ -126,7 +126,8 @@ class CeleryWorker:
 
         self.argv = worker_argv(queues, pool=pool, concurrency=concurrency, loglevel="INFO", name=name,
                                 pipeline=pipeline)
-        self.env = env
+        # Tests read Celery's line for each task received and succeeded (off by default: GLEANER_LOG_TASKS).
+        self.env = {"GLEANER_LOG_TASKS": "true", **env}
         self.proc: subprocess.Popen | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []

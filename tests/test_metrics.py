@@ -88,6 +88,42 @@ def test_queue_depth_reads_the_broker_lists_including_priority_lists(client):
     assert metrics.unacked(client) == 2
 
 
+def test_progress_counts_jobs_through_the_last_stage_and_failures_per_interval_and_since_start(client):
+    from worker.processes import Progress
+
+    stages = PIPELINE.names()
+    metrics.record_stage(client, "store", "success", 0.01)  # before gleaner up started: not counted
+    progress = Progress(client, stages, every=60.0, now=1000.0)
+    assert progress.tick(1000.0) is None  # the first reading is where the counts start
+    for _ in range(30):
+        metrics.record_stage(client, "fetch", "success", 0.1)
+    for _ in range(24):
+        metrics.record_stage(client, "store", "success", 0.01)
+    metrics.record_stage(client, "fetch", "failure", 0.1)
+    metrics.record_stage(client, "parse", "failure", 0.1)
+    metrics.record_stage(client, "fetch", "retry", 0.1)
+    client.lpush("fetch", "m1", "m2")
+    assert progress.tick(1059.0) is None  # not due yet
+    line = progress.tick(1060.0)
+    assert line == ("progress: 24 jobs through store in the last 60 s (0.4/s), 2 failed, 1 retried; "
+                    "since start 24 through, 2 failed; waiting: fetch 2, parse 0, dedupe 0, summarize 0, store 0")
+    for _ in range(1200):
+        metrics.record_stage(client, "store", "success", 0.01)
+    line = progress.tick(1090.0)  # due at 1120
+    assert line is None
+    line = progress.tick(1120.0)
+    assert line.startswith("progress: 1,200 jobs through store in the last 60 s (20.0/s), 0 failed, 0 retried; "
+                           "since start 1,224 through, 2 failed;"), line
+
+
+def test_progress_skips_a_line_while_redis_is_away():
+    from worker.processes import Progress
+
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    progress = Progress(dead, PIPELINE.names(), every=1.0, now=0.0)
+    assert progress.tick(0.0) is None and progress.tick(1.0) is None  # no exception reaches `gleaner up`'s loop
+
+
 def test_bad_outcome_or_stage_is_refused(client):
     with pytest.raises(ValueError, match="outcome must be one of"):
         metrics.record_stage(client, "fetch", "ok", 0.1)

@@ -33,11 +33,13 @@ def _alive(pid: int) -> bool:
 
 def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
     port = free_port()
-    env = base_env(GLEANER_DATA_DIR=str(tmp_path), GLEANER_WEB_PORT=str(port), GLEANER_HOST_RATE="0")
-    for var in ("GLEANER_REDIS_URL", "GLEANER_DATABASE_URL"):
+    env = base_env(GLEANER_DATA_DIR=str(tmp_path), GLEANER_WEB_PORT=str(port), GLEANER_HOST_RATE="0",
+                   GLEANER_PROGRESS_EVERY="1")
+    for var in ("GLEANER_REDIS_URL", "GLEANER_DATABASE_URL", "GLEANER_LOG_TASKS"):
         env.pop(var, None)
+    log = tmp_path / "up.log"
     up = subprocess.Popen([sys.executable, "-m", "worker.cli", "up"], env=env, cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -46,7 +48,7 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
                     break
             except httpx.HTTPError:
                 pass
-            assert up.poll() is None, up.stderr.read()
+            assert up.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the web UI never answered"
             time.sleep(0.3)
         redis_url = EmbeddedRedis(tmp_path).running_url()
@@ -59,12 +61,45 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
         assert result.returncode == 0, result.stdout + result.stderr
         children = _children(up.pid)
         assert len(children) == 4  # fetch worker, stage worker, beat, web
+        deadline = time.monotonic() + 30
+        while "INFO gleaner.up: progress: " not in log.read_text():  # every second here (counting: test_metrics.py)
+            assert time.monotonic() < deadline, "no progress line:\n" + log.read_text()[-3000:]
+            time.sleep(0.3)
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(90)
     assert code == 0
     assert not any(_alive(pid) for pid in children)
     assert EmbeddedRedis(tmp_path).running_url() is None  # it started the Redis, so it stopped it
+    # Celery's per-task lines are left out by default (GLEANER_LOG_TASKS), from both workers' main
+    # processes and the stage worker's pool processes alike.
+    text = log.read_text()
+    assert "Task gleaner.fetch[" not in text and "Task gleaner.parse[" not in text, text[-3000:]
+    assert "waiting: fetch 0, parse 0, dedupe 0, summarize 0, store 0" in text
+
+
+def test_celery_task_lines_are_left_out_unless_asked_for_or_at_debug():
+    import logging
+
+    from worker.celery_tasks import TASK_LINE_LOGGERS, quiet_task_lines
+
+    root, loggers = logging.getLogger(), [logging.getLogger(name) for name in TASK_LINE_LOGGERS]
+    saved = root.level, [lg.level for lg in loggers]
+    try:
+        root.setLevel(logging.INFO)
+        assert quiet_task_lines(log_tasks=True) is False
+        assert all(lg.isEnabledFor(logging.INFO) for lg in loggers)
+        root.setLevel(logging.DEBUG)
+        assert quiet_task_lines(log_tasks=False) is False
+        assert all(lg.isEnabledFor(logging.INFO) for lg in loggers)
+        root.setLevel(logging.INFO)
+        assert quiet_task_lines(log_tasks=False) is True
+        assert not any(lg.isEnabledFor(logging.INFO) for lg in loggers)
+        assert all(lg.isEnabledFor(logging.ERROR) for lg in loggers)  # a task's failure is still logged
+    finally:
+        root.setLevel(saved[0])
+        for lg, level in zip(loggers, saved[1]):
+            lg.setLevel(level)
 
 
 def test_worker_command_serves_only_its_queues(tmp_path):

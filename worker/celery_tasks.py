@@ -32,6 +32,7 @@ from worker.memory import freeze_start_up_objects, limit_malloc_arenas
 from worker.pipeline import Pipeline, Stage, get_pipeline
 from worker.queues import Priority, task_name
 from worker.runtime import Runtime, get_runtime
+from worker.settings import get_settings
 from worker.storage import TERMINAL_STATES
 from worker.submit import submit
 
@@ -217,6 +218,29 @@ def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
             log.info("warmed %s in %.1f s of CPU", stage.name, time.process_time() - began)
             warmed.append(stage.name)
     return warmed
+
+
+# Celery's loggers of its two lines a task: "Task ... received" (the consumer's strategy) and
+# "Task ... succeeded in ..." (the task's trace). Failures are logged at ERROR and always shown.
+TASK_LINE_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def quiet_task_lines(log_tasks: bool) -> bool:
+    """Leave Celery's per-task INFO lines out, unless ``log_tasks`` (``GLEANER_LOG_TASKS``) or the worker
+    logs at DEBUG; whether they were left out. Celery reads once, when it builds its consumer and
+    each task's tracer, whether INFO is on: so called before those, it saves their formatting too."""
+    if log_tasks or logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return False
+    for name in TASK_LINE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return True
+
+
+@celeryd_after_setup.connect
+def _task_lines(**_: Any) -> None:
+    # In the worker's main process, its logging set up, before its consumer starts; a prefork pool's
+    # processes are forked with the loggers' levels as they are here.
+    quiet_task_lines(get_settings().log_tasks)
 
 
 @celeryd_after_setup.connect

@@ -20,7 +20,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -202,6 +202,25 @@ def throughput(client: redis.Redis, *, minutes: int = 60, now: float | None = No
             stages.setdefault(stage, {})[outcome] = int(value)
         rows.append({"minute": minute * 60, "stages": stages})
     return rows
+
+
+def progress_line(stages: Sequence[str], start: dict[str, dict[str, int]], before: dict[str, dict[str, int]],
+                  now: dict[str, dict[str, int]], seconds: float, waiting: dict[str, int]) -> str:
+    """What the pipeline did in the last ``seconds`` and since ``start`` (``stage_counts`` read then, before
+    and now), and the messages ``waiting`` in each queue: one line, as Scrapy's log stats. A job is
+    through when the last stage ran it; failed when a stage dead-lettered it; a retry waits to run again."""
+    last = stages[-1]
+
+    def counted(outcome: str, a: dict[str, dict[str, int]], b: dict[str, dict[str, int]],
+                only: Sequence[str] = stages) -> int:
+        return sum(b.get(s, {}).get(outcome, 0) - a.get(s, {}).get(outcome, 0) for s in only)
+
+    through = counted("success", before, now, [last])
+    rate = through / seconds if seconds > 0 else 0.0
+    return (f"progress: {through:,} jobs through {last} in the last {seconds:.0f} s ({rate:.1f}/s), "
+            f"{counted('failure', before, now):,} failed, {counted('retry', before, now):,} retried; "
+            f"since start {counted('success', start, now, [last]):,} through, {counted('failure', start, now):,} failed; "
+            "waiting: " + ", ".join(f"{name} {n:,}" for name, n in waiting.items()))
 
 
 def queue_depths(broker: redis.Redis, queues: Iterable[str]) -> dict[str, int]:

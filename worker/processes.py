@@ -11,6 +11,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis
+
+from worker import metrics
 from worker.pipeline import Pipeline, get_pipeline
 from worker.settings import Settings
 
@@ -99,6 +102,38 @@ def beat_argv(settings: Settings | None = None, *, loglevel: str = "INFO") -> li
     return celery_base() + ["beat", "-l", loglevel, "-s", str(settings.data_dir / "celerybeat-schedule")]
 
 
+class Progress:
+    """``gleaner up``'s progress line, every ``every`` seconds (``GLEANER_PROGRESS_EVERY``), from the
+    metrics every worker process adds to in Redis (``worker/metrics.py``): jobs through the pipeline
+    and failed in the interval and since the first reading, and the messages waiting per queue."""
+
+    def __init__(self, client: redis.Redis, stages: Sequence[str], every: float, now: float) -> None:
+        self.client, self.stages, self.every = client, list(stages), every
+        self.due = now  # the first tick reads where the counts start
+        self.start: dict[str, dict[str, int]] | None = None
+        self.before: dict[str, dict[str, int]] = {}
+        self.at = now
+
+    def tick(self, now: float) -> str | None:
+        """Log the line and return it when one is due; else None."""
+        if now < self.due:
+            return None
+        self.due = now + self.every
+        try:
+            counts = metrics.stage_counts(self.client, self.stages)
+            waiting = metrics.queue_depths(self.client, self.stages)
+        except redis.RedisError as exc:  # the workers say more about Redis being away; try at the next one
+            log.debug("progress: Redis unavailable (%s)", type(exc).__name__)
+            return None
+        if self.start is None:
+            self.start, self.before, self.at = counts, counts, now
+            return None
+        line = metrics.progress_line(self.stages, self.start, self.before, counts, now - self.at, waiting)
+        self.before, self.at = counts, now
+        log.info("%s", line)
+        return line
+
+
 class _Stop(Exception):
     pass
 
@@ -139,6 +174,10 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
             log.info("web UI not installed; running without it")
         else:
             commands["web"] = [sys.executable, "-m", "worker.web"]
+    progress = (Progress(redis.Redis.from_url(env.get("GLEANER_REDIS_URL") or settings.redis_url or "",
+                                              socket_timeout=5, socket_connect_timeout=5),
+                         pipeline.names(), settings.progress_every, time.monotonic())
+                if settings.progress_every > 0 else None)
     children: dict[str, subprocess.Popen] = {}
     old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
@@ -153,6 +192,8 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
                     log.error("%s exited with status %s; stopping everything", name, proc.returncode)
                     code = 1
                     raise _Stop(0)
+            if progress is not None:
+                progress.tick(time.monotonic())
             time.sleep(0.5)
     except _Stop:
         pass

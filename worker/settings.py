@@ -168,6 +168,13 @@ class Settings(BaseSettings):
     llm_api_key: str | None = secret()  # sent as "Authorization: Bearer ..." when set
     llm_timeout: float = 20.0  # seconds for the whole request
 
+    # Logs
+    # Celery's two lines a task ("received", "succeeded") at INFO. Off, they are left out unless the
+    # worker logs at DEBUG: at 80 articles a second they were 320 lines a second and a few percent of
+    # the workers' CPU (bench/results/e2e.md); `gleaner up`'s progress line says what they summed up.
+    log_tasks: bool = False
+    progress_every: float = 60.0  # seconds between `gleaner up`'s progress lines (as Scrapy's log stats); 0 = none
+
     # Web
     web_host: str = "127.0.0.1"
     web_port: int = 8000
