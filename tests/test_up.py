@@ -71,10 +71,11 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
     assert code == 0
     assert not any(_alive(pid) for pid in children)
     assert EmbeddedRedis(tmp_path).running_url() is None  # it started the Redis, so it stopped it
-    # Celery's per-task lines are left out by default (GLEANER_LOG_TASKS), from both workers' main
-    # processes and the stage worker's pool processes alike.
+    # The per-task lines are left out by default (GLEANER_LOG_TASKS), from both workers' main
+    # processes and the stage worker's pool processes alike, and the HTTP client's line a fetch.
     text = log.read_text()
     assert "Task gleaner.fetch[" not in text and "Task gleaner.parse[" not in text, text[-3000:]
+    assert "HTTP Request: GET" not in text, text[-3000:]
     assert "waiting: fetch 0, parse 0, dedupe 0, summarize 0, store 0" in text
 
 

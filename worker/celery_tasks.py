@@ -220,13 +220,14 @@ def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
     return warmed
 
 
-# Celery's loggers of its two lines a task: "Task ... received" (the consumer's strategy) and
-# "Task ... succeeded in ..." (the task's trace). Failures are logged at ERROR and always shown.
-TASK_LINE_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+# The loggers of the lines a worker writes for every task at INFO: Celery's "Task ... received" (its
+# consumer's strategy) and "Task ... succeeded in ..." (the task's trace), and the HTTP client's
+# "HTTP Request: GET ... 200 OK" (a fetch). Failures are logged at WARNING or ERROR and always shown.
+TASK_LINE_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "httpx")
 
 
 def quiet_task_lines(log_tasks: bool) -> bool:
-    """Leave Celery's per-task INFO lines out, unless ``log_tasks`` (``GLEANER_LOG_TASKS``) or the worker
+    """Leave the per-task INFO lines out, unless ``log_tasks`` (``GLEANER_LOG_TASKS``) or the worker
     logs at DEBUG; whether they were left out. Celery reads once, when it builds its consumer and
     each task's tracer, whether INFO is on: so called before those, it saves their formatting too."""
     if log_tasks or logging.getLogger().getEffectiveLevel() <= logging.DEBUG:

@@ -169,9 +169,10 @@ class Settings(BaseSettings):
     llm_timeout: float = 20.0  # seconds for the whole request
 
     # Logs
-    # Celery's two lines a task ("received", "succeeded") at INFO. Off, they are left out unless the
-    # worker logs at DEBUG: at 80 articles a second they were 320 lines a second and a few percent of
-    # the workers' CPU (bench/results/e2e.md); `gleaner up`'s progress line says what they summed up.
+    # The lines logged at INFO for every task: Celery's "received" and "succeeded", the HTTP client's
+    # request line. Off, they are left out unless the worker logs at DEBUG: at 80 articles a second
+    # they were 400 lines a second and a few percent of the workers' CPU (bench/results/e2e.md);
+    # `gleaner up`'s progress line says what they summed up.
     log_tasks: bool = False
     progress_every: float = 60.0  # seconds between `gleaner up`'s progress lines (as Scrapy's log stats); 0 = none
 
