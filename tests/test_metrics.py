@@ -236,3 +236,23 @@ def test_a_tally_flushed_at_shutdown_sends_what_it_holds_and_refuses_bad_names(c
     assert metrics.stage_counts(client, PIPELINE.names())["store"]["success"] == 1
     with pytest.raises(ValueError):
         tally.add("store", "ok", 0.1)
+
+
+def test_an_idle_process_sends_its_held_runs_once_due_without_a_task_to_carry_them(client):
+    tally = metrics.Tally(every=0.1)
+    flusher = metrics.IdleFlush(tally, client).start()
+    try:
+        tally.add("store", "success", 0.01)
+        tally.add("store", "success", 0.01)
+        deadline = time.monotonic() + 5
+        while metrics.stage_counts(client, ["store"])["store"]["success"] < 2:
+            assert time.monotonic() < deadline, "the idle process's runs were never sent"
+            time.sleep(0.02)
+    finally:
+        flusher.stop()
+        flusher.thread.join(5)
+    assert not flusher.thread.is_alive()
+    tally.add("store", "success", 0.01)  # stopped: held until the shutdown's flush
+    time.sleep(0.3)
+    assert metrics.stage_counts(client, ["store"])["store"]["success"] == 2
+    assert tally.flush(client) and metrics.stage_counts(client, ["store"])["store"]["success"] == 3

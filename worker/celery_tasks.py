@@ -17,7 +17,8 @@ from typing import Any
 import kombu.exceptions
 from celery import Task, bootsteps
 from celery.exceptions import Reject
-from celery.signals import celeryd_after_setup, task_failure, task_postrun, worker_init, worker_process_shutdown
+from celery.signals import (celeryd_after_setup, task_failure, task_postrun, worker_init, worker_process_init,
+                            worker_process_shutdown)
 from sqlalchemy.exc import DBAPIError
 
 from tasks.discovery.run import poll_due, run_source
@@ -29,6 +30,7 @@ from worker.dispatch import Dispatcher, send
 from worker.feed import Feeder
 from worker.job import Job, Message
 from worker.memory import freeze_start_up_objects, limit_malloc_arenas
+from worker.metrics import IdleFlush
 from worker.pipeline import Pipeline, Stage, get_pipeline
 from worker.queues import Priority, task_name
 from worker.runtime import Runtime, get_runtime
@@ -182,20 +184,25 @@ def _sweep() -> None:
 
 class ReleaseLoopStep(bootsteps.StartStopStep):
     """The worker's main process, beside its tasks: the release loop (due retries, and the
-    in-flight ledger's sweep for lost messages); at shutdown, the last of its metrics."""
+    in-flight ledger's sweep for lost messages); its metrics sent when no task carries them (a
+    threads or solo pool runs its tasks here); at shutdown, the last of them."""
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.loop: ReleaseLoop | None = None
+        self.metrics: IdleFlush | None = None
 
     def start(self, worker: Any) -> None:
         rt = get_runtime()
         self.loop = ReleaseLoop(rt.redis, lambda message: send([message]), sweep=_sweep, sweep_every=_sweep_every(rt))
         self.loop.start()
+        self.metrics = IdleFlush(rt.tally, rt.redis).start()
 
     def stop(self, worker: Any) -> None:
         if self.loop is not None:
             self.loop.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         rt = get_runtime()
         rt.tally.flush(rt.redis)
 
@@ -258,6 +265,12 @@ def _warm(instance: Any = None, **_: Any) -> None:
 @task_postrun.connect
 def _trim_heap(**_: Any) -> None:
     get_runtime().heap.after_task()  # freed memory back to the OS, at most once a second; see worker/memory.py
+
+
+@worker_process_init.connect
+def _send_idle_metrics(**_: Any) -> None:
+    rt = get_runtime()  # a prefork pool's child: its own tally, sent when no task of its own carries it
+    IdleFlush(rt.tally, rt.redis).start()
 
 
 @worker_process_shutdown.connect

@@ -65,8 +65,9 @@ class Tally:
 
     Six counter commands a task, five tasks an article, cost about 1% of a worker's CPU and more
     of Redis's; a second's worth of runs fits in a few dozen commands. The price: the dashboard
-    lags by up to ``every`` seconds, and a killed worker loses its last second of counts (the
-    books are the jobs table, not these). Thread-safe; one per process.
+    lags by up to ``every`` seconds (``IdleFlush`` sends what a process holds when no task comes
+    to carry it), and a killed worker loses its last second of counts (the books are the jobs
+    table, not these). Thread-safe; one per process.
     """
 
     def __init__(self, every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -83,6 +84,10 @@ class Tally:
         with self._lock:
             self._runs[key] = self._runs.get(key, 0) + 1
             self._seconds[stage] = self._seconds.get(stage, 0.0) + seconds
+
+    def due(self) -> bool:
+        """Whether the held counts (if any) are a flush interval old."""
+        return self.clock() >= self._due
 
     def flush_into(self, pipe: redis.client.Pipeline, *, force: bool = False) -> bool:
         """Queue the held counts onto ``pipe`` if they are due (or ``force``); True if any were."""
@@ -127,6 +132,31 @@ class Tally:
             log.warning("could not record stage metrics: %s", exc)
             return False
         return True
+
+
+class IdleFlush:
+    """Sends a process's ``Tally`` once it is due when no task's round trip carries it: when tasks
+    stop coming (a crawl's end, a quiet hour), the dashboard and ``gleaner up``'s progress line
+    still count the last runs, ``every`` seconds later at most, instead of at the next task. A
+    daemon thread, one per process that runs tasks; while tasks come, the runner's round trips
+    flush first and this one finds nothing to send."""
+
+    def __init__(self, tally: Tally, client: redis.Redis) -> None:
+        self.tally, self.client = tally, client
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="gleaner-metrics", daemon=True)
+
+    def start(self) -> IdleFlush:
+        self.thread.start()
+        return self
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.tally.every):
+            if self.tally.due():
+                self.tally.flush(self.client)  # a Redis failure is logged there; the counts wait for the next
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 def record_stage(client: redis.Redis, stage: str, outcome: str, seconds: float, *, now: float | None = None) -> bool:
