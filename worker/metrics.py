@@ -249,7 +249,8 @@ def progress_line(stages: Sequence[str], start: dict[str, dict[str, int]], befor
     rate = through / seconds if seconds > 0 else 0.0
     return (f"progress: {through:,} jobs through {last} in the last {seconds:.0f} s ({rate:.1f}/s), "
             f"{counted('failure', before, now):,} failed, {counted('retry', before, now):,} retried; "
-            f"since start {counted('success', start, now, [last]):,} through, {counted('failure', start, now):,} failed; "
+            f"since start {counted('success', start, now, [last]):,} through, "
+            f"{counted('failure', start, now):,} failed; "
             "waiting: " + ", ".join(f"{name} {n:,}" for name, n in waiting.items()))
 
 
