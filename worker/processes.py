@@ -121,12 +121,12 @@ class Progress:
         self.due = now + self.every
         try:
             counts = metrics.stage_counts(self.client, self.stages)
+            if self.start is None:  # the first reading: where the counts start, no line yet
+                self.start, self.before, self.at = counts, counts, now
+                return None
             waiting = metrics.queue_depths(self.client, self.stages)
         except redis.RedisError as exc:  # the workers say more about Redis being away; try at the next one
             log.debug("progress: Redis unavailable (%s)", type(exc).__name__)
-            return None
-        if self.start is None:
-            self.start, self.before, self.at = counts, counts, now
             return None
         line = metrics.progress_line(self.stages, self.start, self.before, counts, now - self.at, waiting)
         self.before, self.at = counts, now
