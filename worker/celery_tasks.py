@@ -25,6 +25,7 @@ from tasks.discovery.run import poll_due, run_source
 from worker import inflight, runner
 from worker.app import app
 from worker.backoff import retry_delay
+from worker.backpressure import BackpressureStep
 from worker.delayed import ReleaseLoop
 from worker.dispatch import Dispatcher, send
 from worker.feed import Feeder
@@ -113,14 +114,17 @@ class RunThrough:
 
 def served_queues(task: Task, pipeline: Pipeline, stage: Stage, rt: Runtime) -> frozenset[str]:
     """The stages a task of ``stage`` may run through: those whose queues this worker consumes (its
-    ``-Q``) and that do CPU work, when ``stage`` does CPU work too, the task runs in a worker and
+    ``-Q``, less a queue its consumer has paused, worker/backpressure.py, as a threads pool's tasks
+    see it) and that do CPU work, when ``stage`` does CPU work too, the task runs in a worker and
     run-through is on; else none (an eagerly applied task, as in tests, hands every message to the
     broker). A stage that waits on the network always hands on through the broker: its task's time
     budget is the wait's (``GLEANER_TOTAL_TIMEOUT`` fits inside the task's time limit), and the CPU
     stages belong to a process pool."""
     if task.request.is_eager or not rt.settings.run_through or stage.io_bound:
         return frozenset()
-    return frozenset(q for q in task.app.amqp.queues.consume_from if q in pipeline and not pipeline.stage(q).io_bound)
+    # A copy first, in one step: the consumer's thread pauses and resumes queues (worker/backpressure.py).
+    consumed = frozenset(task.app.amqp.queues.consume_from)
+    return frozenset(q for q in consumed if q in pipeline and not pipeline.stage(q).io_bound)
 
 
 def stage_task(pipeline: Pipeline, stage: Stage, dispatcher: Dispatcher) -> Task:
@@ -208,6 +212,7 @@ class ReleaseLoopStep(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(ReleaseLoopStep)
+app.steps["consumer"].add(BackpressureStep)
 
 
 @worker_init.connect

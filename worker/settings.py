@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     # rather than sending it through the broker to itself (worker/celery_tasks.py, RunThrough).
     # Off: every stage goes through its queue, even within one worker.
     run_through: bool = True
+    # Messages waiting for the stages after a stage at which a worker stops taking that stage's own
+    # (fetch's: pages waiting to be parsed, about 40 KB each in Redis); it takes them again at half
+    # as many (worker/backpressure.py). 0 = never stop.
+    backpressure_limit: int = Field(2000, ge=0)
     # Seconds before Redis hands an unacknowledged task out again: a killed worker's tasks come
     # back after this plus at most 10 s (kombu's restore scan). Every task must finish well
     # inside it (the time limits are derived from it), and retries wait outside the broker.
