@@ -4,6 +4,7 @@ wait for the stages after it, and takes them again at half as many; nothing is l
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -13,7 +14,7 @@ import redis
 from tests.conftest import fresh_redis_db
 from tests.example_page import news_page
 from tests.prose import prose
-from tests.servers import REPO, CeleryWorker, Site, base_env, run_cli
+from tests.servers import REPO, CeleryWorker, RedisServer, Site, base_env, run_cli
 from worker.backpressure import Gate, check, gates, later_stages
 from worker.metrics import queue_depths
 from worker.pipeline import PIPELINE
@@ -92,66 +93,117 @@ def waiting(client: redis.Redis, stage: str) -> int:
     return queue_depths(client, [stage])[stage]
 
 
+def slow_page(n: int):
+    def route(_handler):
+        time.sleep(PAGE_DELAY)
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, news_page(
+            prose(f"backpressure-{n}"), title=f"Harbour works, part {n}").encode()
+    return route
+
+
+class Crawl:
+    """A site of slow pages, a fetch worker that backs off at ``LIMIT``, its URLs queued, and no
+    worker yet for the stages after fetch; ``cpu()`` starts one."""
+
+    def __init__(self, tmp_path, redis_url: str) -> None:
+        self.site = Site().start()
+        for n in range(URLS):
+            self.site.routes[f"/a/{n}.html"] = slow_page(n)
+        self.client = redis.Redis.from_url(redis_url)
+        self.env = base_env(GLEANER_REDIS_URL=redis_url, GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'g.db'}",
+                            GLEANER_DATA_DIR=str(tmp_path), GLEANER_BACKPRESSURE_LIMIT=str(LIMIT),
+                            GLEANER_HOST_RATE="1000", GLEANER_HOST_CONCURRENCY="16", GLEANER_ROBOTS_OBEY="false")
+        self.storage = Storage(self.env["GLEANER_DATABASE_URL"])
+        self.workers = [CeleryWorker(self.env, ["fetch"], pool="threads", concurrency=THREADS, name="bpfetch").start()]
+        self.fetch = self.workers[0]
+        queued = run_cli("enqueue", "-", input="".join(self.site.url(f"/a/{n}.html") + "\n" for n in range(URLS)),
+                         env=self.env)
+        assert queued.returncode == 0, queued.stderr
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.fetch.log)
+
+    def wait_logged(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.logged(text):
+            assert time.monotonic() < deadline, "".join(self.fetch.log[-30:])
+            time.sleep(0.1)
+
+    def cpu_stores_every_url(self) -> None:
+        """Start a worker for the stages after fetch; fetch must resume, and every URL end stored."""
+        self.workers.append(CeleryWorker(self.env, PIPELINE.names()[1:], pool="threads", concurrency=2,
+                                         name="bpcpu").start())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.storage.count_jobs().get("done", 0) < URLS:
+            time.sleep(0.2)
+        assert self.storage.count_jobs() == {"done": URLS}, self.storage.count_jobs()
+        assert self.logged("backpressure: fetch resumed"), "".join(self.fetch.log[-30:])
+        assert self.storage.count_records() == URLS
+
+    def close(self) -> None:
+        for worker in reversed(self.workers):
+            worker.stop()
+        self.storage.close()
+        self.client.close()
+        self.site.stop()
+
+
 @pytest.mark.integration
 def test_fetch_stops_while_pages_wait_to_be_parsed_and_every_url_ends_stored(tmp_path):
-    site = Site().start()
-
-    def slow(n: int):
-        def route(_handler):
-            time.sleep(PAGE_DELAY)
-            return 200, {"Content-Type": "text/html; charset=utf-8"}, news_page(
-                prose(f"backpressure-{n}"), title=f"Harbour works, part {n}").encode()
-        return route
-
-    for n in range(URLS):
-        site.routes[f"/a/{n}.html"] = slow(n)
-    redis_db = fresh_redis_db()
-    client = redis.Redis.from_url(redis_db)
-    env = base_env(GLEANER_REDIS_URL=redis_db, GLEANER_DATABASE_URL=f"sqlite:///{tmp_path / 'gleaner.db'}",
-                   GLEANER_DATA_DIR=str(tmp_path), GLEANER_BACKPRESSURE_LIMIT=str(LIMIT),
-                   GLEANER_HOST_RATE="1000", GLEANER_HOST_CONCURRENCY="16", GLEANER_ROBOTS_OBEY="false")
-    storage = Storage(env["GLEANER_DATABASE_URL"])
-    fetch = CeleryWorker(env, ["fetch"], pool="threads", concurrency=THREADS, name="bpfetch").start()
-    cpu = None
+    crawl = Crawl(tmp_path, fresh_redis_db())
     try:
-        queued = run_cli("enqueue", "-", input="".join(site.url(f"/a/{n}.html") + "\n" for n in range(URLS)),
-                         env=env)
-        assert queued.returncode == 0, queued.stderr
         # No worker takes parse yet: without backpressure, fetch would take all forty in about four
         # seconds. With it, fetch stops once the limit's worth waits (read once a second, so a
         # second's fetching and the messages the worker already holds may go past it).
         most = 0
         deadline = time.monotonic() + WATCH
         while time.monotonic() < deadline:
-            most = max(most, waiting(client, "parse"))
+            most = max(most, waiting(crawl.client, "parse"))
             time.sleep(0.1)
-        assert any("backpressure: a stage stops taking messages at 5 waiting for the stages after it and "
-                   "resumes at 2 (fetch: parse, dedupe, summarize, store)" in line for line in fetch.log)
-        assert any("backpressure: fetch paused" in line for line in fetch.log), "".join(fetch.log[-30:])
-        left = waiting(client, "fetch")
+        assert crawl.logged("backpressure: a stage stops taking messages at 5 waiting for the stages after it and "
+                            "resumes at 2 (fetch: parse, dedupe, summarize, store)")
+        assert crawl.logged("backpressure: fetch paused"), "".join(crawl.fetch.log[-30:])
+        left = waiting(crawl.client, "fetch")
         assert left >= URLS // 2, (left, most)
         fetched_in_a_second = THREADS / PAGE_DELAY
         held = THREADS * 2  # the worker's prefetch (celeryconfig: worker_prefetch_multiplier)
         assert LIMIT <= most <= LIMIT + held + 2 * fetched_in_a_second, most
         # What an operator sees in Flower, or from Celery's own control command: no queue consumed.
         inspect = subprocess.run([*celery_base(), "inspect", "active_queues", "--json", "--timeout", "5"],
-                                 env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+                                 env=crawl.env, cwd=REPO, capture_output=True, text=True, timeout=60)
         replies = json.loads(inspect.stdout.strip().splitlines()[-1])
         assert [queues for node, queues in replies.items() if node.startswith("bpfetch@")] == [[]], inspect.stdout
-        assert waiting(client, "fetch") == left, "a paused fetch worker took more"
+        assert waiting(crawl.client, "fetch") == left, "a paused fetch worker took more"
 
         # Parse starts taking pages: fetch resumes at half the limit, and every URL ends stored.
-        cpu = CeleryWorker(env, PIPELINE.names()[1:], pool="threads", concurrency=2, name="bpcpu").start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and storage.count_jobs().get("done", 0) < URLS:
-            time.sleep(0.2)
-        assert storage.count_jobs() == {"done": URLS}, storage.count_jobs()
-        assert any("backpressure: fetch resumed" in line for line in fetch.log), "".join(fetch.log[-30:])
-        assert storage.count_records() == URLS
+        crawl.cpu_stores_every_url()
     finally:
-        for worker in (cpu, fetch):
-            if worker is not None:
-                worker.stop()
-        storage.close()
-        client.close()
-        site.stop()
+        crawl.close()
+
+
+@pytest.mark.integration
+def test_a_paused_fetch_stays_paused_over_a_redis_restart_and_resumes_after(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    crawl = Crawl(tmp_path, server.url)
+    try:
+        crawl.wait_logged("backpressure: fetch paused")
+        time.sleep(1.5)  # the messages the worker held when it paused are fetched
+        # Redis restarts (its AOF keeps the queues): the worker's consumer reconnects and restarts,
+        # and must read its queues as the pause left them, not as its -Q said at start.
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait()
+        left = None
+        seen = len(crawl.fetch.log)
+        server.start()
+        deadline = time.monotonic() + 30
+        while not any("Connected to redis" in line for line in crawl.fetch.log[seen:]):
+            assert time.monotonic() < deadline, "".join(crawl.fetch.log[-30:])
+            time.sleep(0.1)
+        left = waiting(crawl.client, "fetch")
+        time.sleep(3)
+        assert waiting(crawl.client, "fetch") == left > 0, "the reconnected worker took fetch messages while paused"
+        crawl.cpu_stores_every_url()
+        assert crawl.fetch.proc.poll() is None
+    finally:
+        crawl.close()
+        server.stop()
