@@ -4,6 +4,7 @@ wait for the stages after it, and takes them again at half as many; nothing is l
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -72,6 +73,32 @@ def test_check_counts_every_priority_list_of_every_later_stage(redis_url):
     assert actions[2:] == [("resume", "fetch"), ("resume", "parse")]
     run()
     assert len(actions) == 4
+    client.close()
+
+
+def test_pauses_are_logged_at_info_once_a_minute_and_counted_between(redis_url, caplog):
+    client = redis.Redis.from_url(fresh_redis_db())
+    fetch = gates(PIPELINE, {"fetch"}, 4)
+    caplog.set_level(logging.DEBUG, logger="gleaner.backpressure")
+
+    def cycle(at: float) -> list[tuple[int, str]]:
+        """Fill parse to the limit and drain it: one pause and one resume, at ``at`` seconds."""
+        caplog.clear()
+        client.rpush(broker_key("parse", 0), *range(4))
+        check(fetch, client, lambda s: None, lambda s: None, now=at)
+        client.delete(broker_key("parse", 0))
+        check(fetch, client, lambda s: None, lambda s: None, now=at + 1)
+        return [(r.levelno, r.getMessage()) for r in caplog.records]
+
+    assert cycle(0) == [
+        (logging.INFO, "backpressure: fetch paused, 4 messages wait for parse, dedupe, summarize, store (limit 4); "
+                       "it resumes at 2"),
+        (logging.INFO, "backpressure: fetch resumed, 0 messages wait for parse, dedupe, summarize, store")]
+    assert [level for level, _ in cycle(10)] == [logging.DEBUG, logging.DEBUG]
+    assert [level for level, _ in cycle(30)] == [logging.DEBUG, logging.DEBUG]
+    (pause_level, pause_line), (resume_level, _) = cycle(61)
+    assert (pause_level, resume_level) == (logging.INFO, logging.INFO)
+    assert pause_line.startswith("backpressure: fetch paused (2 more pauses since the last line like this), 4 messages")
     client.close()
 
 

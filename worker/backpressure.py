@@ -8,8 +8,10 @@ lists, one round trip). At ``GLEANER_BACKPRESSURE_LIMIT`` or more it stops consu
 queue (Celery's ``cancel_task_queue``, what ``celery control cancel_consumer`` does), and at half
 the limit or fewer it consumes it again (``add_task_queue``). The half is the hysteresis: a queue
 paused at the limit is not resumed by the next page parsed, so the consumer is not flipped once a
-second. Pressure travels upstream on its own: a slow store leaves drafts in its queue, which
-pauses the stages before it, whose own queue then grows and pauses fetch.
+second. A stage's pause and its resume are logged at INFO at most once a minute, the others at
+DEBUG and counted in the next INFO line. Pressure travels upstream on its own: a slow store
+leaves drafts in its queue, which pauses the stages before it, whose own queue then grows and
+pauses fetch.
 
 Nothing waits anywhere new: a paused stage's messages stay in its queue, in order, and a message a
 pause catches mid-read is handed back by kombu. Messages a worker has already taken run to the
@@ -20,6 +22,7 @@ or is empty (worker/inflight.py), neither of which happens while its queue is pa
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +36,7 @@ from worker.runtime import get_runtime
 log = logging.getLogger("gleaner.backpressure")
 
 CHECK_EVERY = 1.0  # seconds between two readings of the queues; a reading is one round trip
+LOG_EVERY = 60.0  # seconds: a stage's pauses are logged at INFO at most this often (the rest at DEBUG)
 
 
 def later_stages(pipeline: Pipeline, stage: str) -> list[str]:
@@ -51,6 +55,11 @@ class Gate:
         self.stage, self.after, self.limit = stage, after, limit
         self.resume_at = limit // 2
         self.paused = False
+        # The log: a pause and its resume at INFO at most once every LOG_EVERY seconds, the others at
+        # DEBUG and counted, so a crawl that pauses fetch every few seconds does not fill the log.
+        self.logged_at: float | None = None  # when the last pause logged at INFO was
+        self.quiet_pauses = 0  # pauses logged at DEBUG since then
+        self.loud = False  # whether the current pause was logged at INFO (so its resume is too)
 
     def update(self, waiting: int) -> str | None:
         """``"pause"``, ``"resume"`` or None (nothing to change), given ``waiting`` messages after it."""
@@ -72,7 +81,7 @@ def gates(pipeline: Pipeline, consumed: Iterable[str], limit: int) -> list[Gate]
 
 
 def check(gates: list[Gate], client: redis.Redis, pause: Callable[[str], None],
-          resume: Callable[[str], None]) -> None:
+          resume: Callable[[str], None], *, now: float | None = None) -> None:
     """Read the queues after every gate in one round trip and pause or resume each stage as its
     gate says. Redis away: nothing changes (the consumer itself waits for it then)."""
     if not gates:
@@ -82,17 +91,25 @@ def check(gates: list[Gate], client: redis.Redis, pause: Callable[[str], None],
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.debug("backpressure: queues unreadable (%s); no change", exc)
         return
+    now = time.monotonic() if now is None else now
     for gate in gates:
         waiting = sum(depths[name] for name in gate.after)
         action = gate.update(waiting)
         if action == "pause":
-            log.info("backpressure: %s paused, %s messages wait for %s (limit %s); it resumes at %s",
-                     gate.stage, f"{waiting:,}", ", ".join(gate.after), f"{gate.limit:,}",
-                     f"{gate.resume_at:,}")
+            gate.loud = gate.logged_at is None or now - gate.logged_at >= LOG_EVERY
+            also = (f" ({gate.quiet_pauses:,} more pauses since the last line like this)"
+                    if gate.loud and gate.quiet_pauses else "")
+            log.log(logging.INFO if gate.loud else logging.DEBUG,
+                    "backpressure: %s paused%s, %s messages wait for %s (limit %s); it resumes at %s",
+                    gate.stage, also, f"{waiting:,}", ", ".join(gate.after), f"{gate.limit:,}", f"{gate.resume_at:,}")
+            if gate.loud:
+                gate.logged_at, gate.quiet_pauses = now, 0
+            else:
+                gate.quiet_pauses += 1
             pause(gate.stage)
         elif action == "resume":
-            log.info("backpressure: %s resumed, %s messages wait for %s", gate.stage, f"{waiting:,}",
-                     ", ".join(gate.after))
+            log.log(logging.INFO if gate.loud else logging.DEBUG, "backpressure: %s resumed, %s messages wait for %s",
+                    gate.stage, f"{waiting:,}", ", ".join(gate.after))
             resume(gate.stage)
 
 
@@ -112,7 +129,8 @@ class BackpressureStep(bootsteps.StartStopStep):
     def start(self, c: Any) -> None:
         rt = get_runtime()
         if self.gates is None:
-            self.gates = gates(get_pipeline(), frozenset(c.app.amqp.queues.consume_from), rt.settings.backpressure_limit)
+            consumed = frozenset(c.app.amqp.queues.consume_from)
+            self.gates = gates(get_pipeline(), consumed, rt.settings.backpressure_limit)
             if self.gates:
                 first = self.gates[0]
                 log.info("backpressure: a stage stops taking messages at %s waiting for the stages after it and "
