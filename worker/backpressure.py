@@ -5,13 +5,13 @@ two in step: a fast fetch fleet would fill Redis with pages waiting to be parsed
 each, `deploy/SCALING.md`) for as long as a crawl lasts. So each worker, once a second, reads how
 many messages wait in the queues of the stages after each stage it consumes (``LLEN`` of their
 lists, one round trip). At ``GLEANER_BACKPRESSURE_LIMIT`` or more it stops consuming that stage's
-queue (Celery's ``cancel_task_queue``, what ``celery control cancel_consumer`` does), and at half
-the limit or fewer it consumes it again (``add_task_queue``). The half is the hysteresis: a queue
-paused at the limit is not resumed by the next page parsed, so the consumer is not flipped once a
-second. A stage's pause and its resume are logged at INFO at most once a minute, the others at
-DEBUG and counted in the next INFO line. Pressure travels upstream on its own: a slow store
-leaves drafts in its queue, which pauses the stages before it, whose own queue then grows and
-pauses fetch.
+queue (as Celery's ``cancel_task_queue`` does, which ``celery control cancel_consumer`` calls),
+and at half the limit or fewer it consumes it again (as ``add_task_queue`` does). The half is the
+hysteresis: a queue paused at the limit is not resumed by the next page parsed, so the consumer is
+not flipped once a second. A stage's pause and its resume are logged at INFO at most once a
+minute, the others at DEBUG and counted in the next INFO line. Pressure travels upstream on its
+own: a slow store leaves drafts in its queue, which pauses the stages before it, whose own queue
+then grows and pauses fetch.
 
 Nothing waits anywhere new: a paused stage's messages stay in its queue, in order, and a message a
 pause catches mid-read is handed back by kombu. Messages a worker has already taken run to the
@@ -113,6 +113,22 @@ def check(gates: list[Gate], client: redis.Redis, pause: Callable[[str], None],
             resume(gate.stage)
 
 
+def stop_consuming(c: Any, queue: str) -> None:
+    """What Celery's ``Consumer.cancel_task_queue`` does, without its INFO line (``check`` logs its
+    own, at most once a minute): the queue leaves Celery's selection, which a restarted consumer
+    reads, and the task consumer stops reading it."""
+    c.app.amqp.queues.deselect(queue)
+    c.task_consumer.cancel_by_queue(queue)
+
+
+def consume(c: Any, queue: str) -> None:
+    """What Celery's ``Consumer.add_task_queue`` does for a queue it knows, without its INFO line."""
+    declared = c.app.amqp.queues.select_add(c.app.amqp.queues[queue])
+    if not c.task_consumer.consuming_from(queue):
+        c.task_consumer.add_queue(declared)
+        c.task_consumer.consume()
+
+
 class BackpressureStep(bootsteps.StartStopStep):
     """The consumer's step: ``check`` on its timer, in the consumer's own thread (kombu's consumers
     are not shared between threads). The gates are made at the first start and kept over the
@@ -138,7 +154,7 @@ class BackpressureStep(bootsteps.StartStopStep):
                          "; ".join(f"{g.stage}: {', '.join(g.after)}" for g in self.gates))
         if self.gates:
             self.timer = c.timer.call_repeatedly(
-                CHECK_EVERY, check, (self.gates, rt.redis, c.cancel_task_queue, c.add_task_queue))
+                CHECK_EVERY, check, (self.gates, rt.redis, lambda q: stop_consuming(c, q), lambda q: consume(c, q)))
 
     def stop(self, c: Any) -> None:
         if self.timer is not None:
