@@ -76,8 +76,8 @@ def gates(pipeline: Pipeline, consumed: Iterable[str], limit: int) -> list[Gate]
     """A gate for each stage this worker consumes that has stages after it; none if ``limit`` is 0."""
     if limit <= 0:
         return []
-    return [Gate(stage, later_stages(pipeline, stage), limit) for stage in pipeline.names()
-            if stage in consumed and later_stages(pipeline, stage)]
+    return [Gate(stage, after, limit) for stage in pipeline.names()
+            if stage in consumed and (after := later_stages(pipeline, stage))]
 
 
 def check(gates: list[Gate], client: redis.Redis, pause: Callable[[str], None],

@@ -150,13 +150,14 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
 
     env = dict(os.environ)
     embedded = None
-    if not settings.redis_url:
+    redis_url = settings.redis_url
+    if not redis_url:
         embedded = EmbeddedRedis(settings.data_dir, settings.embedded_redis_port)
-        url, started = embedded.ensure()
+        redis_url, started = embedded.ensure()
         if not started:
             embedded = None  # someone else's server: leave it running
-        env["GLEANER_REDIS_URL"] = url
-        log.info("embedded Redis at %s (data in %s)", url, settings.data_dir / "redis")
+        env["GLEANER_REDIS_URL"] = redis_url
+        log.info("embedded Redis at %s (data in %s)", redis_url, settings.data_dir / "redis")
     pipeline = get_pipeline()
     io = [s.name for s in pipeline if s.io_bound]
     cpu = [s.name for s in pipeline if not s.io_bound]
@@ -174,8 +175,7 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
             log.info("web UI not installed; running without it")
         else:
             commands["web"] = [sys.executable, "-m", "worker.web"]
-    progress = (Progress(redis.Redis.from_url(env.get("GLEANER_REDIS_URL") or settings.redis_url or "",
-                                              socket_timeout=5, socket_connect_timeout=5),
+    progress = (Progress(redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5),
                          pipeline.names(), settings.progress_every, time.monotonic())
                 if settings.progress_every > 0 else None)
     children: dict[str, subprocess.Popen] = {}
