@@ -12,10 +12,17 @@ same run and on the same URLs:
 - Gleaner: ``gleaner up`` at its defaults in a fresh data directory (embedded Redis, SQLite, web,
   beat), except what a local site needs: 127.0.0.1 allowed past the private-address guard and no
   per-host rate or concurrency limit (every page is on one host). Its workers are started and
-  ready first; the clock runs from ``gleaner enqueue --file`` to the last job's end.
+  ready first; the clock runs from the first job recorded by ``gleaner enqueue --file`` to the
+  last job's end. The time from enqueue's start (Python and its imports) to its first job is
+  reported beside it: the peer's clock leaves out its own start-up in the same way.
 - The peer: Scrapy with trafilatura (``bare_extraction``, metadata on, comments off) in the parse
   callback and an item pipeline writing each article to SQLite, one process per core with an
   equal share of the URLs. The clock runs from the first spider opening to the last item stored.
+
+With ``--rounds N`` the two run one after the other N times (Gleaner, peer, Gleaner, ...), each on
+a fresh data directory: the machine is shared and a single run's ratio moves by a tenth from one
+run to the next, so the report gives every round's ratio and their median, and its other tables
+are those of the median round.
 
 Reported: articles per second and the ratio, CPU seconds per article of every process (from
 /proc before and after, or the OS's accounting of a finished process), the books (Gleaner:
@@ -258,8 +265,8 @@ def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = (),
                 raise RuntimeError("gleaner did not finish within an hour")
         print(file=sys.stderr)
         after = snapshot(pids)
-        last = db.execute("SELECT max(updated_at) FROM jobs").fetchone()[0]
-        finished = _epoch(last)
+        first, last = db.execute("SELECT min(created_at), max(updated_at) FROM jobs").fetchone()
+        recorded, finished = _epoch(first), _epoch(last)
     finally:
         up.send_signal(signal.SIGTERM)
         try:
@@ -286,7 +293,8 @@ def run_gleaner(urls: list[str], root: Path, log, up_args: list[str] = (),
         if state == "failed":
             key = re.sub(r"\d+", "N", reason or "")[:90]
             reasons[key] = reasons.get(key, 0) + 1
-    return {"seconds": max(finished - started, 1e-9), "cpu": cpu, "bodies": bodies, "reasons": reasons,
+    return {"seconds": max(finished - recorded, 1e-9), "start-up": max(recorded - started, 0.0),
+            "cpu": cpu, "bodies": bodies, "reasons": reasons,
             "books": {"records": records, "duplicate links": links, "dead letters": states.get("failed", 0),
                       "updates of a record (same canonical URL)": shared,
                       "jobs done": states.get("done", 0), "jobs duplicate": states.get("duplicate", 0)},
@@ -406,30 +414,67 @@ def body_scores(pages: list[corpora.Page], base: str, bodies: dict[str, str]) ->
     return out
 
 
-def report(args, pages, base, g, p) -> str:
+def ratio_of(n: int, g: dict, p: dict | None) -> float | None:
+    return (n / g["seconds"]) / (n / p["seconds"]) if p else None
+
+
+def median_round(n: int, rounds: list[tuple[dict, dict | None]]) -> int:
+    """The index of the round whose ratio (Gleaner's rate, without a peer) is the median: the
+    lower middle one of an even number."""
+    keys = [ratio_of(n, g, p) or n / g["seconds"] for g, p in rounds]
+    order = sorted(range(len(rounds)), key=keys.__getitem__)
+    return order[(len(order) - 1) // 2]
+
+
+def report(args, pages, base, rounds: list[tuple[dict, dict | None]]) -> str:
     n = len(pages)
+    chosen = median_round(n, rounds)
+    g, p = rounds[chosen]
     g_rate, lines = n / g["seconds"], []
+    gleaner = (f"Gleaner (`gleaner up{' ' + args.up_args + '`' if args.up_args else '`, defaults'}"
+               f"{''.join(f', `{x}`' for x in args.setting)})")
     lines += [
         "# End to end on real pages",
         "",
         f"Command: `.venv/bin/python bench/e2e.py{''.join(' ' + (repr(a) if ' ' in a else a) for a in sys.argv[1:])}`  ",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}. "
-        "Gleaner and the peer ran one after the other in this run, on the same URLs.  ",
+        + ("Gleaner and the peer ran one after the other in this run, on the same URLs"
+           + (f", {len(rounds)} times in turn" if len(rounds) > 1 else "") + ".  " if p else "Gleaner alone.  "),
         "Load average (1, 5, 15 min; the machine is shared with other work, so compare the ratio): "
         + "; ".join(f"{when} {a:.2f} {b:.2f} {c:.2f}" for when, (a, b, c) in args.load.items()) + ".",
         "",
         f"{n} pages of the shared corpora ({', '.join(f'{s}: {sum(1 for x in pages if x.set == s)}' for s in args.sets)}) "
         "served on 127.0.0.1 as saved.",
         "",
+    ]
+    if len(rounds) > 1:
+        lines += ["## Rounds", "",
+                  "| round | Gleaner, articles/s | peer, articles/s | ratio | CPU an article, Gleaner / peer (ms) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for i, (rg, rp) in enumerate(rounds):
+            mark = "**" if i == chosen else ""
+            cpu = f"{1000 * sum(rg['cpu'].values()) / n:.1f}" + (f" / {1000 * sum(rp['cpu'].values()) / n:.1f}" if rp else "")
+            ratio = ratio_of(n, rg, rp)
+            peer_rate = f"{n / rp['seconds']:.1f}" if rp else ""
+            shown = f"{ratio:.2f}×" if ratio else ""
+            lines.append(f"| {mark}{i + 1}{mark} | {n / rg['seconds']:.1f} | {peer_rate} | {shown} | {cpu} |")
+        ratios = [r for r in (ratio_of(n, rg, rp) for rg, rp in rounds) if r]
+        if ratios:
+            lines += ["", f"Median ratio **{statistics.median(ratios):.2f}×** (range {min(ratios):.2f}–{max(ratios):.2f}×); "
+                      f"the tables below are round {chosen + 1}'s."]
+        lines.append("")
+    lines += [
         "## Throughput",
+        "",
+        "The clocks: Gleaner's from its first job recorded to its last job's end, the peer's from its first "
+        "spider opening to its last item stored; neither holds its client's start-up. "
+        f"`gleaner enqueue` took {g['start-up']:.2f} s from its start to its first job "
+        f"(with it, Gleaner's rate is {n / (g['seconds'] + g['start-up']):.1f} articles/s"
+        + (f", {(n / (g['seconds'] + g['start-up'])) / (n / p['seconds']):.2f}×" if p else "") + ").",
         "",
         "| run | seconds | articles/s | ratio |",
         "| --- | --- | --- | --- |",
-        f"| Gleaner (`gleaner up{' ' + args.up_args + '`' if args.up_args else '`, defaults'}"
-        f"{''.join(f', `{x}`' for x in args.setting)}) | {g['seconds']:.1f} | "
-        f"{g_rate:.1f} | {g_rate / (n / p['seconds']):.2f}× |" if p else
-        f"| Gleaner (`gleaner up {args.up_args}`{''.join(f', `{x}`' for x in args.setting)}) | {g['seconds']:.1f} | "
-        f"{g_rate:.1f} | |",
+        f"| {gleaner} | {g['seconds']:.1f} | {g_rate:.1f} | {f'{ratio_of(n, g, p):.2f}×' if p else ''} |",
     ]
     if p:
         lines.append(f"| Scrapy + trafilatura, {os.cpu_count()} processes | {p['seconds']:.1f} | {n / p['seconds']:.1f} | 1.00× |")
@@ -464,6 +509,13 @@ def report(args, pages, base, g, p) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -472,6 +524,9 @@ def main() -> None:
     parser.add_argument("--up-args", default="", help="arguments for `gleaner up` (e.g. '--concurrency 4'); default none")
     parser.add_argument("--setting", action="append", default=[], metavar="GLEANER_NAME=VALUE",
                         help="a setting for Gleaner's run (repeatable), e.g. GLEANER_ARCHIVE=false")
+    parser.add_argument("--rounds", type=_positive, default=1,
+                        help="run Gleaner and the peer this many times in turn; report every round's ratio and "
+                             "their median (default 1)")
     parser.add_argument("--quick", action="store_true", help="print the report, do not write it")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "e2e.md")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
@@ -493,17 +548,22 @@ def main() -> None:
         urls = [base + path_of(page) for page in pages]
         print(f"{len(urls)} pages served at {base}", file=sys.stderr)
         args.load = {"start": os.getloadavg()}
-        g = run_gleaner(urls, root, sys.stderr, args.up_args.split(), settings_of(parser, args.setting))
-        args.load["after Gleaner"] = os.getloadavg()
-        print(f"  gleaner: {len(urls) / g['seconds']:.1f} articles/s", file=sys.stderr)
-        p = None
-        if not args.skip_peer:
-            p = run_peer(urls, root)
-            args.load["after the peer"] = os.getloadavg()
-            print(f"  peer: {len(urls) / p['seconds']:.1f} articles/s", file=sys.stderr)
+        rounds: list[tuple[dict, dict | None]] = []
+        for i in range(args.rounds):
+            here = root / f"round{i + 1}"
+            here.mkdir()
+            g = run_gleaner(urls, here, sys.stderr, args.up_args.split(), settings_of(parser, args.setting))
+            print(f"  gleaner: {len(urls) / g['seconds']:.1f} articles/s", file=sys.stderr)
+            p = None
+            if not args.skip_peer:
+                p = run_peer(urls, here)
+                print(f"  peer: {len(urls) / p['seconds']:.1f} articles/s", file=sys.stderr)
+            rounds.append((g, p))
+            shutil.rmtree(here, ignore_errors=True)
+        args.load["end"] = os.getloadavg()
     finally:
         site.terminate()
-    text = report(args, pages, base, g, p)
+    text = report(args, pages, base, rounds)
     print(text)
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
