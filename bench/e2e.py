@@ -414,6 +414,12 @@ def body_scores(pages: list[corpora.Page], base: str, bodies: dict[str, str]) ->
     return out
 
 
+def _accounted(books: dict[str, int]) -> int:
+    """Gleaner's input as its books hold it: records, duplicate links, dead letters and updates."""
+    return sum(books[k] for k in ("records", "duplicate links", "dead letters",
+                                  "updates of a record (same canonical URL)"))
+
+
 def ratio_of(n: int, g: dict, p: dict | None) -> float | None:
     return (n / g["seconds"]) / (n / p["seconds"]) if p else None
 
@@ -449,15 +455,17 @@ def report(args, pages, base, rounds: list[tuple[dict, dict | None]]) -> str:
     ]
     if len(rounds) > 1:
         lines += ["## Rounds", "",
-                  "| round | Gleaner, articles/s | peer, articles/s | ratio | CPU an article, Gleaner / peer (ms) |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "| round | Gleaner, articles/s | peer, articles/s | ratio | CPU an article, Gleaner / peer (ms) "
+                  "| Gleaner's books |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for i, (rg, rp) in enumerate(rounds):
             mark = "**" if i == chosen else ""
             cpu = f"{1000 * sum(rg['cpu'].values()) / n:.1f}" + (f" / {1000 * sum(rp['cpu'].values()) / n:.1f}" if rp else "")
             ratio = ratio_of(n, rg, rp)
             peer_rate = f"{n / rp['seconds']:.1f}" if rp else ""
             shown = f"{ratio:.2f}×" if ratio else ""
-            lines.append(f"| {mark}{i + 1}{mark} | {n / rg['seconds']:.1f} | {peer_rate} | {shown} | {cpu} |")
+            lines.append(f"| {mark}{i + 1}{mark} | {n / rg['seconds']:.1f} | {peer_rate} | {shown} | {cpu} | "
+                         f"{_accounted(rg['books'])} of {n} |")
         ratios = [r for r in (ratio_of(n, rg, rp) for rg, rp in rounds) if r]
         if ratios:
             lines += ["", f"Median ratio **{statistics.median(ratios):.2f}×** (range {min(ratios):.2f}–{max(ratios):.2f}×); "
@@ -489,8 +497,7 @@ def report(args, pages, base, rounds: list[tuple[dict, dict | None]]) -> str:
         lines.append(f"| **all of {'Gleaner' if run is g else 'the peer'}** | **{total:.1f}** | **{1000 * total / n:.1f}** |")
     lines += ["", "## The books", "", "| run | " + " | ".join(g["books"]) + " | accounted |",
               "| --- |" + " --- |" * (len(g["books"]) + 1)]
-    accounted = sum(g["books"][k] for k in ("records", "duplicate links", "dead letters",
-                                            "updates of a record (same canonical URL)"))
+    accounted = _accounted(g["books"])
     lines.append(f"| Gleaner | " + " | ".join(str(v) for v in g["books"].values()) +
                  f" | {accounted} of {n}{'' if accounted == n else ' (MISSING)'} |")
     if p:
