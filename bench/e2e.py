@@ -1,6 +1,7 @@
 """End to end on real pages: the shared corpora through `gleaner up` and through Scrapy + trafilatura.
 
     .venv/bin/python bench/e2e.py                          # every page of the four sets, writes bench/results/e2e.md
+    .venv/bin/python bench/e2e.py --rounds 5               # the same five times in turn: every round's ratio, the median
     .venv/bin/python bench/e2e.py --sets scrapinghub --quick
     .venv/bin/python bench/e2e.py --skip-peer --quick      # Gleaner alone, while working on it
     .venv/bin/python bench/e2e.py --up-args '--concurrency 4' --out bench/results/e2e-concurrency4.md
@@ -498,7 +499,7 @@ def report(args, pages, base, rounds: list[tuple[dict, dict | None]]) -> str:
     lines += ["", "## The books", "", "| run | " + " | ".join(g["books"]) + " | accounted |",
               "| --- |" + " --- |" * (len(g["books"]) + 1)]
     accounted = _accounted(g["books"])
-    lines.append(f"| Gleaner | " + " | ".join(str(v) for v in g["books"].values()) +
+    lines.append("| Gleaner | " + " | ".join(str(v) for v in g["books"].values()) +
                  f" | {accounted} of {n}{'' if accounted == n else ' (MISSING)'} |")
     if p:
         lines.append(f"| peer | {p['books']['articles stored']} articles, {p['books']['no text']} without text |" +
