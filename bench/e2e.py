@@ -517,7 +517,8 @@ def report(args, pages, base, rounds: list[tuple[dict, dict | None]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _positive(value: str) -> int:
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     n = int(value)
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
@@ -532,7 +533,7 @@ def main() -> None:
     parser.add_argument("--up-args", default="", help="arguments for `gleaner up` (e.g. '--concurrency 4'); default none")
     parser.add_argument("--setting", action="append", default=[], metavar="GLEANER_NAME=VALUE",
                         help="a setting for Gleaner's run (repeatable), e.g. GLEANER_ARCHIVE=false")
-    parser.add_argument("--rounds", type=_positive, default=1,
+    parser.add_argument("--rounds", type=positive_int, default=1,
                         help="run Gleaner and the peer this many times in turn; report every round's ratio and "
                              "their median (default 1)")
     parser.add_argument("--quick", action="store_true", help="print the report, do not write it")

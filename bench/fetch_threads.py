@@ -85,8 +85,9 @@ def fetch_run(urls: list[str], threads: int, root: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 16], help="thread counts (default 1 4 16)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=e2e.positive_int, nargs="+", default=[1, 4, 16],
+                        help="thread counts (default 1 4 16)")
+    parser.add_argument("--rounds", type=e2e.positive_int, default=3)
     parser.add_argument("--sets", nargs="+", choices=corpora.SETS, default=None, help="corpora (default: all)")
     parser.add_argument("--quick", action="store_true", help="print, do not write the results file")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "fetch-threads.md")
@@ -94,8 +95,6 @@ def main() -> None:
     args.sets = args.sets or corpora.available()
     if not args.sets:
         sys.exit(f"no corpus found under {corpora.SHARED}")
-    if any(n < 1 for n in args.threads) or args.rounds < 1:
-        parser.error("thread counts and rounds must be at least 1")
     root = Path(tempfile.mkdtemp(prefix="gleaner-fetch-threads-"))
     site, base = e2e.start_site(args.sets, root)
     runs: dict[int, list[dict[str, float]]] = {n: [] for n in args.threads}
