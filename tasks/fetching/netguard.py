@@ -5,6 +5,8 @@ each address is checked, and the socket connects to the checked address itself. 
 an internal host, or a name that resolves to one (DNS rebinding included), is refused at the hop
 that would reach it. Every socket operation is also bounded by the calling thread's ``deadline``,
 so a server that trickles its headers or body a byte at a time cannot outlast the total timeout.
+The connections are pooled by origin (``OriginPools``): a crawl of many sites keeps each site's
+connections alive, and each request looks only at its own site's.
 """
 
 from __future__ import annotations
@@ -170,17 +172,99 @@ class GuardedBackend(httpcore.SyncBackend):
         raise last_error or httpcore.ConnectError(f"no address for {host}")
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport with its connection pool opening sockets through the guard."""
+KEEPALIVE = 5.0  # seconds an idle connection is kept for the next request to its origin
 
-    def __init__(self, guard: AddressGuard, *, max_connections: int = 100, max_keepalive_connections: int = 20) -> None:
+
+class OriginPools:
+    """httpcore connection pools, one for each origin (scheme, host and port), in place of one pool
+    for every host: what ``httpx.HTTPTransport`` asks of its pool (``handle_request``, ``close``,
+    the context manager), routed by the request's origin.
+
+    A pool's bookkeeping looks at every connection it holds, on each request and on each response's
+    end: whether it is idle, whether it has expired, and for each idle one whether its socket is
+    readable (a system call). One pool for a crawl of many sites does that over every site's
+    connections for every page, and (httpcore 1.0) closes idle connections until it holds no more
+    than ``max_keepalive_connections`` in all, idle or not: a crawl of more sites than that closes
+    the other sites' idle connections at each request, and the next page of a site opens a new one
+    (a TCP and a TLS handshake) where one was kept for it. A pool per origin looks only at that
+    site's few connections, and keeps each one until it has been idle ``keepalive`` seconds (as
+    long as no site has more than ``max_keepalive_connections`` at once; a fetch worker's sixteen
+    threads never do): bench/results/fetch.md, "Many sites".
+
+    A pool none of whose connections is in use and that took no request for ``keepalive`` seconds
+    is closed and dropped (looked for at most once every ``keepalive`` seconds), so a crawl over
+    thousands of sites holds the sockets of those it fetched from lately only.
+    """
+
+    def __init__(self, make_pool: Callable[[], httpcore.ConnectionPool], *, keepalive: float = KEEPALIVE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._make_pool = make_pool
+        self.keepalive = keepalive
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pools: dict[tuple[bytes, bytes, int | None], tuple[httpcore.ConnectionPool, float]] = {}
+        self._swept_at = clock()
+
+    def pool_for(self, url: httpcore.URL) -> httpcore.ConnectionPool:
+        """The origin's pool (made on its first request), marked as used now."""
+        key = (url.scheme, url.host, url.port)
+        with self._lock:
+            now = self._clock()
+            if now - self._swept_at >= self.keepalive:
+                self._sweep(now)
+            entry = self._pools.get(key)
+            pool = entry[0] if entry is not None else self._make_pool()
+            self._pools[key] = (pool, now)
+            return pool
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        return self.pool_for(request.url).handle_request(request)
+
+    def origins(self) -> int:
+        """How many origins have a pool now."""
+        with self._lock:
+            return len(self._pools)
+
+    def _sweep(self, now: float) -> None:
+        # Called with the lock held. A pool whose last request came more than ``keepalive`` ago
+        # and whose connections are all idle (or which holds none) serves nobody: a thread about to
+        # use it would have marked it used under this lock.
+        self._swept_at = now
+        for key, (pool, used_at) in list(self._pools.items()):
+            if now - used_at >= self.keepalive and all(c.is_idle() or c.is_closed() for c in pool.connections):
+                del self._pools[key]
+                pool.close()
+
+    def close(self) -> None:
+        with self._lock:
+            pools = [pool for pool, _ in self._pools.values()]
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
+
+    def __enter__(self) -> OriginPools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport with its connections opened through the guard, pooled by origin
+    (``pools``); ``max_connections`` and ``max_keepalive_connections`` bound each origin's pool."""
+
+    def __init__(self, guard: AddressGuard, *, max_connections: int = 100, max_keepalive_connections: int = 20,
+                 keepalive: float = KEEPALIVE) -> None:
         super().__init__(trust_env=False)  # an environment proxy would bypass the guard
+        backend = GuardedBackend(guard)
+        ssl_context = httpx.create_ssl_context()
+
+        def pool() -> httpcore.ConnectionPool:
+            return httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=max_connections,
+                                           max_keepalive_connections=max_keepalive_connections,
+                                           keepalive_expiry=keepalive, network_backend=backend)
+
         # httpx has no public hook for the network backend; swapping the pool keeps its
-        # request mapping and error translation while we own the sockets.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=5.0,
-            network_backend=GuardedBackend(guard),
-        )
+        # request mapping and error translation while we own the sockets and the pooling.
+        self.pools = OriginPools(pool, keepalive=keepalive)
+        self._pool = self.pools  # type: ignore[assignment]
