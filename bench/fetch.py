@@ -12,7 +12,8 @@ Then many sites: the same pages spread over ``--sites`` origins (one port each o
 by the same process), fetched in random order by a fetch worker's sixteen threads, each client as
 a crawl gets it: the client ``guarded_client`` makes for the fetch worker, and ``httpx.Client()``
 with httpx's default pool. Reported beside the pages a second: this process's CPU a page (the
-clients run here, the servers elsewhere) and how many connections the servers accepted.
+clients run here, the servers elsewhere), how many connections the servers accepted, and the
+fetches that failed (counted, not retried: a client's failures are part of the result).
 """
 
 from __future__ import annotations
@@ -200,14 +201,16 @@ def many_sites_report(results: dict[str, list[dict]], args: argparse.Namespace) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", default="1,8,64")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--pages", type=int, default=300, help="distinct pages served (default 300)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each table (default 3)")
+    parser.add_argument("--concurrency", default="1,8,64", help="threads of the one-site table, comma-separated "
+                        "(default 1,8,64)")
     parser.add_argument("--sites", type=int, default=64, help="origins of the many-sites table (default 64)")
     parser.add_argument("--site-fetches", type=int, default=3000,
                         help="fetches a round of the many-sites table (default 3000)")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="write the report here (bench/results/fetch.md); default: print only")
     args = parser.parse_args()
 
     ports: multiprocessing.Queue = multiprocessing.Queue()
