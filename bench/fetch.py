@@ -42,6 +42,7 @@ from tasks.fetching.download import FetchLimits  # noqa: E402
 from tasks.fetching.pages import fetch_page  # noqa: E402
 from tasks.fetching.netguard import AddressGuard, GuardedTransport  # noqa: E402
 from tasks.fetching.policy import guarded_client  # noqa: E402
+from worker.processes import FETCH_THREADS  # noqa: E402
 
 COMMON = ("the a of and to in on for with said after before during will would could year week that it "
           "was is by at from as council harbour ferry minister budget school river station market").split()
@@ -131,7 +132,7 @@ def run(fetch_one, urls: list[str], concurrency: int) -> tuple[float, int]:
     return time.perf_counter() - start, total
 
 
-SITE_THREADS = 16  # a fetch worker's threads (worker/processes.py)
+SITE_THREADS = FETCH_THREADS  # a fetch worker's threads
 
 
 def many_sites(pages: int, sites: int, fetches: int, rounds: int, limits: FetchLimits) -> dict[str, list[dict]]:
