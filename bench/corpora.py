@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -106,6 +107,14 @@ _LOADERS = {"scrapinghub": _scrapinghub, "wcxb-articles": _wcxb, "fundus-eval": 
 
 def available(root: Path = SHARED) -> list[str]:
     return [name for name in SETS if (root / name).is_dir()]
+
+
+def chosen(sets: list[str] | None, root: Path = SHARED) -> list[str]:
+    """The sets a benchmark was asked for, else every set present; exits saying so when there is none."""
+    sets = sets or available(root)
+    if not sets:
+        sys.exit(f"no corpus found under {root}")
+    return sets
 
 
 def load(set_name: str, *, half: str | None = None, root: Path = SHARED) -> list[Page]:

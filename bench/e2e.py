@@ -542,13 +542,11 @@ def main() -> None:
     parser.add_argument("--scrapy", nargs=3, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--copies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.sets = args.sets or corpora.available()
+    args.sets = corpora.chosen(args.sets)
     if args.serve:
         return serve(args.sets, args.serve, args.copies)
     if args.scrapy:
         return scrapy_worker(*args.scrapy)
-    if not args.sets:
-        sys.exit(f"no corpus found under {corpora.SHARED}")
     root = Path(tempfile.mkdtemp(prefix="gleaner-e2e-"))
     site, base = start_site(args.sets, root)
     args.base = base

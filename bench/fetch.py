@@ -132,7 +132,6 @@ def run(fetch_one, urls: list[str], concurrency: int) -> tuple[float, int]:
     return time.perf_counter() - start, total
 
 
-SITE_THREADS = FETCH_THREADS  # a fetch worker's threads
 
 
 def many_sites(pages: int, sites: int, fetches: int, rounds: int, limits: FetchLimits) -> dict[str, list[dict]]:
@@ -166,7 +165,7 @@ def many_sites(pages: int, sites: int, fetches: int, rounds: int, limits: FetchL
                         return 0
 
                 before_conns, before_cpu = accepted.value, time.process_time()
-                seconds, _ = run(one, urls, SITE_THREADS)
+                seconds, _ = run(one, urls, FETCH_THREADS)
                 cpu = time.process_time() - before_cpu
             results[name].append({"pages_s": fetches / seconds, "cpu_ms": cpu / fetches * 1000,
                                   "connections": accepted.value - before_conns, "failed": len(failed),
@@ -182,9 +181,9 @@ def many_sites_report(results: dict[str, list[dict]], args: argparse.Namespace) 
         return statistics.median(r[key] for r in results[name])
 
     mine, peer = results
-    lines = ["", f"## Many sites ({args.sites} origins, {SITE_THREADS} threads)", "",
+    lines = ["", f"## Many sites ({args.sites} origins, {FETCH_THREADS} threads)", "",
              f"{args.site_fetches} fetches a round of the same pages spread over {args.sites} origins (a port each on "
-             f"127.0.0.1), in random order, by {SITE_THREADS} threads (a fetch worker's); a fresh client each round; "
+             f"127.0.0.1), in random order, by {FETCH_THREADS} threads (a fetch worker's); a fresh client each round; "
              f"medians of {args.rounds} alternating rounds. CPU is this process's (the clients'; the servers run in "
              "another), connections are those the servers accepted; a fetch that failed is counted, not retried.", "",
              "| client | pages/s | CPU a page (ms) | connections opened | fetches failed, each round |",

@@ -92,9 +92,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="print, do not write the results file")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "fetch-threads.md")
     args = parser.parse_args()
-    args.sets = args.sets or corpora.available()
-    if not args.sets:
-        sys.exit(f"no corpus found under {corpora.SHARED}")
+    args.sets = corpora.chosen(args.sets)
     root = Path(tempfile.mkdtemp(prefix="gleaner-fetch-threads-"))
     site, base = e2e.start_site(args.sets, root)
     runs: dict[int, list[dict[str, float]]] = {n: [] for n in args.threads}

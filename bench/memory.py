@@ -225,9 +225,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="print the report, do not write it")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "memory.md")
     args = parser.parse_args()
-    args.sets = args.sets or corpora.available()
-    if not args.sets:
-        sys.exit(f"no corpus found under {corpora.SHARED}")
+    args.sets = corpora.chosen(args.sets)
     if args.cycle < 2 * WINDOW:
         parser.error(f"--cycle must be at least {2 * WINDOW} (a first and a last {WINDOW})")
     root = Path(tempfile.mkdtemp(prefix="gleaner-memory-"))
