@@ -17,8 +17,8 @@ from typing import Any
 import kombu.exceptions
 from celery import Task, bootsteps
 from celery.exceptions import Reject
-from celery.signals import (celeryd_after_setup, task_failure, task_postrun, worker_init, worker_process_init,
-                            worker_process_shutdown)
+from celery.signals import (celeryd_after_setup, task_failure, task_postrun, task_prerun, worker_init,
+                            worker_process_init, worker_process_shutdown)
 from sqlalchemy.exc import DBAPIError
 
 from tasks.discovery.run import poll_due, run_source
@@ -38,6 +38,7 @@ from worker.runtime import Runtime, get_runtime
 from worker.settings import get_settings
 from worker.storage import TERMINAL_STATES
 from worker.submit import submit
+from worker.timelimits import TimeLimits, runs_tasks_in_main_thread
 
 log = logging.getLogger("gleaner.tasks")
 
@@ -218,6 +219,16 @@ app.steps["consumer"].add(BackpressureStep)
 @worker_init.connect
 def _limit_malloc_arenas(**_: Any) -> None:
     limit_malloc_arenas()  # before the pool starts its threads; see worker/memory.py
+
+
+@worker_init.connect
+def _time_limits_in_main_thread(sender: Any = None, **_: Any) -> None:
+    # Celery enforces the time limits only in a prefork pool; a solo pool's tasks run in this
+    # process's main thread, where the worker arms them itself around each task (worker/timelimits.py).
+    if sender is not None and runs_tasks_in_main_thread(sender.pool_cls):
+        limits = TimeLimits(app.conf.task_soft_time_limit, app.conf.task_time_limit).install()
+        task_prerun.connect(limits.arm, weak=False)
+        task_postrun.connect(limits.disarm, weak=False)
 
 
 def warm_stages(pipeline: Pipeline, served: Sequence[str]) -> list[str]:
