@@ -23,6 +23,13 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -60,13 +67,31 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
         result = run_cli("enqueue", "--wait", "--timeout", "60", url, env=env | {"GLEANER_REDIS_URL": redis_url})
         assert result.returncode == 0, result.stdout + result.stderr
         children = _children(up.pid)
-        assert len(children) == 4  # fetch worker, stage worker, beat, web
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        assert len(children) == 3 + cores  # fetch worker, a solo stage worker per core, beat, web
         # The job counted in a progress line (every second here) though no task came after it: its
         # stage worker's processes send their counts when idle (metrics.IdleFlush).
         deadline = time.monotonic() + 30
         while "since start 1 through, 0 failed" not in log.read_text():
             assert time.monotonic() < deadline, "no progress line counted the job:\n" + log.read_text()[-3000:]
             time.sleep(0.3)
+
+        # A stage worker that dies (as an out-of-memory kill would end it) is started again, as a
+        # prefork pool's main process replaces a pool process, and the next page goes through.
+        stage_worker = next(pid for pid in children if " -P solo " in _cmdline(pid))
+        os.kill(stage_worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "exited with status -9; started it again" not in log.read_text():
+            assert up.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the stage worker was not started again:\n" + log.read_text()[-3000:]
+            time.sleep(0.3)
+        again = site.page("/a/again.html", news_page(["The ferry timetable changes on Monday for the winter.",
+                                                      "Two evening crossings are dropped until March."],
+                                                     title="Winter ferry timetable"))
+        result = run_cli("enqueue", "--wait", "--timeout", "60", again, env=env | {"GLEANER_REDIS_URL": redis_url})
+        assert result.returncode == 0, result.stdout + result.stderr
+        children = _children(up.pid)
+        assert stage_worker not in children and len(children) == 3 + cores
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(90)
@@ -128,9 +153,9 @@ def test_worker_command_serves_only_its_queues(tmp_path):
         worker.wait(60)
 
 
-def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int]) -> tuple[str, dict[str, list[str]]]:
-    """`gleaner up` on ``cores`` only (its CPU affinity): the sizing line it prints and its
-    workers' command lines; stopped before returning."""
+def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int], workers: int) -> tuple[str, dict[str, list[str]]]:
+    """`gleaner up` on ``cores`` only (its CPU affinity): the sizing line it prints and the command
+    lines of its ``workers`` Celery workers, by worker name (``-n``); stopped before returning."""
     env = base_env(GLEANER_DATA_DIR=str(tmp_path))
     for var in ("GLEANER_REDIS_URL", "GLEANER_DATABASE_URL"):
         env.pop(var, None)
@@ -141,14 +166,11 @@ def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int]) -> tuple[st
         sizing = next((line for line in up.stderr if "sizing:" in line), "")
         argvs: dict[str, list[str]] = {}
         deadline = time.monotonic() + 30
-        while len(argvs) < 2 and time.monotonic() < deadline:  # the two workers (beat has no -Q)
+        while len(argvs) < workers and time.monotonic() < deadline:  # beat has no -Q
             for pid in _children(up.pid):
-                try:
-                    argv = open(f"/proc/{pid}/cmdline").read().split("\0")
-                except OSError:
-                    continue
+                argv = _cmdline(pid).split()
                 if "-Q" in argv:
-                    argvs[argv[argv.index("-Q") + 1]] = argv
+                    argvs[argv[argv.index("-n") + 1].split("@")[0]] = argv
             time.sleep(0.2)
     finally:
         up.send_signal(signal.SIGTERM)
@@ -156,24 +178,46 @@ def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int]) -> tuple[st
     return sizing, argvs
 
 
+def _flag(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
 def test_up_sizes_its_workers_from_the_cores_it_may_use(tmp_path):
+    stages = "store,summarize,dedupe,parse"
     one_core = {min(os.sched_getaffinity(0))}
-    sizing, argvs = _start_up_and_read_sizing(tmp_path / "default", cores=one_core)
-    assert "sizing: 1 usable core;" in sizing and "prefork pool x 1 (one per core)" in sizing, sizing
-    stages = argvs["store,summarize,dedupe,parse"]
-    assert stages[stages.index("-P") + 1] == "prefork" and stages[stages.index("-c") + 1] == "1"
-    assert argvs["fetch"][argvs["fetch"].index("-c") + 1] == "16"
+    sizing, argvs = _start_up_and_read_sizing(tmp_path / "default", cores=one_core, workers=2)
+    assert "sizing: 1 usable core;" in sizing, sizing
+    assert "parse+dedupe+summarize+store: 1 solo worker (one per core)" in sizing, sizing
+    assert sorted(argvs) == ["all1", "fetch"]
+    assert _flag(argvs["all1"], "-Q") == stages and _flag(argvs["all1"], "-P") == "solo"
+    assert _flag(argvs["fetch"], "-P") == "threads" and _flag(argvs["fetch"], "-c") == "16"
 
     sizing, argvs = _start_up_and_read_sizing(tmp_path / "overridden", "--concurrency", "3", "--fetch-threads", "5",
-                                              cores=one_core)
-    assert "threads pool x 5" in sizing and "prefork pool x 3" in sizing and "one per core" not in sizing, sizing
-    stages = argvs["store,summarize,dedupe,parse"]
-    assert stages[stages.index("-c") + 1] == "3"
-    assert argvs["fetch"][argvs["fetch"].index("-c") + 1] == "5"
+                                              cores=one_core, workers=4)
+    assert "threads pool x 5" in sizing and "3 solo workers" in sizing and "one per core" not in sizing, sizing
+    assert sorted(argvs) == ["all1", "all2", "all3", "fetch"]
+    assert all(_flag(argvs[f"all{n}"], "-P") == "solo" and _flag(argvs[f"all{n}"], "-c") == "1" for n in (1, 2, 3))
+    assert _flag(argvs["fetch"], "-c") == "5"
+
+    sizing, argvs = _start_up_and_read_sizing(tmp_path / "prefork", "--pool", "prefork", cores=one_core, workers=2)
+    assert "prefork pool x 1 (one per core)" in sizing, sizing
+    assert sorted(argvs) == ["all", "fetch"] and _flag(argvs["all"], "-P") == "prefork" and _flag(argvs["all"], "-c") == "1"
     if len(os.sched_getaffinity(0)) > 1:  # more cores given, more processes
-        sizing, _ = _start_up_and_read_sizing(tmp_path / "all", cores=os.sched_getaffinity(0))
-        assert f"prefork pool x {len(os.sched_getaffinity(0))} (one per core)" in sizing, sizing
+        cores = len(os.sched_getaffinity(0))
+        sizing, argvs = _start_up_and_read_sizing(tmp_path / "all", cores=os.sched_getaffinity(0), workers=1 + cores)
+        assert f"{cores} solo workers (one per core)" in sizing, sizing
+        assert len(argvs) == 1 + cores
+
+
+def test_a_stage_worker_that_keeps_dying_is_not_started_again_for_ever():
+    from worker.processes import Restarts
+
+    restarts = Restarts(limit=2, window=60.0)
+    assert restarts.allow("worker-stages-1", 0.0) and restarts.allow("worker-stages-1", 1.0)
+    assert not restarts.allow("worker-stages-1", 2.0)  # a crash loop: `gleaner up` stops everything
+    assert restarts.allow("worker-stages-2", 2.0)  # counted per process
+    assert restarts.allow("worker-stages-1", 61.5)  # the first two are a minute old
 
 
 def test_up_refuses_a_bad_sizing(tmp_path):

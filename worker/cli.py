@@ -295,10 +295,11 @@ def beat(loglevel: str) -> None:
 
 @cli.command()
 @click.option("--web/--no-web", default=True, help="Also serve the web UI, when installed.")
-@click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True,
-              help="Celery pool of the worker running the CPU-bound stages (parse, dedupe, summarize, store).")
+@click.option("--pool", "-P", type=click.Choice(["solo", "prefork", "threads"]), default="solo", show_default=True,
+              help="How the CPU-bound stages (parse, dedupe, summarize, store) run: solo, a worker process each "
+                   "taking its own messages; prefork, one worker handing each message to a pool process; threads.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Processes (threads) of that worker  [default: one per usable core]")
+              help="Solo workers (a pool's processes or threads) for those stages  [default: one per usable core]")
 @click.option("--fetch-threads", type=click.IntRange(min=1), default=None,
               help="Threads of the worker running the stages that wait on the network (fetch)  [default: 16]")
 def up(web: bool, pool: str, concurrency: int | None, fetch_threads: int | None) -> None:
@@ -306,8 +307,9 @@ def up(web: bool, pool: str, concurrency: int | None, fetch_threads: int | None)
     all stages, beat and the web UI. Ctrl-C or SIGTERM stops all of them.
 
     The workers size themselves from the cores this process may use (its CPU affinity): the
-    CPU-bound stages get one process per core, fetch a threads pool; the sizing is printed at
-    start, and --pool, --concurrency and --fetch-threads override it."""
+    CPU-bound stages get one solo worker per core (one that dies is started again), fetch a
+    threads pool; the sizing is printed at start, and --pool, --concurrency and --fetch-threads
+    override it."""
     from worker.processes import FETCH_THREADS, Sizing, run_all, usable_cores
 
     sizing = Sizing(usable_cores(), pool=pool, concurrency=concurrency, fetch_threads=fetch_threads or FETCH_THREADS)

@@ -22,6 +22,7 @@ log = logging.getLogger("gleaner.up")
 FETCH_THREADS = 16  # fetches wait on the network, so threads, and many of them
 STOP_GRACE = 30.0  # seconds a child gets to finish its task after SIGTERM
 POOLS = ("prefork", "threads", "solo")
+RESTART_LIMIT, RESTART_WINDOW = 5, 60.0  # a solo stage worker started again at most 5 times a minute
 
 
 def usable_cores() -> int:
@@ -37,11 +38,19 @@ def usable_cores() -> int:
 class Sizing:
     """How ``gleaner up`` sizes its workers: the stages that wait on the network in a threads pool,
     the CPU-bound ones in one process per usable core (the GIL lets one Python process use one
-    core, and a real page's stages are CPU: bench/results/e2e-profile.md)."""
+    core, and a real page's stages are CPU: bench/results/e2e-profile.md).
+
+    Those processes are solo workers by default, each a Celery worker of its own taking its own
+    messages from Redis. In a prefork pool the worker's main process receives every message and
+    hands it to a pool process over a pipe, and the result back: about 2 ms of CPU a page on real
+    pages, a tenth of what the stages cost (bench/results/e2e.md, stop 35). What the prefork main
+    process gives besides, ``gleaner up`` and the workers do themselves: a solo worker that dies is
+    started again (``run_all``), and each arms the task time limits around its tasks
+    (worker/timelimits.py)."""
 
     cores: int
-    pool: str = "prefork"  # the CPU-bound stages' pool
-    concurrency: int | None = None  # its processes (threads); None: one per core
+    pool: str = "solo"  # the CPU-bound stages' pool
+    concurrency: int | None = None  # its processes (a solo pool's: workers; threads); None: one per core
     fetch_threads: int = FETCH_THREADS
 
     def __post_init__(self) -> None:
@@ -53,16 +62,44 @@ class Sizing:
 
     @property
     def processes(self) -> int:
-        return 1 if self.pool == "solo" else (self.concurrency or self.cores)
+        return self.concurrency or self.cores
 
     def describe(self, io: Sequence[str], cpu: Sequence[str]) -> str:
         parts = [f"{self.cores} usable core{'s' if self.cores != 1 else ''}"]
         if io:
             parts.append(f"{'+'.join(io)}: threads pool x {self.fetch_threads}")
         if cpu:
-            how = "" if self.concurrency or self.pool == "solo" else " (one per core)"
-            parts.append(f"{'+'.join(cpu)}: {self.pool} pool x {self.processes}{how}")
+            how = "" if self.concurrency else " (one per core)"
+            if self.pool == "solo":
+                parts.append(f"{'+'.join(cpu)}: {self.processes} solo worker{'s' if self.processes != 1 else ''}{how}")
+            else:
+                parts.append(f"{'+'.join(cpu)}: {self.pool} pool x {self.processes}{how}")
         return "sizing: " + "; ".join(parts)
+
+    def stage_workers(self, cpu: Sequence[str], pipeline: Pipeline) -> dict[str, list[str]]:
+        """The command lines of the workers for the CPU-bound stages ``cpu``, by process name."""
+        if not cpu:
+            return {}
+        if self.pool == "solo":
+            return {f"worker-stages-{n}": worker_argv(cpu, pool="solo", concurrency=1, name=f"all{n}", pipeline=pipeline)
+                    for n in range(1, self.processes + 1)}
+        return {"worker-stages": worker_argv(cpu, pool=self.pool, concurrency=self.processes, pipeline=pipeline)}
+
+
+class Restarts:
+    """Whether ``gleaner up`` starts a process that died again: at most ``limit`` times in
+    ``window`` seconds; a process that dies more often than that is not one a restart will mend."""
+
+    def __init__(self, limit: int = RESTART_LIMIT, window: float = RESTART_WINDOW) -> None:
+        self.limit, self.window = limit, window
+        self.times: dict[str, list[float]] = {}
+
+    def allow(self, name: str, now: float) -> bool:
+        recent = [t for t in self.times.get(name, []) if now - t < self.window]
+        if len(recent) >= self.limit:
+            return False
+        self.times[name] = recent + [now]
+        return True
 
 
 def celery_base() -> list[str]:
@@ -143,9 +180,9 @@ def _raise_stop(signum: int, _frame: object) -> None:
 
 
 def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = None) -> int:
-    """Redis (embedded if unset), an I/O worker for the stages that wait on the network (fetch), a
-    CPU worker for the others sized by ``sizing`` (default: one process per usable core), beat,
-    and the web UI when present; all stopped together."""
+    """Redis (embedded if unset), an I/O worker for the stages that wait on the network (fetch),
+    workers for the others sized by ``sizing`` (default: a solo worker per usable core, started
+    again if it dies), beat, and the web UI when present; all stopped together."""
     from worker.redis_server import EmbeddedRedis
 
     env = dict(os.environ)
@@ -165,8 +202,12 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
     log.info("%s", sizing.describe(io, cpu))
     commands = {f"worker-{'-'.join(io)}": worker_argv(io, pool="threads", concurrency=sizing.fetch_threads,
                                                       pipeline=pipeline)} if io else {}
-    commands |= {"worker-stages": worker_argv(cpu, pool=sizing.pool, concurrency=sizing.processes,
-                                              pipeline=pipeline)} if cpu else {}
+    stage_workers = sizing.stage_workers(cpu, pipeline)
+    commands |= stage_workers
+    # A solo worker is its own pool process: one that died is started again, as a prefork pool's
+    # main process replaces a pool process (its message comes back after the visibility timeout).
+    restartable = set(stage_workers) if sizing.pool == "solo" else set()
+    restarts = Restarts()
     commands["beat"] = beat_argv(settings)
     if web:
         try:
@@ -187,11 +228,17 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
             children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
             log.info("started %s (pid %d)", name, children[name].pid)
         while True:
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    log.error("%s exited with status %s; stopping everything", name, proc.returncode)
-                    code = 1
-                    raise _Stop(0)
+            for name, proc in list(children.items()):
+                if proc.poll() is None:
+                    continue
+                if name in restartable and restarts.allow(name, time.monotonic()):
+                    children[name] = subprocess.Popen(commands[name], env=env, start_new_session=True)
+                    log.warning("%s exited with status %s; started it again (pid %d)", name, proc.returncode,
+                                children[name].pid)
+                    continue
+                log.error("%s exited with status %s; stopping everything", name, proc.returncode)
+                code = 1
+                raise _Stop(0)
             if progress is not None:
                 progress.tick(time.monotonic())
             time.sleep(0.5)
