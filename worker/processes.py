@@ -42,10 +42,10 @@ class Sizing:
 
     Those processes are solo workers by default, each a Celery worker of its own taking its own
     messages from Redis. In a prefork pool the worker's main process receives every message and
-    hands it to a pool process over a pipe, and the result back: about 2 ms of CPU a page on real
-    pages, a tenth of what the stages cost (bench/results/e2e.md, stop 35). What the prefork main
-    process gives besides, ``gleaner up`` and the workers do themselves: a solo worker that dies is
-    started again (``run_all``), and each arms the task time limits around its tasks
+    hands it to a pool process over a pipe, and the result back: about 1 ms of CPU a page on real
+    pages, a twentieth of what Gleaner spends on one (bench/results/e2e.md, stop 35). What the
+    prefork main process gives besides, ``gleaner up`` and the workers do themselves: a solo worker
+    that dies is started again (``run_all``), and each arms the task time limits around its tasks
     (worker/timelimits.py)."""
 
     cores: int

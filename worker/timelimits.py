@@ -5,7 +5,7 @@ worker's main process: it signals a pool process at the soft limit and kills it 
 A solo pool runs every task in the worker's main thread and enforces neither, so a page that
 hangs a stage would hold its core for good. ``gleaner up`` runs the CPU stages in one solo worker
 per core (worker/processes.py ``Sizing``), so such a worker arms the two limits itself, around
-each task, with the kernel's interval timers (two system calls a task, no thread):
+each task, with the kernel's interval timers (four system calls a task, no thread):
 
 - **soft**, in wall-clock seconds: ``SIGALRM`` raises Celery's ``SoftTimeLimitExceeded`` in the
   task's thread, as a prefork pool process gets it. Python code is interrupted where it runs, a
