@@ -297,7 +297,8 @@ def beat(loglevel: str) -> None:
 @click.option("--web/--no-web", default=True, help="Also serve the web UI, when installed.")
 @click.option("--pool", "-P", type=click.Choice(["solo", "prefork", "threads"]), default="solo", show_default=True,
               help="How the CPU-bound stages (parse, dedupe, summarize, store) run: solo, a worker process each "
-                   "taking its own messages; prefork, one worker handing each message to a pool process; threads.")
+                   "taking its own messages (the least CPU); prefork, one worker handing each message to a pool "
+                   "process (the least memory: its processes share the parser's models); threads.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
               help="Solo workers (a pool's processes or threads) for those stages  [default: one per usable core]")
 @click.option("--fetch-threads", type=click.IntRange(min=1), default=None,
