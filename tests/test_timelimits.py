@@ -17,7 +17,7 @@ from sqlalchemy import text
 from tests.conftest import fresh_redis_db
 from tests.example_page import news_page
 from tests.prose import prose
-from tests.servers import REPO, CeleryWorker, Site, base_env, run_cli
+from tests.servers import REPO, CeleryWorker, Site, base_env, run_cli, wait_for
 from worker import inflight
 from worker.storage import TERMINAL_STATES, Storage
 from worker.timelimits import TimeLimits, runs_tasks_in_main_thread
@@ -97,13 +97,6 @@ def _job_of(storage: Storage, url: str) -> str:
         return conn.execute(text("SELECT id FROM jobs WHERE url = :url"), {"url": url}).scalar_one()
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 @pytest.mark.integration
 def test_a_solo_worker_dead_letters_a_page_past_the_soft_limit_and_ends_itself_past_the_hard_one(tmp_path):
     """A real solo worker (tests/stalling_stage.py's table, a stage that never ends on some pages),
@@ -123,8 +116,8 @@ def test_a_solo_worker_dead_letters_a_page_past_the_soft_limit_and_ends_itself_p
         result = run_cli("enqueue", spins, fine, env=env)
         assert result.returncode == 0, result.stderr
         jobs = {url: _job_of(storage, url) for url in (spins, fine)}
-        _wait(lambda: all(storage.get_job(j)["state"] in TERMINAL_STATES for j in jobs.values()), 90,
-              "the jobs did not end:\n" + "".join(worker.log[-40:]))
+        wait_for("the jobs to end", lambda: all(storage.get_job(j)["state"] in TERMINAL_STATES for j in jobs.values()),
+                 worker, timeout=90)
         spun, passed = storage.get_job(jobs[spins]), storage.get_job(jobs[fine])
         assert spun["state"] == "failed" and spun["stage"] == "stall", dict(spun)
         assert spun["reason"].startswith("internal error in stall: SoftTimeLimitExceeded")
@@ -134,7 +127,7 @@ def test_a_solo_worker_dead_letters_a_page_past_the_soft_limit_and_ends_itself_p
 
         stubborn = site.page("/stubborn/c.html", news_page(prose("stubborn", 4), title="The page that holds on"))
         assert run_cli("enqueue", stubborn, env=env).returncode == 0
-        _wait(lambda: worker.proc.poll() is not None, 90, "the hard limit did not end the worker")
+        wait_for("the hard limit to end the worker", lambda: worker.proc.poll() is not None, worker, timeout=90)
         log = "".join(worker.log)
         # It spins, so the wall clock (2.1 s after the soft limit) or the CPU clock (12.6 s) ends it,
         # whichever comes first.

@@ -38,6 +38,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _ingest(site, path: str, env: dict[str, str], title: str, paragraphs: list[str]) -> None:
+    """An article served at ``path``, queued and waited for through the CLI; it must end well."""
+    url = site.page(path, news_page(paragraphs, title=title))
+    result = run_cli("enqueue", "--wait", "--timeout", "60", url, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
     port = free_port()
     env = base_env(GLEANER_DATA_DIR=str(tmp_path), GLEANER_WEB_PORT=str(port), GLEANER_HOST_RATE="0",
@@ -61,11 +68,9 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
         redis_url = EmbeddedRedis(tmp_path).running_url()
         assert redis_url and redis_url.startswith("redis://127.0.0.1:")
 
-        url = site.page("/a/up.html", news_page(["The night market returns to the quay on Friday with forty stalls.",
-                                                  "Organisers expect the crowds of last summer to double."],
-                                                 title="Night market returns"))
-        result = run_cli("enqueue", "--wait", "--timeout", "60", url, env=env | {"GLEANER_REDIS_URL": redis_url})
-        assert result.returncode == 0, result.stdout + result.stderr
+        _ingest(site, "/a/up.html", env | {"GLEANER_REDIS_URL": redis_url}, "Night market returns",
+                ["The night market returns to the quay on Friday with forty stalls.",
+                 "Organisers expect the crowds of last summer to double."])
         children = _children(up.pid)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         assert len(children) == 3 + cores  # fetch worker, a solo stage worker per core, beat, web
@@ -85,11 +90,9 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path, site):
             assert up.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the stage worker was not started again:\n" + log.read_text()[-3000:]
             time.sleep(0.3)
-        again = site.page("/a/again.html", news_page(["The ferry timetable changes on Monday for the winter.",
-                                                      "Two evening crossings are dropped until March."],
-                                                     title="Winter ferry timetable"))
-        result = run_cli("enqueue", "--wait", "--timeout", "60", again, env=env | {"GLEANER_REDIS_URL": redis_url})
-        assert result.returncode == 0, result.stdout + result.stderr
+        _ingest(site, "/a/again.html", env | {"GLEANER_REDIS_URL": redis_url}, "Winter ferry timetable",
+                ["The ferry timetable changes on Monday for the winter.",
+                 "Two evening crossings are dropped until March."])
         children = _children(up.pid)
         assert stage_worker not in children and len(children) == 3 + cores
     finally:
