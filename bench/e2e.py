@@ -161,12 +161,14 @@ def descendants(pid: int) -> list[int]:
 
 
 def cpu_of(pid: int) -> float:
-    """User + system seconds of one live process (its own threads, not its children)."""
+    """User + system seconds of one live process: its own threads, and the children it has forked
+    and waited for since it started (redis-server's AOF rewrites run in such a child, on the same
+    cores; a child still running is a process of its own)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def role_of(pid: int) -> str:
