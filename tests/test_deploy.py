@@ -45,7 +45,7 @@ def test_compose_keeps_secrets_in_files_and_servers_on_chosen_addresses(compose)
     web = compose["services"]["web"]
     assert web["environment"]["GLEANER_WEB_TOKEN_FILE"] == "/run/secrets/web_token" and "web_token" in web["secrets"]
     redis = compose["services"]["redis"]
-    assert "requirepass" in " ".join(redis["entrypoint"]) and "appendonly yes" in " ".join(redis["entrypoint"])
+    assert all(line in " ".join(redis["entrypoint"]) for line in ("requirepass", "appendonly yes", "rdbcompression no"))
     postgres = compose["services"]["postgres"]
     assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_password"
     # The server-side timeouts the multi-host test runs with (there scaled down).
