@@ -36,9 +36,10 @@ def server_config(directory: Path, port: int, *, daemonize: bool, host: str = "1
                   password: str | None = None) -> str:
     # AOF everysec: a restart loses at most a second of writes, and queued tasks survive it.
     # rdbcompression off: the AOF's rewrites (a forked child, on the workers' cores) write the data
-    # as RDB, LZF-compressing each value; the large values here are pages and drafts Gleaner has
-    # already deflated (worker/deflated.py), where LZF finds nothing to save. Off, the rewrites'
-    # CPU over bench/e2e.py's 1,799 pages went 0.42-0.45 s to 0.22 s (two runs each).
+    # as RDB, LZF-compressing each value; the largest values here are fetched pages Gleaner has
+    # already deflated (worker/payloads.py), where LZF finds nothing to save. Off, the rewrites'
+    # CPU over bench/e2e.py's 1,799 pages went 0.42-0.45 s to 0.22 s (two runs each); the drafts
+    # (JSON, a few KB) go into the rewritten file uncompressed, a larger file for a while.
     return "\n".join(
         ([f"requirepass {password}"] if password else [])
         + [
