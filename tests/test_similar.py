@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import delete, event, text
+from sqlalchemy import delete, event
 
 from tests import written_pages
 from tests.example_page import TITLE, needs_seed, unique_paragraphs
@@ -651,6 +651,25 @@ def test_stale_whole_sample_adds_only_the_new_records_and_counts_as_a_full_read(
     terms = ["growers", "valley", "picked", "pear", "plum", "apple", "early", "nothing"]
     assert grown.estimates(terms) == full.estimates(terms)
     assert np.array_equal(grown.hashes, full.hashes) and np.array_equal(grown.counts, full.counts)
+
+
+def test_a_whole_read_after_an_update_still_counts_as_whole_and_keeps_growing(sqlite_store, monkeypatch):
+    # Updating a record re-indexes it under a new docid, leaving its old one unused: the highest
+    # docid then exceeds the records. A whole read must count the records it finds, or it passes
+    # for a partial sample and is refreshed only every sample_max_age (15 minutes by default).
+    for i in range(5):
+        sqlite_store.put(f"Orchard story {i}", [f"Apple growers in valley {i} picked early."],
+                         url=f"https://news.test/orchard-{i}")
+    sqlite_store.put("Orchard story 2", ["Apple growers in valley 2 picked late."], url="https://news.test/orchard-2")
+    index = SimilarIndex(sqlite_store.storage.engine, sample_size=100, sample_max_age=3600.0)
+    first = index._doc_freq()
+    assert first.read_upto == 6 and first.sample_size == first.n_docs == 5  # five records, docids 1-6
+    assert first.estimates(["late", "early"]) == [1.0, 4.0]
+    sqlite_store.put("Pear story", ["Pear growers picked late."], url="https://news.test/pear")
+    monkeypatch.setattr(index, "_stale", lambda df: df is first)
+    grown = index._doc_freq()  # a small index read whole: brought up to date at once, not in 15 minutes
+    assert grown is not first and grown.sample_size == grown.n_docs == 6 and grown.read_upto == 7
+    assert grown.estimates(["late", "pear"]) == [2.0, 1.0]
 
 
 # --- relevance: the floor, the scenarios, Japanese ---------------------------------------

@@ -210,13 +210,13 @@ class DocFreq:
     read_upto: int = 0  # SQLite, a whole index read: the highest docid read (later ones are newer records)
     full_at: float = field(default_factory=time.monotonic)  # when the records were last all read again
 
-    def grown(self, new: DocFreq, n_docs: int, read_upto: int) -> DocFreq:
+    def grown(self, new: DocFreq, read_upto: int) -> DocFreq:
         """These frequencies with those of records added since (``new``): a whole index's counts
-        without reading again the records already counted."""
+        without reading again the records already counted (as many records as were read)."""
         hashes, at = np.unique(np.concatenate([self.hashes, new.hashes]), return_inverse=True)
         counts = np.bincount(at, weights=np.concatenate([self.counts, new.counts]), minlength=len(hashes))
         size = self.sample_size + new.sample_size
-        return DocFreq(n_docs=max(n_docs, size), sample_size=size, hashes=hashes, counts=counts.astype(np.int64),
+        return DocFreq(n_docs=size, sample_size=size, hashes=hashes, counts=counts.astype(np.int64),
                        read_upto=read_upto, full_at=self.full_at)
 
     def estimates(self, terms: Sequence[str]) -> list[float]:
@@ -1158,7 +1158,7 @@ class SimilarIndex:
                 "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
                 "WHERE d.docid > :after AND d.docid <= :top"), {"after": df.read_upto, "top": top})
             new = DocFreq.from_texts(0, ((r.title or "", _body_list(r.body)) for r in rows))
-        return df.grown(new, top, top)
+        return df.grown(new, top)
 
     def _refresh_in_background(self) -> None:
         with self._lock:
@@ -1206,7 +1206,10 @@ class SimilarIndex:
                 rows = (row for chunk in chunks for row in conn.execute(text(
                     "SELECT r.title, r.body FROM similar_docs d JOIN records r ON r.id = d.record_id "
                     f"WHERE d.docid IN ({','.join(str(p) for p in chunk)})")))
-                n_docs = top
+                # A whole read counts the records it finds: an updated or removed record leaves its
+                # docid unused, so max(docid) overstates the count, and a count above what was read
+                # would pass for a partial sample (refreshed only every sample_max_age, _stale).
+                n_docs = 0 if whole else top
             else:
                 n_docs = conn.execute(text(
                     "SELECT count(*) FROM records WHERE duplicate_of IS NULL")).scalar() or 0
