@@ -45,8 +45,12 @@ def test_the_soft_limit_interrupts_the_task_where_it_runs_and_a_disarmed_one_not
 
     began = time.monotonic()
     limits.arm()
+    assert signal.getitimer(signal.ITIMER_PROF)[0] > 29  # the CPU clock's hard limit runs
     with pytest.raises(SoftTimeLimitExceeded, match=r"soft time limit \(0.3 s\) exceeded"):
         spin()
+    # Delivered: the wall clock alone ends the task now, so a spinning task is not ended by both
+    # clocks at once, with two stacks written into each other.
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
     limits.disarm()
     assert time.monotonic() - began >= 0.29  # not before its time
     limits.arm()
@@ -129,10 +133,10 @@ def test_a_solo_worker_dead_letters_a_page_past_the_soft_limit_and_ends_itself_p
         assert run_cli("enqueue", stubborn, env=env).returncode == 0
         wait_for("the hard limit to end the worker", lambda: worker.proc.poll() is not None, worker, timeout=90)
         log = "".join(worker.log)
-        # It spins, so the wall clock (2.1 s after the soft limit) or the CPU clock (12.6 s) ends it,
-        # whichever comes first.
-        assert worker.proc.returncode in (1, -signal.SIGPROF), log[-3000:]
-        assert "ran past the soft time limit (10.5 s)" in log and "in stubborn" in log, log[-3000:]
+        # It spins, but the CPU clock stopped when the soft limit was delivered: the wall clock
+        # (2.1 s after it) ends the worker, with one stack.
+        assert worker.proc.returncode == 1, log[-3000:]
+        assert "ran past the soft time limit (10.5 s)" in log and log.count("in stubborn\n") == 1, log[-3000:]
         # Not lost: its message waits in the broker for the visibility timeout, and the ledger has it.
         job = _job_of(storage, stubborn)
         assert storage.get_job(job)["state"] == "queued"

@@ -14,7 +14,9 @@ each task, with the kernel's interval timers (four system calls a task, no threa
 - **hard**: the process ends, with every thread's stack written to its stderr by ``faulthandler``
   (from C, without the interpreter lock), in two cases. A task that took the soft limit's
   exception and went on is ended at the hard limit in wall-clock time (the timer is set when the
-  soft limit is delivered). A task stuck in native code, where Python never gets to deliver the
+  soft limit is delivered, and the CPU clock's is stopped then: a task spinning in Python spends
+  its wall-clock seconds in CPU, so the two would end it at the same moment and write their two
+  stacks into each other). A task stuck in native code, where Python never gets to deliver the
   soft limit, is ended when the process has spent the hard limit in CPU seconds since the task
   began (``SIGPROF``, whose default action ends the process). A task blocked in native code while
   holding the interpreter lock, spending no CPU, is the one case left to the operator.
@@ -82,6 +84,8 @@ class TimeLimits:
     def _soft_limit(self, _signum: int, _frame: Any) -> None:
         self.delivered = True
         if self.hard:
+            # From here the wall clock alone ends the task: one ender, one stack in the log.
+            signal.setitimer(signal.ITIMER_PROF, 0)
             faulthandler.dump_traceback_later(self.hard - self.soft, exit=True, file=sys.__stderr__)
         log.warning("a task ran past the soft time limit (%g s); if it goes on, this worker process ends at "
                     "the hard one (%g s)", self.soft, self.hard or 0)
