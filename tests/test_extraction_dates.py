@@ -7,7 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from tasks.extraction.dates import date_from_url, is_dateline, parse_date
-from tasks.extraction.published import choose_modified, choose_published, localize, publisher_zone, search_page
+from tasks.extraction.blocks import Block
+from tasks.extraction.published import (choose_modified, choose_published, localize, printed_dates, publisher_zone,
+                                          search_page)
 
 UTC = timezone.utc
 
@@ -166,3 +168,18 @@ def test_htmldate_searches_a_page_without_metadata() -> None:
               "<p class='date'>Veröffentlicht am 29.01.2020</p></div></body></html>")
     assert search_page(markup, "https://news.example/story", None) == date(2020, 1, 29)
     assert search_page("<html><body><p>No date at all.</p></body></html>", None, None) is None
+
+
+
+def test_a_date_printed_just_above_the_headline_is_read_and_one_further_up_is_not() -> None:
+    def lines(*texts: str, tag: str = "div") -> list[Block]:
+        return [Block(text, tag, 0, (), (), (), ()) for text in texts]
+
+    title = "The ferry comes back"
+    story = lines(*(f"Paragraph {n} of the story about the harbour and its ferries." for n in range(3)), tag="p")
+    # The kicker and the date just above the headline, as many templates print them.
+    above = lines("Harbour news", "12 March 2024") + lines(title, tag="h1") + story
+    assert printed_dates(above, story[0], title, [], None) == [("12 March 2024", datetime(2024, 3, 12, tzinfo=UTC))]
+    # Four blocks up it belongs to the page's header (today's date, say), not to the story.
+    header = lines("12 March 2024", "Sections", "Harbour news", "Local") + lines(title, tag="h1") + story
+    assert printed_dates(header, story[0], title, [], None) == []

@@ -33,6 +33,9 @@ from tasks.extraction.metadata import PageMeta
 
 _QUARTER_HOUR = timedelta(minutes=15)  # every UTC offset in use is a whole number of quarter hours
 _DATELINE_WINDOW = 40  # blocks after the headline where a dateline may sit
+# Blocks above the headline read as well: templates print the kicker, the date and the byline
+# there as often as below it.
+_ABOVE_HEADLINE = 3
 _DATELINE_CHARS = 100
 # htmldate's search costs about a microsecond a character of markup. A page's date sits in its
 # header or beside the article, well inside this (99% of the corpora's pages are shorter); a
@@ -158,14 +161,17 @@ def choose_modified(declared: list[str], zone: timezone | None, published: datet
 
 def printed_dates(blocks: list[Block], first_body: Block | None, title: str, times: list[str],
                   latest: datetime | None) -> list[tuple[str, datetime]]:
-    """The dates printed for readers: ``<time>`` elements, then short lines near the headline that
-    hold a date ("Posted on 20 November 2019"), in that order."""
+    """The dates printed for readers: ``<time>`` elements, then short lines around the headline
+    (from a few blocks above it) that hold a date ("Posted on 20 November 2019"), in that order."""
     found = [(text, value) for text in times if (value := parse_date(text, latest)) is not None]
-    start = next((i for i, b in enumerate(blocks) if b.tag == "h1" and b.text == title), None)
-    if start is None:
+    headline = next((i for i, b in enumerate(blocks) if b.tag == "h1" and b.text == title), None)
+    if headline is not None:
+        start, end = max(0, headline - _ABOVE_HEADLINE), headline + _DATELINE_WINDOW
+    else:
         at = next((i for i, b in enumerate(blocks) if b is first_body), 0)
         start = max(0, at - _DATELINE_WINDOW // 4)
-    for block in blocks[start:start + _DATELINE_WINDOW]:
+        end = start + _DATELINE_WINDOW
+    for block in blocks[start:end]:
         if len(block.text) <= _DATELINE_CHARS:
             value = parse_date(block.text, latest)
             if value is not None:
