@@ -15,9 +15,9 @@ from bench.corpora import author_right, date_right, title_exact
 # The figures of the last committed bench/results/dates.md, over each whole set; title exact on
 # wcxb-articles from the same run's extractions.
 COMMITTED = {
-    ("htmldate", "date"): 0.910,
-    ("wcxb-articles", "date"): 0.860,
-    ("wcxb-articles", "author"): 0.782,
+    ("htmldate", "date"): 0.915,
+    ("wcxb-articles", "date"): 0.885,
+    ("wcxb-articles", "author"): 0.803,
     ("wcxb-articles", "title"): 0.805,
 }
 TOLERANCE = 0.01  # one point: a change that costs more has to say why, and move the figure
