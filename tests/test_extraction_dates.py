@@ -170,7 +170,6 @@ def test_htmldate_searches_a_page_without_metadata() -> None:
     assert search_page("<html><body><p>No date at all.</p></body></html>", None, None) is None
 
 
-
 def test_a_date_printed_just_above_the_headline_is_read_and_one_further_up_is_not() -> None:
     def lines(*texts: str, tag: str = "div") -> list[Block]:
         return [Block(text, tag, 0, (), (), (), ()) for text in texts]
