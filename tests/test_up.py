@@ -156,11 +156,9 @@ def test_worker_command_serves_only_its_queues(tmp_path):
         worker.wait(60)
 
 
-def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int], workers: int,
-                              affinities: dict[str, set[int]] | None = None) -> tuple[str, dict[str, list[str]]]:
+def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int], workers: int) -> tuple[str, dict[str, list[str]]]:
     """`gleaner up` on ``cores`` only (its CPU affinity): the sizing line it prints and the command
-    lines of its ``workers`` Celery workers, by worker name (``-n``), and into ``affinities`` the
-    cores each may run on; stopped before returning."""
+    lines of its ``workers`` Celery workers, by worker name (``-n``); stopped before returning."""
     env = base_env(GLEANER_DATA_DIR=str(tmp_path))
     for var in ("GLEANER_REDIS_URL", "GLEANER_DATABASE_URL"):
         env.pop(var, None)
@@ -175,10 +173,7 @@ def _start_up_and_read_sizing(tmp_path, *args: str, cores: set[int], workers: in
             for pid in _children(up.pid):
                 argv = _cmdline(pid).split()
                 if "-Q" in argv:
-                    name = argv[argv.index("-n") + 1].split("@")[0]
-                    argvs[name] = argv
-                    if affinities is not None:
-                        affinities[name] = os.sched_getaffinity(pid)
+                    argvs[argv[argv.index("-n") + 1].split("@")[0]] = argv
             time.sleep(0.2)
     finally:
         up.send_signal(signal.SIGTERM)
@@ -211,24 +206,11 @@ def test_up_sizes_its_workers_from_the_cores_it_may_use(tmp_path):
     sizing, argvs = _start_up_and_read_sizing(tmp_path / "prefork", "--pool", "prefork", cores=one_core, workers=2)
     assert "prefork pool x 1 (one per core)" in sizing, sizing
     assert sorted(argvs) == ["all", "fetch"] and _flag(argvs["all"], "-P") == "prefork" and _flag(argvs["all"], "-c") == "1"
-    assert " on core" not in sizing, sizing  # one core: nothing to keep the fetch worker on
     if len(os.sched_getaffinity(0)) > 1:  # more cores given, more processes
-        every = os.sched_getaffinity(0)
-        cores = len(every)
-        affinities: dict[str, set[int]] = {}
-        sizing, argvs = _start_up_and_read_sizing(tmp_path / "all", cores=every, workers=1 + cores,
-                                                  affinities=affinities)
+        cores = len(os.sched_getaffinity(0))
+        sizing, argvs = _start_up_and_read_sizing(tmp_path / "all", cores=os.sched_getaffinity(0), workers=1 + cores)
         assert f"{cores} solo workers (one per core)" in sizing, sizing
         assert len(argvs) == 1 + cores
-        # The fetch worker's threads share one interpreter lock: kept on the last core; the CPU
-        # workers keep every core.
-        assert f"threads pool x 16 on core {max(every)}" in sizing, sizing
-        assert affinities["fetch"] == {max(every)}
-        assert all(affinities[f"all{n}"] == every for n in range(1, cores + 1))
-        affinities = {}
-        sizing, _ = _start_up_and_read_sizing(tmp_path / "any", "--fetch-any-core", cores=every, workers=1 + cores,
-                                              affinities=affinities)
-        assert " on core" not in sizing and affinities["fetch"] == every, sizing
 
 
 def test_a_stage_worker_that_keeps_dying_is_not_started_again_for_ever():

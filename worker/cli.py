@@ -303,21 +303,17 @@ def beat(loglevel: str) -> None:
               help="Solo workers (a pool's processes or threads) for those stages  [default: one per usable core]")
 @click.option("--fetch-threads", type=click.IntRange(min=1), default=None,
               help="Threads of the worker running the stages that wait on the network (fetch)  [default: 16]")
-@click.option("--fetch-one-core/--fetch-any-core", default=True, show_default=True,
-              help="Keep the fetch worker's threads on one core (the last usable one): they share one "
-                   "interpreter lock, and spread over cores every hand-over of it is a cross-core wake-up.")
-def up(web: bool, pool: str, concurrency: int | None, fetch_threads: int | None, fetch_one_core: bool) -> None:
+def up(web: bool, pool: str, concurrency: int | None, fetch_threads: int | None) -> None:
     """Run everything in the foreground: Redis (embedded if none is configured), workers for
     all stages, beat and the web UI. Ctrl-C or SIGTERM stops all of them.
 
     The workers size themselves from the cores this process may use (its CPU affinity): the
     CPU-bound stages get one solo worker per core (one that dies is started again), fetch a
-    threads pool kept on one core; the sizing is printed at start, and --pool, --concurrency,
-    --fetch-threads and --fetch-any-core override it."""
-    from worker.processes import FETCH_THREADS, Sizing, io_core, run_all, usable_cores
+    threads pool; the sizing is printed at start, and --pool, --concurrency and --fetch-threads
+    override it."""
+    from worker.processes import FETCH_THREADS, Sizing, run_all, usable_cores
 
-    sizing = Sizing(usable_cores(), pool=pool, concurrency=concurrency, fetch_threads=fetch_threads or FETCH_THREADS,
-                    io_core=io_core() if fetch_one_core else None)
+    sizing = Sizing(usable_cores(), pool=pool, concurrency=concurrency, fetch_threads=fetch_threads or FETCH_THREADS)
     sys.exit(run_all(get_settings(), web=web, sizing=sizing))
 
 

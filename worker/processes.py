@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -35,24 +34,6 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def io_core() -> int | None:
-    """The core ``gleaner up`` keeps its I/O worker on: the last one this process may use, when it
-    may use more than one (None otherwise, and where CPU affinity is unavailable).
-
-    The I/O worker's threads take turns at one interpreter lock, so between them they run one
-    core's worth of Python however many cores they are spread over. Spread over several, a thread
-    that blocks on a socket hands the lock to a thread the kernel wakes on another core, and the
-    next hand-over moves it back: thousands of cross-core wake-ups and migrations a second.
-    Kept on one core, the same work took 3.2 ms of CPU a page against 5.7-5.9 on real pages
-    served at once (bench/results/fetch-threads.md, "Reading (stop 40)"); the CPU-bound workers keep
-    every core."""
-    try:
-        cores = os.sched_getaffinity(0)
-    except AttributeError:  # no affinity on this OS
-        return None
-    return max(cores) if len(cores) > 1 else None
-
-
 @dataclass(frozen=True)
 class Sizing:
     """How ``gleaner up`` sizes its workers: the stages that wait on the network in a threads pool,
@@ -71,7 +52,6 @@ class Sizing:
     pool: str = "solo"  # the CPU-bound stages' pool
     concurrency: int | None = None  # its processes (a solo pool's: workers; threads); None: one per core
     fetch_threads: int = FETCH_THREADS
-    io_core: int | None = None  # the core the I/O worker is kept on (``io_core``); None: any
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
@@ -87,8 +67,7 @@ class Sizing:
     def describe(self, io: Sequence[str], cpu: Sequence[str]) -> str:
         parts = [f"{self.cores} usable core{'s' if self.cores != 1 else ''}"]
         if io:
-            on = "" if self.io_core is None else f" on core {self.io_core}"
-            parts.append(f"{'+'.join(io)}: threads pool x {self.fetch_threads}{on}")
+            parts.append(f"{'+'.join(io)}: threads pool x {self.fetch_threads}")
         if cpu:
             how = "" if self.concurrency else " (one per core)"
             if self.pool == "solo":
@@ -219,15 +198,10 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
     pipeline = get_pipeline()
     io = [s.name for s in pipeline if s.io_bound]
     cpu = [s.name for s in pipeline if not s.io_bound]
-    sizing = sizing or Sizing(usable_cores(), io_core=io_core())
+    sizing = sizing or Sizing(usable_cores())
     log.info("%s", sizing.describe(io, cpu))
-    io_worker = f"worker-{'-'.join(io)}"
-    commands = {io_worker: worker_argv(io, pool="threads", concurrency=sizing.fetch_threads,
-                                       pipeline=pipeline)} if io else {}
-    # The I/O worker's threads (and any it starts) on one core, set in the child before it runs.
-    pinned = {}
-    if io and sizing.io_core is not None:
-        pinned[io_worker] = functools.partial(os.sched_setaffinity, 0, {sizing.io_core})
+    commands = {f"worker-{'-'.join(io)}": worker_argv(io, pool="threads", concurrency=sizing.fetch_threads,
+                                                      pipeline=pipeline)} if io else {}
     stage_workers = sizing.stage_workers(cpu, pipeline)
     commands |= stage_workers
     # A solo worker is its own pool process: one that died is started again, as a prefork pool's
@@ -251,7 +225,7 @@ def run_all(settings: Settings, *, web: bool = True, sizing: Sizing | None = Non
     try:
         for name, argv in commands.items():
             # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
-            children[name] = subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=pinned.get(name))
+            children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
             log.info("started %s (pid %d)", name, children[name].pid)
         while True:
             for name, proc in list(children.items()):
